@@ -1,0 +1,97 @@
+//! The HTTP boundary's one error type and its RFC 9457 problem+json form.
+
+use axum::{
+    http::{header, HeaderValue, StatusCode},
+    response::{IntoResponse, Response},
+    Json,
+};
+use serde_json::{json, Value};
+
+use crate::{layers::ValidationErrors, store::StoreError};
+
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("{what} not found")]
+    NotFound { what: String },
+    #[error("{0}")]
+    BadRequest(String),
+    #[error(transparent)]
+    Invalid(#[from] ValidationErrors),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("the service is unavailable: {0}")]
+    Unavailable(String),
+    #[error("storage failure")]
+    Store(#[source] StoreError),
+}
+
+impl From<StoreError> for AppError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Invalid(v) => AppError::Invalid(v),
+            StoreError::UnknownLayer { layer } => AppError::NotFound {
+                what: format!("layer `{layer}`"),
+            },
+            other => AppError::Store(other),
+        }
+    }
+}
+
+impl AppError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            AppError::NotFound { .. } => StatusCode::NOT_FOUND,
+            AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            AppError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            AppError::Conflict(_) => StatusCode::CONFLICT,
+            AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+/// A problem document (RFC 9457) with `status`, a `title` from the status
+/// and `detail` saying what was wrong.
+pub fn problem(status: StatusCode, detail: &str, extra: Option<(&str, Value)>) -> Response {
+    let mut body = json!({
+        "type": "about:blank",
+        "title": status.canonical_reason().unwrap_or("Error"),
+        "status": status.as_u16(),
+        "detail": detail,
+    });
+    if let (Some((key, value)), Some(obj)) = (extra, body.as_object_mut()) {
+        obj.insert(key.to_owned(), value);
+    }
+    let mut response = (status, Json(body)).into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+    response
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        match &self {
+            AppError::Store(source) => {
+                // Logged once with its chain; the client learns nothing internal.
+                tracing::error!(error = ?source, "store failure");
+                problem(
+                    status,
+                    "the request could not be completed; the failure is logged",
+                    None,
+                )
+            }
+            AppError::Invalid(errors) => problem(
+                status,
+                &self.to_string(),
+                serde_json::to_value(&errors.violations)
+                    .ok()
+                    .map(|v| ("errors", v)),
+            ),
+            _ => problem(status, &self.to_string(), None),
+        }
+    }
+}

@@ -1,0 +1,3 @@
+//! File formats the one map reads and writes.
+
+pub mod geojson;

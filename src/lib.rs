@@ -1,0 +1,150 @@
+//! onemap: the emergency-command "one map" server.
+//!
+//! [`App::build`] opens the store, prepares the layer catalog, loads the demo
+//! when asked and binds the listener; [`App::serve`] answers until a
+//! shutdown signal. Tests build an `App` on port 0 and talk to it over HTTP.
+
+pub mod commands;
+pub mod crs;
+pub mod demo;
+pub mod error;
+pub mod formats;
+pub mod http;
+pub mod layers;
+pub mod metrics;
+pub mod settings;
+pub mod store;
+pub mod web;
+
+use std::{future::Future, net::SocketAddr, sync::Arc};
+
+use tokio::net::TcpListener;
+
+use crate::{layers::Catalog, metrics::Metrics, settings::Settings, store::Store};
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub catalog: Arc<Catalog>,
+    pub store: Arc<dyn Store>,
+    pub metrics: Arc<Metrics>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Catalog(#[from] layers::CatalogError),
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    #[error("cannot load the demo data set: {0}")]
+    Demo(#[from] demo::DemoError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("server failed: {0}")]
+    Serve(std::io::Error),
+}
+
+/// A built server, bound and ready to serve.
+pub struct App {
+    listener: TcpListener,
+    state: AppState,
+}
+
+/// Open the store named in `settings` and prepare every layer of the catalog.
+pub async fn open_store(
+    settings: &Settings,
+) -> Result<(Arc<Catalog>, Arc<dyn Store>), StartupError> {
+    let catalog = Arc::new(Catalog::with_extra(settings.layers.clone())?);
+    let store = store::open(&settings.database).await?;
+    store.prepare(&catalog).await?;
+    Ok((catalog, store))
+}
+
+impl App {
+    pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        // Bind first: a taken port should fail fast, before any data is written.
+        let listener =
+            TcpListener::bind(settings.bind)
+                .await
+                .map_err(|source| StartupError::Bind {
+                    addr: settings.bind,
+                    source,
+                })?;
+        let (catalog, store) = open_store(&settings).await?;
+        if settings.demo {
+            match demo::load_if_empty(store.as_ref(), &catalog).await? {
+                Some(n) => tracing::info!(features = n, "loaded the Luozhuang demo data set"),
+                None => tracing::info!("the database has features: demo not loaded"),
+            }
+        }
+        let state = AppState {
+            settings: Arc::new(settings),
+            catalog,
+            store,
+            metrics: Arc::new(Metrics::new()),
+        };
+        Ok(Self { listener, state })
+    }
+
+    /// The address actually bound (the port is chosen by the OS for port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound TCP listener has a local address")
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serve until SIGTERM or Ctrl-C, finishing requests in flight.
+    pub async fn serve(self) -> Result<(), StartupError> {
+        self.serve_until(shutdown_signal()).await
+    }
+
+    /// Serve until `shutdown` completes, then close the store.
+    pub async fn serve_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), StartupError> {
+        let store = self.state.store.clone();
+        let router = http::router(self.state);
+        let served = axum::serve(self.listener, router)
+            .with_graceful_shutdown(shutdown)
+            .await;
+        store.close().await;
+        served.map_err(StartupError::Serve)
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::warn!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}

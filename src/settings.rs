@@ -1,0 +1,339 @@
+//! Settings: command-line flags, `ONEMAP_*` environment variables and an
+//! optional TOML file, in that order of precedence, over named defaults.
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use clap::{Args, Parser, Subcommand};
+use serde::{Deserialize, Serialize};
+
+use crate::{crs::Crs, layers::LayerDef};
+
+pub const DEFAULT_DATABASE: &str = "sqlite://onemap.gpkg";
+pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
+pub const DEFAULT_WEB_DIR: &str = "web";
+pub const DEFAULT_TILES_DIR: &str = "tiles";
+/// Largest request body; GeoJSON edits are small, bulk imports go through
+/// the CLI or a route with its own limit.
+pub const DEFAULT_BODY_LIMIT: usize = 16 * 1024 * 1024;
+pub const DEFAULT_REQUEST_TIMEOUT_SECS: u64 = 30;
+pub const DEFAULT_LOG: &str = "info";
+
+/// onemap: the emergency-command "one map" server.
+#[derive(Debug, Parser)]
+#[command(name = "onemap", version, about, long_about = None)]
+pub struct Cli {
+    /// TOML settings file (keys as the long flags, with `_` for `-`, plus
+    /// `[[layer]]` tables declaring extra layers).
+    #[arg(long, env = "ONEMAP_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+    /// Database URL: `sqlite://FILE.gpkg` for the embedded GeoPackage store
+    /// [default: sqlite://onemap.gpkg].
+    #[arg(long, env = "ONEMAP_DATABASE", global = true)]
+    pub database: Option<String>,
+    /// Log filter, in `RUST_LOG` syntax [default: info].
+    #[arg(long, env = "ONEMAP_LOG", global = true)]
+    pub log: Option<String>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the map, the API and the tiles.
+    Serve(ServeArgs),
+    /// Create or upgrade the database schema, then exit.
+    Migrate,
+    /// Import a GeoJSON FeatureCollection or newline-delimited GeoJSON into a
+    /// layer; all or nothing.
+    Import(ImportArgs),
+    /// Export a layer as a GeoJSON FeatureCollection.
+    Export(ExportArgs),
+}
+
+#[derive(Debug, Args, Default)]
+pub struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "ONEMAP_BIND")]
+    pub bind: Option<SocketAddr>,
+    /// Fill an empty or absent database with the generated Luozhuang demo
+    /// data set; a database with features is left alone.
+    #[arg(long, env = "ONEMAP_DEMO")]
+    pub demo: bool,
+    /// Folder of the web map's static files [default: web].
+    #[arg(long, env = "ONEMAP_WEB_DIR")]
+    pub web_dir: Option<PathBuf>,
+    /// Folder of offline basemaps (.mbtiles, .pmtiles) [default: tiles].
+    #[arg(long, env = "ONEMAP_TILES_DIR")]
+    pub tiles_dir: Option<PathBuf>,
+    /// Origins allowed by CORS, comma-separated; `*` for any. Empty (the
+    /// default) allows none: the web map is served from the same origin.
+    #[arg(long, env = "ONEMAP_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Option<Vec<String>>,
+    /// Largest request body in bytes [default: 16 MiB].
+    #[arg(long, env = "ONEMAP_BODY_LIMIT")]
+    pub body_limit: Option<usize>,
+    /// Seconds before a request is answered 408 [default: 30].
+    #[arg(long, env = "ONEMAP_REQUEST_TIMEOUT")]
+    pub request_timeout: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The layer to import into.
+    #[arg(long)]
+    pub layer: String,
+    /// The datum of the file's coordinates.
+    #[arg(long, default_value = "wgs84")]
+    pub crs: Crs,
+    /// GeoJSON (.geojson, .json) or newline-delimited GeoJSON (.ndjson,
+    /// .geojsonl); `-` for standard input.
+    pub file: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The layer to export.
+    #[arg(long)]
+    pub layer: String,
+    /// The datum to write coordinates in.
+    #[arg(long, default_value = "wgs84")]
+    pub crs: Crs,
+    /// Output file; standard output when absent.
+    #[arg(long, short)]
+    pub output: Option<PathBuf>,
+}
+
+/// The settings file. Every key is optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSettings {
+    database: Option<String>,
+    bind: Option<SocketAddr>,
+    demo: Option<bool>,
+    web_dir: Option<PathBuf>,
+    tiles_dir: Option<PathBuf>,
+    cors_origins: Option<Vec<String>>,
+    body_limit: Option<usize>,
+    request_timeout: Option<u64>,
+    log: Option<String>,
+    #[serde(default)]
+    layer: Vec<LayerDef>,
+}
+
+/// The effective settings of one run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Settings {
+    pub database: String,
+    pub bind: SocketAddr,
+    pub demo: bool,
+    pub web_dir: PathBuf,
+    pub tiles_dir: PathBuf,
+    pub cors_origins: Vec<String>,
+    pub body_limit: usize,
+    #[serde(serialize_with = "secs")]
+    pub request_timeout: Duration,
+    pub log: String,
+    /// Operator-declared layers, added to the built-in catalog.
+    #[serde(skip)]
+    pub layers: Vec<LayerDef>,
+}
+
+fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(d.as_secs())
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("cannot read settings file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("settings file {path}: {source}")]
+    Parse {
+        path: PathBuf,
+        source: toml::de::Error,
+    },
+    #[error("invalid default {what}: {reason}")]
+    Default { what: &'static str, reason: String },
+}
+
+impl Settings {
+    /// Resolve flags and environment (already in `cli`), the settings file
+    /// they name, and the defaults.
+    pub fn resolve(cli: &Cli, serve: Option<&ServeArgs>) -> Result<Self, SettingsError> {
+        let file = match &cli.config {
+            Some(path) => read_file(path)?,
+            None => FileSettings::default(),
+        };
+        let none = ServeArgs::default();
+        let serve = serve.unwrap_or(&none);
+        let bind = match serve.bind.or(file.bind) {
+            Some(b) => b,
+            None => DEFAULT_BIND
+                .parse()
+                .map_err(|e: std::net::AddrParseError| SettingsError::Default {
+                    what: "bind",
+                    reason: e.to_string(),
+                })?,
+        };
+        Ok(Self {
+            database: cli
+                .database
+                .clone()
+                .or(file.database)
+                .unwrap_or_else(|| DEFAULT_DATABASE.into()),
+            bind,
+            demo: serve.demo || file.demo.unwrap_or(false),
+            web_dir: serve
+                .web_dir
+                .clone()
+                .or(file.web_dir)
+                .unwrap_or_else(|| DEFAULT_WEB_DIR.into()),
+            tiles_dir: serve
+                .tiles_dir
+                .clone()
+                .or(file.tiles_dir)
+                .unwrap_or_else(|| DEFAULT_TILES_DIR.into()),
+            cors_origins: serve
+                .cors_origins
+                .clone()
+                .or(file.cors_origins)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|o| o.trim().to_owned())
+                .filter(|o| !o.is_empty())
+                .collect(),
+            body_limit: serve
+                .body_limit
+                .or(file.body_limit)
+                .unwrap_or(DEFAULT_BODY_LIMIT),
+            request_timeout: Duration::from_secs(
+                serve
+                    .request_timeout
+                    .or(file.request_timeout)
+                    .unwrap_or(DEFAULT_REQUEST_TIMEOUT_SECS),
+            ),
+            log: cli
+                .log
+                .clone()
+                .or(file.log)
+                .unwrap_or_else(|| DEFAULT_LOG.into()),
+            layers: file.layer,
+        })
+    }
+
+    /// Settings for a server on `database` with every default: what tests
+    /// and embedders start from.
+    pub fn for_database(database: impl Into<String>) -> Self {
+        Self {
+            database: database.into(),
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            demo: false,
+            web_dir: DEFAULT_WEB_DIR.into(),
+            tiles_dir: DEFAULT_TILES_DIR.into(),
+            cors_origins: Vec::new(),
+            body_limit: DEFAULT_BODY_LIMIT,
+            request_timeout: Duration::from_secs(DEFAULT_REQUEST_TIMEOUT_SECS),
+            log: DEFAULT_LOG.into(),
+            layers: Vec::new(),
+        }
+    }
+
+    /// The settings as they may be logged: passwords in URLs masked.
+    pub fn redacted(&self) -> Self {
+        Self {
+            database: mask_password(&self.database),
+            ..self.clone()
+        }
+    }
+}
+
+fn read_file(path: &Path) -> Result<FileSettings, SettingsError> {
+    let text = std::fs::read_to_string(path).map_err(|source| SettingsError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|source| SettingsError::Parse {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
+pub fn mask_password(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_owned();
+    };
+    let rest = &url[scheme_end + 3..];
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    match (authority.rfind('@'), authority.find(':')) {
+        (Some(at), Some(colon)) if colon < at => format!(
+            "{}{}:***{}",
+            &url[..scheme_end + 3],
+            &authority[..colon],
+            &rest[at..]
+        ),
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_masked() {
+        assert_eq!(
+            mask_password("postgres://onemap:s3cret@db:5432/onemap"),
+            "postgres://onemap:***@db:5432/onemap"
+        );
+        assert_eq!(
+            mask_password("sqlite://onemap.gpkg"),
+            "sqlite://onemap.gpkg"
+        );
+    }
+
+    #[test]
+    fn flags_beat_the_file_which_beats_defaults() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("onemap.toml");
+        std::fs::write(
+            &path,
+            "database = \"sqlite://from-file.gpkg\"\nbind = \"127.0.0.1:9999\"\nrequest_timeout = 5\n\
+             [[layer]]\nname = \"reservoirs\"\ntitle_zh = \"水库\"\ntitle_en = \"Reservoirs\"\ngeometry = [\"Polygon\"]\n",
+        )
+        .expect("write");
+        let cli = Cli::parse_from([
+            "onemap",
+            "--config",
+            path.to_str().expect("utf-8 path"),
+            "serve",
+            "--bind",
+            "127.0.0.1:7000",
+        ]);
+        let Command::Serve(serve) = &cli.command else {
+            panic!("serve")
+        };
+        let s = Settings::resolve(&cli, Some(serve)).expect("settings");
+        assert_eq!(s.bind.port(), 7000);
+        assert_eq!(s.database, "sqlite://from-file.gpkg");
+        assert_eq!(s.request_timeout, Duration::from_secs(5));
+        assert_eq!(s.body_limit, DEFAULT_BODY_LIMIT);
+        assert_eq!(s.layers.len(), 1);
+    }
+
+    #[test]
+    fn unknown_keys_in_the_file_are_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("onemap.toml");
+        std::fs::write(&path, "databse = \"typo\"\n").expect("write");
+        let e = read_file(&path).expect_err("typo refused");
+        assert!(e.to_string().contains("databse"), "{e}");
+    }
+}

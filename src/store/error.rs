@@ -1,0 +1,39 @@
+use crate::layers::ValidationErrors;
+
+/// Why a store call failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The features broke their layer's schema; nothing was written.
+    #[error(transparent)]
+    Invalid(#[from] ValidationErrors),
+    /// The layer was never prepared in this store.
+    #[error("layer `{layer}` does not exist in the store")]
+    UnknownLayer { layer: String },
+    /// A stored row cannot be read back as a feature (e.g. a GIS client wrote
+    /// a text into a numeric column).
+    #[error("layer `{layer}`, feature {id}: stored {column} cannot be read: {reason}")]
+    Corrupt {
+        layer: String,
+        id: i64,
+        column: String,
+        reason: String,
+    },
+    #[error("no store understands the database URL `{url}` (expected sqlite://FILE.gpkg)")]
+    UnsupportedUrl { url: String },
+    #[error("cannot upgrade the database schema")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("database failure while {context}")]
+    Database {
+        context: String,
+        #[source]
+        source: sqlx::Error,
+    },
+}
+
+impl StoreError {
+    pub(crate) fn db(context: impl Into<String>) -> impl FnOnce(sqlx::Error) -> StoreError {
+        let context = context.into();
+        move |source| StoreError::Database { context, source }
+    }
+}

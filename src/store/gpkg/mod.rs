@@ -1,0 +1,494 @@
+//! The embedded store: one SQLite file that is an OGC GeoPackage 1.3, so
+//! GDAL, QGIS and ArcGIS open the district's data directly.
+
+mod schema;
+
+use std::{str::FromStr, time::Duration};
+
+use async_trait::async_trait;
+use geo::BoundingRect;
+use geozero::{wkb, CoordDimensions, ToWkb};
+use serde_json::{Map, Value};
+use sqlx::{
+    sqlite::{
+        SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+    },
+    Row, SqliteConnection, SqlitePool,
+};
+use tokio::sync::Mutex;
+
+use super::{validate_batch, Query, Store, StoreError};
+use crate::layers::{Catalog, Feature, LayerDef, PropertyDef, PropertyType};
+
+/// GeoPackage's `application_id` ("GPKG") and `user_version` for 1.3.0.
+const APPLICATION_ID: i32 = 0x4750_4B47;
+const USER_VERSION: i32 = 10300;
+
+pub struct GpkgStore {
+    pool: SqlitePool,
+    /// SQLite takes one writer at a time; queueing writers here instead of
+    /// in SQLite's busy handler keeps waits fair and free of SQLITE_BUSY.
+    write_lock: Mutex<()>,
+}
+
+impl GpkgStore {
+    /// Open (or create) the GeoPackage at `url` and bring its schema up to
+    /// date.
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        let url = if url.starts_with("sqlite:") {
+            url.to_owned()
+        } else {
+            format!("sqlite://{url}")
+        };
+        let options = SqliteConnectOptions::from_str(&url)
+            .map_err(StoreError::db(format!("parsing {url}")))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await
+            .map_err(StoreError::db(format!("opening {url}")))?;
+        sqlx::migrate!("migrations/sqlite").run(&pool).await?;
+        // The two header fields by which GDAL and others recognise a
+        // GeoPackage (spec requirements 2 and 3).
+        // Checkpointed at once: GDAL identifies the file by the header bytes
+        // of the main file, which in WAL mode lag behind until a checkpoint.
+        sqlx::query(&format!(
+            "PRAGMA application_id = {APPLICATION_ID}; PRAGMA user_version = {USER_VERSION}; \
+             PRAGMA wal_checkpoint(TRUNCATE)"
+        ))
+        .execute(&pool)
+        .await
+        .map_err(StoreError::db("writing the GeoPackage header"))?;
+        Ok(Self {
+            pool,
+            write_lock: Mutex::new(()),
+        })
+    }
+
+    async fn require_layer(
+        &self,
+        conn: &mut SqliteConnection,
+        layer: &LayerDef,
+    ) -> Result<(), StoreError> {
+        let found: Option<String> =
+            sqlx::query_scalar("SELECT table_name FROM gpkg_contents WHERE table_name = ?")
+                .bind(&layer.name)
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(StoreError::db("looking up a layer"))?;
+        match found {
+            Some(_) => Ok(()),
+            None => Err(StoreError::UnknownLayer {
+                layer: layer.name.clone(),
+            }),
+        }
+    }
+
+    fn select_sql(layer: &LayerDef) -> String {
+        let cols: Vec<String> = layer
+            .properties
+            .iter()
+            .map(|p| format!("\"{}\"", p.name))
+            .collect();
+        format!(
+            "SELECT fid, \"{}\", {} FROM \"{}\"",
+            schema::GEOM,
+            cols.join(", "),
+            layer.name
+        )
+    }
+}
+
+/// The SQL to write a feature's geometry and properties, in schema order.
+fn bind_feature<'q>(
+    mut q: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
+    layer: &LayerDef,
+    f: &Feature,
+) -> Result<sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>, StoreError> {
+    let envelope = f
+        .geometry
+        .bounding_rect()
+        .map(|r| vec![r.min().x, r.max().x, r.min().y, r.max().y])
+        .unwrap_or_default();
+    let blob = f
+        .geometry
+        .to_gpkg_wkb(CoordDimensions::xy(), Some(schema::WGS84), envelope)
+        .map_err(|e| StoreError::Corrupt {
+            layer: layer.name.clone(),
+            id: f.id.unwrap_or_default(),
+            column: schema::GEOM.into(),
+            reason: e.to_string(),
+        })?;
+    q = q.bind(blob);
+    for p in &layer.properties {
+        let v = f.properties.get(&p.name).filter(|v| !v.is_null());
+        q = match p.kind {
+            PropertyType::String | PropertyType::Enum | PropertyType::Datetime => {
+                q.bind(v.and_then(Value::as_str).map(str::to_owned))
+            }
+            PropertyType::Integer => q.bind(v.and_then(Value::as_i64)),
+            PropertyType::Number => q.bind(v.and_then(Value::as_f64)),
+            PropertyType::Boolean => q.bind(v.and_then(Value::as_bool)),
+            PropertyType::Array | PropertyType::Records => q.bind(v.map(Value::to_string)),
+        };
+    }
+    Ok(q)
+}
+
+fn read_feature(layer: &LayerDef, row: &SqliteRow) -> Result<Feature, StoreError> {
+    let id: i64 = row
+        .try_get(0)
+        .map_err(StoreError::db(format!("reading ids of {}", layer.name)))?;
+    let corrupt = |column: &str, reason: String| StoreError::Corrupt {
+        layer: layer.name.clone(),
+        id,
+        column: column.to_owned(),
+        reason,
+    };
+    let geometry = row
+        .try_get::<wkb::Decode<geo::Geometry<f64>>, _>(1)
+        .map_err(|e| corrupt(schema::GEOM, e.to_string()))?
+        .geometry
+        .ok_or_else(|| corrupt(schema::GEOM, "the geometry is NULL".into()))?;
+    let mut properties = Map::new();
+    for (i, p) in layer.properties.iter().enumerate() {
+        let value = read_value(row, i + 2, p).map_err(|e| corrupt(&p.name, e))?;
+        if let Some(v) = value {
+            properties.insert(p.name.clone(), v);
+        }
+    }
+    Ok(Feature {
+        id: Some(id),
+        geometry,
+        properties,
+    })
+}
+
+fn read_value(row: &SqliteRow, i: usize, p: &PropertyDef) -> Result<Option<Value>, String> {
+    let e = |e: sqlx::Error| e.to_string();
+    Ok(match p.kind {
+        PropertyType::String | PropertyType::Enum | PropertyType::Datetime => row
+            .try_get::<Option<String>, _>(i)
+            .map_err(e)?
+            .map(Value::String),
+        PropertyType::Integer => row
+            .try_get::<Option<i64>, _>(i)
+            .map_err(e)?
+            .map(Value::from),
+        PropertyType::Number => row
+            .try_get::<Option<f64>, _>(i)
+            .map_err(e)?
+            .map(Value::from),
+        PropertyType::Boolean => row
+            .try_get::<Option<bool>, _>(i)
+            .map_err(e)?
+            .map(Value::Bool),
+        PropertyType::Array | PropertyType::Records => {
+            match row.try_get::<Option<String>, _>(i).map_err(e)? {
+                Some(s) => Some(serde_json::from_str(&s).map_err(|e| e.to_string())?),
+                None => None,
+            }
+        }
+    })
+}
+
+/// Keep the R-tree and gpkg_contents in step with one written feature.
+async fn index_feature(
+    conn: &mut SqliteConnection,
+    layer: &LayerDef,
+    id: i64,
+    f: &Feature,
+) -> Result<(), StoreError> {
+    let Some(r) = f.geometry.bounding_rect() else {
+        return Ok(());
+    };
+    sqlx::query(&format!(
+        "INSERT OR REPLACE INTO \"{}\" (id, minx, maxx, miny, maxy) VALUES (?, ?, ?, ?, ?)",
+        schema::rtree(layer)
+    ))
+    .bind(id)
+    .bind(r.min().x)
+    .bind(r.max().x)
+    .bind(r.min().y)
+    .bind(r.max().y)
+    .execute(&mut *conn)
+    .await
+    .map_err(StoreError::db(format!("indexing {} {id}", layer.name)))?;
+    // The extent only grows on writes; it is informative in the spec and
+    // a shrink would need a scan of the whole index.
+    sqlx::query(
+        "UPDATE gpkg_contents SET min_x = min(coalesce(min_x, ?1), ?1), max_x = max(coalesce(max_x, ?2), ?2), \
+         min_y = min(coalesce(min_y, ?3), ?3), max_y = max(coalesce(max_y, ?4), ?4) WHERE table_name = ?5",
+    )
+    .bind(r.min().x)
+    .bind(r.max().x)
+    .bind(r.min().y)
+    .bind(r.max().y)
+    .bind(&layer.name)
+    .execute(&mut *conn)
+    .await
+    .map_err(StoreError::db(format!("updating the extent of {}", layer.name)))?;
+    Ok(())
+}
+
+async fn touch(conn: &mut SqliteConnection, layer: &LayerDef) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE gpkg_contents SET last_change = strftime('%Y-%m-%dT%H:%M:%fZ','now') WHERE table_name = ?",
+    )
+    .bind(&layer.name)
+    .execute(&mut *conn)
+    .await
+    .map_err(StoreError::db(format!("stamping {}", layer.name)))?;
+    schema::create_triggers(conn, layer).await
+}
+
+fn where_bbox(layer: &LayerDef, query: &Query) -> String {
+    match query.bbox {
+        Some(_) => format!(
+            " WHERE fid IN (SELECT id FROM \"{}\" WHERE minx <= ?3 AND maxx >= ?1 AND miny <= ?4 AND maxy >= ?2)",
+            schema::rtree(layer)
+        ),
+        None => String::new(),
+    }
+}
+
+#[async_trait]
+impl Store for GpkgStore {
+    async fn prepare(&self, catalog: &Catalog) -> Result<(), StoreError> {
+        let _writer = self.write_lock.lock().await;
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(StoreError::db("starting a transaction"))?;
+        for layer in catalog.layers() {
+            if schema::ensure_layer(&mut tx, layer).await? {
+                // A table another tool made without an index: index its rows.
+                let rows = sqlx::query(&format!("{} ORDER BY fid", Self::select_sql(layer)))
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(StoreError::db(format!("reading {}", layer.name)))?;
+                for row in &rows {
+                    let f = read_feature(layer, row)?;
+                    index_feature(&mut tx, layer, f.id.unwrap_or_default(), &f).await?;
+                }
+            }
+        }
+        tx.commit()
+            .await
+            .map_err(StoreError::db("committing the schema"))?;
+        Ok(())
+    }
+
+    async fn insert(&self, layer: &LayerDef, features: &[Feature]) -> Result<Vec<i64>, StoreError> {
+        let features = validate_batch(layer, features)?;
+        let cols: Vec<String> = layer
+            .properties
+            .iter()
+            .map(|p| format!("\"{}\"", p.name))
+            .collect();
+        let marks = vec!["?"; cols.len() + 1].join(", ");
+        let sql = format!(
+            "INSERT INTO \"{}\" (\"{}\", {}) VALUES ({marks}) RETURNING fid",
+            layer.name,
+            schema::GEOM,
+            cols.join(", ")
+        );
+        let _writer = self.write_lock.lock().await;
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(StoreError::db("starting a transaction"))?;
+        self.require_layer(&mut tx, layer).await?;
+        schema::drop_triggers(&mut tx, layer).await?;
+        let mut ids = Vec::with_capacity(features.len());
+        for f in &features {
+            let id: i64 = bind_feature(sqlx::query(&sql), layer, f)?
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(StoreError::db(format!("inserting into {}", layer.name)))?
+                .get(0);
+            index_feature(&mut tx, layer, id, f).await?;
+            ids.push(id);
+        }
+        touch(&mut tx, layer).await?;
+        tx.commit()
+            .await
+            .map_err(StoreError::db(format!("committing {}", layer.name)))?;
+        Ok(ids)
+    }
+
+    async fn feature(&self, layer: &LayerDef, id: i64) -> Result<Option<Feature>, StoreError> {
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .map_err(StoreError::db("connecting"))?;
+        self.require_layer(&mut conn, layer).await?;
+        let row = sqlx::query(&format!("{} WHERE fid = ?", Self::select_sql(layer)))
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(StoreError::db(format!("reading {} {id}", layer.name)))?;
+        row.map(|r| read_feature(layer, &r)).transpose()
+    }
+
+    async fn features(&self, layer: &LayerDef, query: &Query) -> Result<Vec<Feature>, StoreError> {
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .map_err(StoreError::db("connecting"))?;
+        self.require_layer(&mut conn, layer).await?;
+        let sql = format!(
+            "{}{} ORDER BY fid LIMIT ?5 OFFSET ?6",
+            Self::select_sql(layer),
+            where_bbox(layer, query)
+        );
+        let [a, b, c, d] = query.bbox.unwrap_or_default();
+        let limit = query
+            .limit
+            .map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX));
+        let offset = i64::try_from(query.offset).unwrap_or(i64::MAX);
+        let rows = sqlx::query(&sql)
+            .bind(a)
+            .bind(b)
+            .bind(c)
+            .bind(d)
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(StoreError::db(format!("reading {}", layer.name)))?;
+        rows.iter().map(|r| read_feature(layer, r)).collect()
+    }
+
+    async fn count(&self, layer: &LayerDef, query: &Query) -> Result<u64, StoreError> {
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .map_err(StoreError::db("connecting"))?;
+        self.require_layer(&mut conn, layer).await?;
+        let sql = format!(
+            "SELECT count(*) FROM \"{}\"{}",
+            layer.name,
+            where_bbox(layer, query)
+        );
+        let mut q = sqlx::query_scalar(&sql);
+        if let Some(bbox) = query.bbox {
+            for v in bbox {
+                q = q.bind(v);
+            }
+        }
+        let n: i64 = q
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(StoreError::db(format!("counting {}", layer.name)))?;
+        Ok(u64::try_from(n).unwrap_or_default())
+    }
+
+    async fn replace(
+        &self,
+        layer: &LayerDef,
+        id: i64,
+        feature: &Feature,
+    ) -> Result<bool, StoreError> {
+        let mut f = validate_batch(layer, std::slice::from_ref(feature))?
+            .pop()
+            .expect("a valid batch of one yields one feature");
+        f.id = Some(id);
+        let sets: Vec<String> = layer
+            .properties
+            .iter()
+            .map(|p| format!("\"{}\" = ?", p.name))
+            .collect();
+        let sql = format!(
+            "UPDATE \"{}\" SET \"{}\" = ?, {} WHERE fid = ?",
+            layer.name,
+            schema::GEOM,
+            sets.join(", ")
+        );
+        let _writer = self.write_lock.lock().await;
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(StoreError::db("starting a transaction"))?;
+        self.require_layer(&mut tx, layer).await?;
+        schema::drop_triggers(&mut tx, layer).await?;
+        let done = bind_feature(sqlx::query(&sql), layer, &f)?
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::db(format!("updating {} {id}", layer.name)))?;
+        if done.rows_affected() == 0 {
+            // Nothing to change: dropping the transaction restores the triggers.
+            return Ok(false);
+        }
+        index_feature(&mut tx, layer, id, &f).await?;
+        touch(&mut tx, layer).await?;
+        tx.commit()
+            .await
+            .map_err(StoreError::db(format!("committing {}", layer.name)))?;
+        Ok(true)
+    }
+
+    async fn delete(&self, layer: &LayerDef, id: i64) -> Result<bool, StoreError> {
+        let _writer = self.write_lock.lock().await;
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(StoreError::db("starting a transaction"))?;
+        self.require_layer(&mut tx, layer).await?;
+        schema::drop_triggers(&mut tx, layer).await?;
+        let done = sqlx::query(&format!("DELETE FROM \"{}\" WHERE fid = ?", layer.name))
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::db(format!("deleting {} {id}", layer.name)))?;
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        sqlx::query(&format!(
+            "DELETE FROM \"{}\" WHERE id = ?",
+            schema::rtree(layer)
+        ))
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .map_err(StoreError::db(format!("unindexing {} {id}", layer.name)))?;
+        touch(&mut tx, layer).await?;
+        tx.commit()
+            .await
+            .map_err(StoreError::db(format!("committing {}", layer.name)))?;
+        Ok(true)
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(StoreError::db("pinging the database"))?;
+        Ok(())
+    }
+
+    async fn close(&self) {
+        // Fold the WAL back into the main file so the .gpkg alone is complete
+        // for whoever copies it next.
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&self.pool)
+            .await
+        {
+            tracing::warn!(error = %e, "could not checkpoint the GeoPackage");
+        }
+        self.pool.close().await;
+    }
+}

@@ -1,0 +1,110 @@
+//! Where features live. Handlers see only the [`Store`] trait; each backend
+//! is one folder (`gpkg/` today, `postgis/` for multi-node sites).
+
+mod error;
+pub mod gpkg;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::layers::{Catalog, Feature, LayerDef, ValidationErrors};
+
+pub use error::StoreError;
+
+/// What part of a layer to read.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Query {
+    /// `[min_lon, min_lat, max_lon, max_lat]`: features whose envelope meets
+    /// this box (an envelope test; callers refine to exact intersection).
+    pub bbox: Option<[f64; 4]>,
+    /// At most this many features; `None` for all.
+    pub limit: Option<u64>,
+    /// Skip this many features of the id-ordered result.
+    pub offset: u64,
+}
+
+/// A place to keep the one map's features.
+///
+/// Contract for every implementation:
+/// - a write is one transaction: it stores everything or nothing;
+/// - every feature written is first validated against its layer, and a batch
+///   with any invalid feature is refused whole with [`StoreError::Invalid`];
+/// - reads return features in ascending id order, properties normalised as
+///   [`LayerDef::validate`] returns them.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Create or upgrade the storage of every layer of `catalog`; idempotent.
+    async fn prepare(&self, catalog: &Catalog) -> Result<(), StoreError>;
+
+    /// Add features to a layer; returns their new ids, in order.
+    async fn insert(&self, layer: &LayerDef, features: &[Feature]) -> Result<Vec<i64>, StoreError>;
+
+    /// One feature by id.
+    async fn feature(&self, layer: &LayerDef, id: i64) -> Result<Option<Feature>, StoreError>;
+
+    /// The features of a layer that `query` selects.
+    async fn features(&self, layer: &LayerDef, query: &Query) -> Result<Vec<Feature>, StoreError>;
+
+    /// How many features `query` selects, ignoring its limit and offset.
+    async fn count(&self, layer: &LayerDef, query: &Query) -> Result<u64, StoreError>;
+
+    /// Replace feature `id` whole; `false` when there is no such feature.
+    async fn replace(
+        &self,
+        layer: &LayerDef,
+        id: i64,
+        feature: &Feature,
+    ) -> Result<bool, StoreError>;
+
+    /// Delete feature `id`; `false` when there is no such feature.
+    async fn delete(&self, layer: &LayerDef, id: i64) -> Result<bool, StoreError>;
+
+    /// Check that the store answers (for `/healthz`).
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Flush and release the store; later calls fail.
+    async fn close(&self);
+}
+
+/// Open the store a database URL names (`sqlite://file.gpkg`).
+pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+    if url.starts_with("sqlite:") || url.ends_with(".gpkg") {
+        Ok(Arc::new(gpkg::GpkgStore::open(url).await?))
+    } else {
+        Err(StoreError::UnsupportedUrl {
+            url: url.to_owned(),
+        })
+    }
+}
+
+/// Validate a whole batch, collecting every violation (up to the report
+/// limit) rather than stopping at the first.
+pub fn validate_batch(
+    layer: &LayerDef,
+    features: &[Feature],
+) -> Result<Vec<Feature>, ValidationErrors> {
+    let mut errors = ValidationErrors::new(&layer.name);
+    let mut valid = Vec::with_capacity(features.len());
+    for (i, f) in features.iter().enumerate() {
+        match layer.validate(i, f) {
+            Ok(f) => valid.push(f),
+            Err(vs) => errors.extend(vs),
+        }
+    }
+    if errors.is_empty() {
+        Ok(valid)
+    } else {
+        Err(errors)
+    }
+}
+
+/// True when no layer of `catalog` holds a feature.
+pub async fn is_empty(store: &dyn Store, catalog: &Catalog) -> Result<bool, StoreError> {
+    for layer in catalog.layers() {
+        if store.count(layer, &Query::default()).await? > 0 {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}

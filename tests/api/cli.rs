@@ -1,0 +1,185 @@
+//! The `onemap` binary: --help, migrate, import (all or nothing, with a
+//! report naming line and field) and export, with GCJ-02/BD-09 round trips.
+
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn onemap(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_onemap"))
+        .args(args)
+        .env_remove("ONEMAP_DATABASE")
+        .output()
+        .expect("the onemap binary runs")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn help_lists_every_command_and_setting() {
+    let o = onemap(&["--help"]);
+    assert!(o.status.success());
+    let text = String::from_utf8_lossy(&o.stdout);
+    for word in [
+        "serve",
+        "migrate",
+        "import",
+        "export",
+        "--database",
+        "--config",
+    ] {
+        assert!(text.contains(word), "{word} in\n{text}");
+    }
+    let o = onemap(&["serve", "--help"]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    for word in ["--bind", "--demo", "ONEMAP_BIND", "--cors-origins"] {
+        assert!(text.contains(word), "{word} in\n{text}");
+    }
+}
+
+#[test]
+fn import_is_all_or_nothing_and_names_the_bad_line_and_field() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = format!("sqlite://{}", dir.path().join("t.gpkg").display());
+    let file = dir.path().join("points.ndjson");
+    let line = |status: &str| {
+        format!(
+            r#"{{"type":"Feature","geometry":{{"type":"Point","coordinates":[118.3,35.0]}},"properties":{{"name":"a","status":"{status}","team_type":"militia"}}}}"#
+        )
+    };
+    std::fs::write(
+        &file,
+        format!(
+            "{}\n{}\n{}\n",
+            line("standby"),
+            line("asleep"),
+            line("standby")
+        ),
+    )
+    .expect("write");
+    let o = onemap(&[
+        "--database",
+        &db,
+        "import",
+        "--layer",
+        "rescue_teams",
+        file.to_str().expect("path"),
+    ]);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(err.contains("line 2") && err.contains("status"), "{err}");
+
+    let out = dir.path().join("out.geojson");
+    let o = onemap(&[
+        "--database",
+        &db,
+        "export",
+        "--layer",
+        "rescue_teams",
+        "-o",
+        out.to_str().expect("path"),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let fc: Value = serde_json::from_slice(&std::fs::read(&out).expect("read")).expect("json");
+    assert_eq!(
+        fc["features"].as_array().map(Vec::len),
+        Some(0),
+        "nothing was stored"
+    );
+
+    let unclosed = dir.path().join("zone.geojson");
+    std::fs::write(
+        &unclosed,
+        r#"{"type":"FeatureCollection","features":[{"type":"Feature","properties":{"name":"z","risk_level":"low"},
+           "geometry":{"type":"Polygon","coordinates":[[[118.3,35.0],[118.31,35.0],[118.31,35.01],[118.3,35.01]]]}}]}"#,
+    )
+    .expect("write");
+    let o = onemap(&[
+        "--database",
+        &db,
+        "import",
+        "--layer",
+        "flood_zones",
+        unclosed.to_str().expect("path"),
+    ]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("not closed"), "{}", stderr(&o));
+}
+
+#[test]
+fn gcj02_and_bd09_files_round_trip_through_the_store() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = format!("sqlite://{}", dir.path().join("t.gpkg").display());
+    let (x, y) = (118.284786, 34.996741);
+    let file = dir.path().join("in.geojson");
+    std::fs::write(
+        &file,
+        format!(
+            r#"{{"type":"FeatureCollection","features":[{{"type":"Feature","properties":{{"name":"罗庄区政府","station_type":"other"}},
+               "geometry":{{"type":"Point","coordinates":[{x},{y}]}}}}]}}"#
+        ),
+    )
+    .expect("write");
+    let o = onemap(&[
+        "--database",
+        &db,
+        "import",
+        "--layer",
+        "seismic_stations",
+        "--crs",
+        "gcj02",
+        file.to_str().expect("path"),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    let export = |crs: &str| -> (f64, f64) {
+        let out = dir.path().join(format!("out-{crs}.geojson"));
+        let o = onemap(&[
+            "--database",
+            &db,
+            "export",
+            "--layer",
+            "seismic_stations",
+            "--crs",
+            crs,
+            "-o",
+            out.to_str().expect("path"),
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let fc: Value = serde_json::from_slice(&std::fs::read(&out).expect("read")).expect("json");
+        let c = &fc["features"][0]["geometry"]["coordinates"];
+        (c[0].as_f64().expect("lon"), c[1].as_f64().expect("lat"))
+    };
+    let gcj = export("gcj02");
+    assert!(
+        (gcj.0 - x).abs() < 1e-9 && (gcj.1 - y).abs() < 1e-9,
+        "GCJ-02 out equals GCJ-02 in: {gcj:?}"
+    );
+    let wgs = export("wgs84");
+    assert!(
+        (wgs.0 - 118.279171).abs() < 1e-6 && (wgs.1 - 34.997384).abs() < 1e-6,
+        "stored as WGS84: {wgs:?}"
+    );
+    let bd = export("bd09");
+    let back = onemap::crs::Crs::Bd09.to_wgs84(bd.0, bd.1);
+    assert!(
+        (back.0 - wgs.0).abs() < 1e-9 && (back.1 - wgs.1).abs() < 1e-9,
+        "BD-09 out returns to WGS84: {back:?}"
+    );
+}
+
+#[test]
+fn migrate_creates_a_geopackage() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("new.gpkg");
+    let o = onemap(&[
+        "--database",
+        &format!("sqlite://{}", path.display()),
+        "migrate",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let bytes = std::fs::read(&path).expect("created");
+    assert_eq!(&bytes[68..72], b"GPKG");
+}

@@ -1,0 +1,207 @@
+//! The store's file is a real OGC GeoPackage: GDAL opens it and lists every
+//! layer with its attributes and feature count; the header and the R-tree
+//! index are as the spec requires.
+
+use std::process::Command;
+
+use onemap::store::Query;
+
+use crate::helpers::spawn_app;
+
+/// GDAL's `ogrinfo`, or a loud failure: `.ci/run` installs gdal-bin, and a
+/// check that cannot run must not pass.
+fn ogrinfo(args: &[&str]) -> String {
+    let out = Command::new("ogrinfo")
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("GDAL's ogrinfo is needed for this test (apt-get install gdal-bin): {e}")
+        });
+    assert!(
+        out.status.success(),
+        "ogrinfo failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test]
+async fn gdal_lists_every_layer_with_its_attributes_and_count() {
+    let app = spawn_app(true).await;
+    let path = app.db_path.to_str().expect("utf-8 path").to_owned();
+    for layer in app.catalog.layers() {
+        let expected = app
+            .store
+            .count(layer, &Query::default())
+            .await
+            .expect("count");
+        let out = ogrinfo(&["-ro", "-so", &path, &layer.name]);
+        assert!(
+            out.contains(&format!("Feature Count: {expected}")),
+            "{}: expected {expected} features in\n{out}",
+            layer.name
+        );
+        for p in &layer.properties {
+            assert!(
+                out.lines().any(|l| l.starts_with(&format!("{}: ", p.name))),
+                "{}.{} is listed by GDAL:\n{out}",
+                layer.name,
+                p.name
+            );
+        }
+        assert!(
+            out.contains("EPSG\",4326") || out.contains("WGS 84"),
+            "{out}"
+        );
+    }
+    let summary = ogrinfo(&["-ro", "-q", &path]);
+    assert!(
+        !summary.contains("_sqlx_migrations"),
+        "bookkeeping stays hidden:\n{summary}"
+    );
+}
+
+#[tokio::test]
+async fn gdal_reads_geometries_and_typed_values() {
+    let app = spawn_app(true).await;
+    let path = app.db_path.to_str().expect("utf-8 path").to_owned();
+    let out = ogrinfo(&["-ro", "-so", &path, "shelters"]);
+    assert!(out.contains("capacity: Integer"), "{out}");
+    assert!(out.contains("effective_area_m2: Real"), "{out}");
+    assert!(
+        out.contains("kind: String") && out.contains("domain name=shelters_kind"),
+        "{out}"
+    );
+    let out = ogrinfo(&["-ro", "-so", &path, "supply_depots"]);
+    assert!(out.contains("inventory: String(JSON)"), "{out}");
+    let out = ogrinfo(&["-ro", "-so", &path, "population_grid"]);
+    assert!(out.contains("synthetic: Integer(Boolean)"), "{out}");
+    let out = ogrinfo(&["-ro", "-so", &path, "incidents"]);
+    assert!(out.contains("reported_at: DateTime"), "{out}");
+
+    // A spatial filter goes through the R-tree: the Luozhuang district seat
+    // area holds some enterprises but not all of them.
+    let out = ogrinfo(&[
+        "-ro",
+        "-so",
+        "-spat",
+        "118.25",
+        "34.97",
+        "118.32",
+        "35.02",
+        &path,
+        "enterprises",
+    ]);
+    let n: usize = out
+        .lines()
+        .find_map(|l| l.strip_prefix("Feature Count: "))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("a feature count");
+    assert!(n > 0 && n < 165, "{n} enterprises near the seat");
+
+    let out = ogrinfo(&[
+        "-ro",
+        "-q",
+        &path,
+        "districts",
+        "-where",
+        "adcode = '371311'",
+    ]);
+    assert!(out.contains("罗庄区"), "{out}");
+    assert!(out.contains("POLYGON ((118."), "{out}");
+}
+
+#[tokio::test]
+async fn the_header_and_spatial_index_follow_the_spec() {
+    let app = spawn_app(true).await;
+    let bytes = std::fs::read(&app.db_path).expect("the file");
+    let be =
+        |at: usize| u32::from_be_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]);
+    assert_eq!(&bytes[..16], b"SQLite format 3\0");
+    assert_eq!(be(68), 0x4750_4B47, "application_id is 'GPKG'");
+    assert_eq!(be(60), 10300, "user_version is 1.3.0");
+
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}?mode=ro", app.db_path.display()))
+        .await
+        .expect("opens read-only");
+    for layer in app.catalog.layers() {
+        let rows: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM \"{}\"", layer.name))
+            .fetch_one(&pool)
+            .await
+            .expect("count");
+        let indexed: i64 = sqlx::query_scalar(&format!(
+            "SELECT count(*) FROM \"rtree_{}_geom\"",
+            layer.name
+        ))
+        .fetch_one(&pool)
+        .await
+        .expect("rtree count");
+        assert_eq!(rows, indexed, "{} is fully indexed", layer.name);
+        let triggers: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ?",
+        )
+        .bind(&layer.name)
+        .fetch_one(&pool)
+        .await
+        .expect("triggers");
+        assert_eq!(
+            triggers, 6,
+            "{} keeps the six R-tree triggers for other editors",
+            layer.name
+        );
+        let ext: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM gpkg_extensions WHERE table_name = ? AND extension_name = 'gpkg_rtree_index'",
+        )
+        .bind(&layer.name)
+        .fetch_one(&pool)
+        .await
+        .expect("extension row");
+        assert_eq!(ext, 1);
+    }
+}
+
+#[tokio::test]
+async fn features_appended_by_gdal_are_indexed_and_read_back() {
+    let app = spawn_app(true).await;
+    let path = app.db_path.to_str().expect("utf-8 path").to_owned();
+    let new = app.dir.path().join("new-team.geojson");
+    std::fs::write(
+        &new,
+        r#"{"type":"FeatureCollection","features":[{"type":"Feature",
+            "properties":{"name":"QGIS 录入的救援队","team_type":"volunteer","status":"standby","headcount":12},
+            "geometry":{"type":"Point","coordinates":[118.31,35.01]}}]}"#,
+    )
+    .expect("write");
+    let out = Command::new("ogr2ogr")
+        .args([
+            "-update",
+            "-append",
+            &path,
+            new.to_str().expect("path"),
+            "-nln",
+            "rescue_teams",
+        ])
+        .output()
+        .expect("GDAL's ogr2ogr is needed for this test (apt-get install gdal-bin)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let layer = app.catalog.get("rescue_teams").expect("layer");
+    let near = Query {
+        bbox: Some([118.309, 35.009, 118.311, 35.011]),
+        ..Query::default()
+    };
+    let found = app.store.features(layer, &near).await.expect("bbox query");
+    let team = found
+        .iter()
+        .find(|f| f.name() == Some("QGIS 录入的救援队"))
+        .expect("GDAL's R-tree triggers indexed the new feature");
+    assert_eq!(
+        team.geometry,
+        geo::Geometry::Point(geo::point! { x: 118.31, y: 35.01 })
+    );
+    assert_eq!(team.properties["headcount"], 12);
+}

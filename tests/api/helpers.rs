@@ -1,0 +1,80 @@
+//! A real onemap server on 127.0.0.1:0 over a temporary GeoPackage.
+
+use std::{path::PathBuf, sync::Arc};
+
+use onemap::{layers::Catalog, settings::Settings, store::Store, App};
+use tempfile::TempDir;
+use tokio::{sync::oneshot, task::JoinHandle};
+
+pub struct TestApp {
+    pub base_url: String,
+    pub client: reqwest::Client,
+    pub db_path: PathBuf,
+    pub catalog: Arc<Catalog>,
+    pub store: Arc<dyn Store>,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<()>>,
+    // Held so the folder outlives the server.
+    pub dir: TempDir,
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("the server answers")
+    }
+
+    /// Stop the server the way SIGTERM does and wait until it has closed
+    /// the store.
+    pub async fn stop(mut self) -> TempDir {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await.expect("the server task ends cleanly");
+        }
+        self.dir
+    }
+}
+
+pub async fn spawn_app(demo: bool) -> TestApp {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    spawn_app_in(dir, demo).await
+}
+
+/// Start a server on `dir/onemap.gpkg`, which may already exist.
+pub async fn spawn_app_in(dir: TempDir, demo: bool) -> TestApp {
+    let db_path = dir.path().join("onemap.gpkg");
+    let mut settings = Settings::for_database(format!("sqlite://{}", db_path.display()));
+    settings.demo = demo;
+    settings.web_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("web");
+    let app = App::build(settings).await.expect("the server starts");
+    let base_url = format!("http://{}", app.local_addr());
+    let catalog = app.state().catalog.clone();
+    let store = app.state().store.clone();
+    let (tx, rx) = oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        app.serve_until(async {
+            let _ = rx.await;
+        })
+        .await
+        .expect("the server runs until shutdown");
+    });
+    TestApp {
+        base_url,
+        client: reqwest::Client::new(),
+        db_path,
+        catalog,
+        store,
+        shutdown: Some(tx),
+        server: Some(server),
+        dir,
+    }
+}

@@ -1,0 +1,9 @@
+//! Integration tests: each starts the real server on an ephemeral port
+//! against a temporary GeoPackage.
+
+mod cli;
+mod demo;
+mod geopackage;
+mod health;
+mod helpers;
+mod validation;
