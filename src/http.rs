@@ -21,7 +21,7 @@ use tower_http::{
 
 use crate::{
     error::{problem, AppError, PROBLEM_JSON},
-    metrics, store, web, AppState,
+    features, metrics, store, web, AppState,
 };
 
 pub fn router(state: AppState) -> Router {
@@ -30,6 +30,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(health))
         .route("/metrics", get(render_metrics))
         .route("/api/layers", get(list_layers))
+        .merge(features::router())
         .merge(web::router(&settings.web_dir))
         .layer(middleware::from_fn_with_state(
             state.clone(),

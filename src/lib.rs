@@ -8,6 +8,8 @@ pub mod commands;
 pub mod crs;
 pub mod demo;
 pub mod error;
+pub mod features;
+pub mod filter;
 pub mod formats;
 pub mod http;
 pub mod layers;

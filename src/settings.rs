@@ -79,6 +79,10 @@ pub struct ServeArgs {
     /// Seconds before a request is answered 408 [default: 30].
     #[arg(long, env = "ONEMAP_REQUEST_TIMEOUT")]
     pub request_timeout: Option<u64>,
+    /// The URL clients reach this server at, for links in answers (e.g.
+    /// behind a reverse proxy); by default taken from each request's Host.
+    #[arg(long, env = "ONEMAP_PUBLIC_URL")]
+    pub public_url: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -119,6 +123,7 @@ struct FileSettings {
     cors_origins: Option<Vec<String>>,
     body_limit: Option<usize>,
     request_timeout: Option<u64>,
+    public_url: Option<String>,
     log: Option<String>,
     #[serde(default)]
     layer: Vec<LayerDef>,
@@ -136,6 +141,7 @@ pub struct Settings {
     pub body_limit: usize,
     #[serde(serialize_with = "secs")]
     pub request_timeout: Duration,
+    pub public_url: Option<String>,
     pub log: String,
     /// Operator-declared layers, added to the built-in catalog.
     #[serde(skip)]
@@ -218,6 +224,7 @@ impl Settings {
                     .or(file.request_timeout)
                     .unwrap_or(DEFAULT_REQUEST_TIMEOUT_SECS),
             ),
+            public_url: serve.public_url.clone().or(file.public_url),
             log: cli
                 .log
                 .clone()
@@ -239,6 +246,7 @@ impl Settings {
             cors_origins: Vec::new(),
             body_limit: DEFAULT_BODY_LIMIT,
             request_timeout: Duration::from_secs(DEFAULT_REQUEST_TIMEOUT_SECS),
+            public_url: None,
             log: DEFAULT_LOG.into(),
             layers: Vec::new(),
         }

@@ -4,25 +4,55 @@
 mod error;
 pub mod gpkg;
 
-use std::sync::Arc;
+use std::{pin::Pin, sync::Arc};
 
 use async_trait::async_trait;
+use futures_util::{Stream, TryStreamExt};
 
-use crate::layers::{Catalog, Feature, LayerDef, ValidationErrors};
+use crate::{
+    filter::Expr,
+    layers::{Catalog, Feature, LayerDef, ValidationErrors},
+};
 
 pub use error::StoreError;
 
-/// What part of a layer to read.
+/// What part of a layer to read, in what order.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Query {
-    /// `[min_lon, min_lat, max_lon, max_lat]`: features whose envelope meets
-    /// this box (an envelope test; callers refine to exact intersection).
-    pub bbox: Option<[f64; 4]>,
+    /// Only features this filter matches (exactly, spatial tests included).
+    pub filter: Option<Expr>,
+    /// Order by these properties, then by id.
+    pub sort: Vec<SortKey>,
     /// At most this many features; `None` for all.
     pub limit: Option<u64>,
-    /// Skip this many features of the id-ordered result.
+    /// Skip this many features of the ordered result.
     pub offset: u64,
 }
+
+impl Query {
+    /// Features meeting the WGS84 box `[min_lon, min_lat, max_lon, max_lat]`.
+    pub fn bbox(b: [f64; 4]) -> Self {
+        let rect = geo::Rect::new(
+            geo::coord! { x: b[0], y: b[1] },
+            geo::coord! { x: b[2], y: b[3] },
+        );
+        Self {
+            filter: Some(Expr::Intersects(rect.to_polygon().into())),
+            ..Self::default()
+        }
+    }
+}
+
+/// One sort criterion: a schema property or `id`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SortKey {
+    pub property: String,
+    pub descending: bool,
+}
+
+/// Features as they are read, for answers that must not hold a whole layer
+/// in memory.
+pub type FeatureStream = Pin<Box<dyn Stream<Item = Result<Feature, StoreError>> + Send>>;
 
 /// A place to keep the one map's features.
 ///
@@ -43,8 +73,20 @@ pub trait Store: Send + Sync + 'static {
     /// One feature by id.
     async fn feature(&self, layer: &LayerDef, id: i64) -> Result<Option<Feature>, StoreError>;
 
-    /// The features of a layer that `query` selects.
-    async fn features(&self, layer: &LayerDef, query: &Query) -> Result<Vec<Feature>, StoreError>;
+    /// Stream the features `query` selects, in order, buffering only a few.
+    /// Dropping the stream stops the read.
+    fn stream(&self, layer: Arc<LayerDef>, query: Query) -> FeatureStream;
+
+    /// The features `query` selects, collected.
+    async fn features(&self, layer: &LayerDef, query: &Query) -> Result<Vec<Feature>, StoreError> {
+        self.stream(Arc::new(layer.clone()), query.clone())
+            .try_collect()
+            .await
+    }
+
+    /// The WGS84 bounding box `[min_lon, min_lat, max_lon, max_lat]` of a
+    /// layer's features; `None` when it has none.
+    async fn extent(&self, layer: &LayerDef) -> Result<Option<[f64; 4]>, StoreError>;
 
     /// How many features `query` selects, ignoring its limit and offset.
     async fn count(&self, layer: &LayerDef, query: &Query) -> Result<u64, StoreError>;

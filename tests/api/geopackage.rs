@@ -190,10 +190,7 @@ async fn features_appended_by_gdal_are_indexed_and_read_back() {
     );
 
     let layer = app.catalog.get("rescue_teams").expect("layer");
-    let near = Query {
-        bbox: Some([118.309, 35.009, 118.311, 35.011]),
-        ..Query::default()
-    };
+    let near = Query::bbox([118.309, 35.009, 118.311, 35.011]);
     let found = app.store.features(layer, &near).await.expect("bbox query");
     let team = found
         .iter()

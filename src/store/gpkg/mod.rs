@@ -2,10 +2,12 @@
 //! GDAL, QGIS and ArcGIS open the district's data directly.
 
 mod schema;
+mod sql;
 
-use std::{str::FromStr, time::Duration};
+use std::{str::FromStr, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
+use futures_util::{StreamExt, TryStreamExt};
 use geo::BoundingRect;
 use geozero::{wkb, CoordDimensions, ToWkb};
 use serde_json::{Map, Value};
@@ -15,9 +17,9 @@ use sqlx::{
     },
     Row, SqliteConnection, SqlitePool,
 };
-use tokio::sync::Mutex;
+use tokio::sync::{mpsc, Mutex};
 
-use super::{validate_batch, Query, Store, StoreError};
+use super::{validate_batch, FeatureStream, Query, Store, StoreError};
 use crate::layers::{Catalog, Feature, LayerDef, PropertyDef, PropertyType};
 
 /// GeoPackage's `application_id` ("GPKG") and `user_version` for 1.3.0.
@@ -46,7 +48,9 @@ impl GpkgStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
-            .foreign_keys(true);
+            .foreign_keys(true)
+            // CQL2 LIKE is case-sensitive; SQLite's is not unless told.
+            .pragma("case_sensitive_like", "ON");
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .connect_with(options)
@@ -70,11 +74,9 @@ impl GpkgStore {
         })
     }
 
-    async fn require_layer(
-        &self,
-        conn: &mut SqliteConnection,
-        layer: &LayerDef,
-    ) -> Result<(), StoreError> {
+    /// Refuse layers this file does not hold (an extra layer declared after
+    /// the store was prepared, or a foreign file).
+    async fn check_layer(conn: &mut SqliteConnection, layer: &LayerDef) -> Result<(), StoreError> {
         let found: Option<String> =
             sqlx::query_scalar("SELECT table_name FROM gpkg_contents WHERE table_name = ?")
                 .bind(&layer.name)
@@ -247,13 +249,99 @@ async fn touch(conn: &mut SqliteConnection, layer: &LayerDef) -> Result<(), Stor
     schema::create_triggers(conn, layer).await
 }
 
-fn where_bbox(layer: &LayerDef, query: &Query) -> String {
-    match query.bbox {
-        Some(_) => format!(
-            " WHERE fid IN (SELECT id FROM \"{}\" WHERE minx <= ?3 AND maxx >= ?1 AND miny <= ?4 AND maxy >= ?2)",
-            schema::rtree(layer)
-        ),
+/// Features in flight between the reading task and a streaming answer.
+const STREAM_BUFFER: usize = 64;
+
+fn bind_all<'q>(
+    mut q: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
+    binds: Vec<sql::Bind>,
+) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>> {
+    for b in binds {
+        q = match b {
+            sql::Bind::Text(s) => q.bind(s),
+            sql::Bind::Integer(i) => q.bind(i),
+            sql::Bind::Real(f) => q.bind(f),
+            sql::Bind::Bool(b) => q.bind(b),
+        };
+    }
+    q
+}
+
+/// WHERE and ORDER BY of a query, with its parameters.
+fn clauses(layer: &LayerDef, query: &Query) -> (String, String, Vec<sql::Bind>) {
+    let mut binds = Vec::new();
+    let condition = match &query.filter {
+        Some(e) => format!(" WHERE {}", sql::superset(layer, e, &mut binds)),
         None => String::new(),
+    };
+    let mut order: Vec<String> = query
+        .sort
+        .iter()
+        .map(|k| {
+            let col = if k.property == crate::filter::ID {
+                "fid".to_owned()
+            } else {
+                format!("\"{}\"", k.property)
+            };
+            format!("{col} {}", if k.descending { "DESC" } else { "ASC" })
+        })
+        .collect();
+    order.push("fid ASC".into());
+    (condition, format!(" ORDER BY {}", order.join(", ")), binds)
+}
+
+impl GpkgStore {
+    async fn stream_into(
+        pool: &SqlitePool,
+        layer: &LayerDef,
+        query: &Query,
+        tx: &mpsc::Sender<Result<Feature, StoreError>>,
+    ) -> Result<(), StoreError> {
+        let mut conn = pool.acquire().await.map_err(StoreError::db("connecting"))?;
+        Self::check_layer(&mut conn, layer).await?;
+        let (condition, order, mut binds) = clauses(layer, query);
+        // A spatial filter is only approximated in SQL: its exact test, and
+        // so the offset and limit, are applied here.
+        let exact = query.filter.as_ref().filter(|e| e.is_spatial());
+        let mut sql = format!("{}{condition}{order}", Self::select_sql(layer));
+        if exact.is_none() {
+            sql.push_str(" LIMIT ? OFFSET ?");
+            binds.push(sql::Bind::Integer(
+                query
+                    .limit
+                    .map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX)),
+            ));
+            binds.push(sql::Bind::Integer(
+                i64::try_from(query.offset).unwrap_or(i64::MAX),
+            ));
+        }
+        let mut rows = bind_all(sqlx::query(&sql), binds).fetch(&mut *conn);
+        let (mut skipped, mut sent) = (0u64, 0u64);
+        while let Some(row) = rows
+            .try_next()
+            .await
+            .map_err(StoreError::db(format!("reading {}", layer.name)))?
+        {
+            let f = read_feature(layer, &row)?;
+            if let Some(e) = exact {
+                if !e.matches(&f) {
+                    continue;
+                }
+                if skipped < query.offset {
+                    skipped += 1;
+                    continue;
+                }
+                if query.limit.is_some_and(|l| sent >= l) {
+                    break;
+                }
+            }
+            if tx.send(Ok(f)).await.is_err() {
+                // The reader went away (a client disconnected): stop reading.
+                break;
+            }
+            sent += 1;
+        }
+        Ok(())
     }
 }
 
@@ -305,7 +393,7 @@ impl Store for GpkgStore {
             .begin()
             .await
             .map_err(StoreError::db("starting a transaction"))?;
-        self.require_layer(&mut tx, layer).await?;
+        Self::check_layer(&mut tx, layer).await?;
         schema::drop_triggers(&mut tx, layer).await?;
         let mut ids = Vec::with_capacity(features.len());
         for f in &features {
@@ -330,7 +418,7 @@ impl Store for GpkgStore {
             .acquire()
             .await
             .map_err(StoreError::db("connecting"))?;
-        self.require_layer(&mut conn, layer).await?;
+        Self::check_layer(&mut conn, layer).await?;
         let row = sqlx::query(&format!("{} WHERE fid = ?", Self::select_sql(layer)))
             .bind(id)
             .fetch_optional(&mut *conn)
@@ -339,58 +427,71 @@ impl Store for GpkgStore {
         row.map(|r| read_feature(layer, &r)).transpose()
     }
 
-    async fn features(&self, layer: &LayerDef, query: &Query) -> Result<Vec<Feature>, StoreError> {
+    fn stream(&self, layer: Arc<LayerDef>, query: Query) -> FeatureStream {
+        let pool = self.pool.clone();
+        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+        tokio::spawn(async move {
+            if let Err(e) = Self::stream_into(&pool, &layer, &query, &tx).await {
+                let _ = tx.send(Err(e)).await;
+            }
+        });
+        Box::pin(
+            futures_util::stream::unfold(rx, |mut rx| async move {
+                rx.recv().await.map(|item| (item, rx))
+            })
+            .fuse(),
+        )
+    }
+
+    async fn extent(&self, layer: &LayerDef) -> Result<Option<[f64; 4]>, StoreError> {
         let mut conn = self
             .pool
             .acquire()
             .await
             .map_err(StoreError::db("connecting"))?;
-        self.require_layer(&mut conn, layer).await?;
-        let sql = format!(
-            "{}{} ORDER BY fid LIMIT ?5 OFFSET ?6",
-            Self::select_sql(layer),
-            where_bbox(layer, query)
-        );
-        let [a, b, c, d] = query.bbox.unwrap_or_default();
-        let limit = query
-            .limit
-            .map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX));
-        let offset = i64::try_from(query.offset).unwrap_or(i64::MAX);
-        let rows = sqlx::query(&sql)
-            .bind(a)
-            .bind(b)
-            .bind(c)
-            .bind(d)
-            .bind(limit)
-            .bind(offset)
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(StoreError::db(format!("reading {}", layer.name)))?;
-        rows.iter().map(|r| read_feature(layer, r)).collect()
+        Self::check_layer(&mut conn, layer).await?;
+        let row = sqlx::query(&format!(
+            "SELECT min(minx), min(miny), max(maxx), max(maxy) FROM \"{}\"",
+            schema::rtree(layer)
+        ))
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(StoreError::db(format!("measuring {}", layer.name)))?;
+        let get = |i: usize| row.try_get::<Option<f64>, _>(i).ok().flatten();
+        Ok(match (get(0), get(1), get(2), get(3)) {
+            (Some(a), Some(b), Some(c), Some(d)) => Some([a, b, c, d]),
+            _ => None,
+        })
     }
 
     async fn count(&self, layer: &LayerDef, query: &Query) -> Result<u64, StoreError> {
+        let unpaged = Query {
+            limit: None,
+            offset: 0,
+            sort: Vec::new(),
+            filter: query.filter.clone(),
+        };
+        if query.filter.as_ref().is_some_and(|e| e.is_spatial()) {
+            let mut n = 0;
+            let mut features = self.stream(Arc::new(layer.clone()), unpaged);
+            while features.try_next().await?.is_some() {
+                n += 1;
+            }
+            return Ok(n);
+        }
         let mut conn = self
             .pool
             .acquire()
             .await
             .map_err(StoreError::db("connecting"))?;
-        self.require_layer(&mut conn, layer).await?;
-        let sql = format!(
-            "SELECT count(*) FROM \"{}\"{}",
-            layer.name,
-            where_bbox(layer, query)
-        );
-        let mut q = sqlx::query_scalar(&sql);
-        if let Some(bbox) = query.bbox {
-            for v in bbox {
-                q = q.bind(v);
-            }
-        }
-        let n: i64 = q
+        Self::check_layer(&mut conn, layer).await?;
+        let (condition, _, binds) = clauses(layer, &unpaged);
+        let sql = format!("SELECT count(*) FROM \"{}\"{condition}", layer.name);
+        let row = bind_all(sqlx::query(&sql), binds)
             .fetch_one(&mut *conn)
             .await
             .map_err(StoreError::db(format!("counting {}", layer.name)))?;
+        let n: i64 = row.get(0);
         Ok(u64::try_from(n).unwrap_or_default())
     }
 
@@ -421,7 +522,7 @@ impl Store for GpkgStore {
             .begin()
             .await
             .map_err(StoreError::db("starting a transaction"))?;
-        self.require_layer(&mut tx, layer).await?;
+        Self::check_layer(&mut tx, layer).await?;
         schema::drop_triggers(&mut tx, layer).await?;
         let done = bind_feature(sqlx::query(&sql), layer, &f)?
             .bind(id)
@@ -447,7 +548,7 @@ impl Store for GpkgStore {
             .begin()
             .await
             .map_err(StoreError::db("starting a transaction"))?;
-        self.require_layer(&mut tx, layer).await?;
+        Self::check_layer(&mut tx, layer).await?;
         schema::drop_triggers(&mut tx, layer).await?;
         let done = sqlx::query(&format!("DELETE FROM \"{}\" WHERE fid = ?", layer.name))
             .bind(id)

@@ -1,0 +1,218 @@
+//! Part 1 §7.15–7.16: `/items` and `/items/{id}`, streamed as RFC 7946
+//! GeoJSON.
+
+use axum::{
+    body::{Body, Bytes},
+    extract::{Path, RawQuery, State},
+    http::{header, HeaderMap, HeaderValue, StatusCode},
+    response::{IntoResponse, Response},
+    routing::get,
+    Router,
+};
+use futures_util::StreamExt;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use super::{
+    base_url, layer_or_404,
+    query::{parse_items, ItemsRequest},
+};
+use crate::{crs::Crs, error::AppError, layers::Feature, store::FeatureStream, AppState};
+
+pub const GEOJSON: &str = "application/geo+json";
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/ogc/collections/{layer}/items", get(list_items))
+        .route("/ogc/collections/{layer}/items/{id}", get(get_item))
+}
+
+pub fn query_pairs(raw: Option<&str>) -> Vec<(String, String)> {
+    raw.map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .unwrap_or_default()
+}
+
+/// A feature as GeoJSON text, coordinates in `crs`.
+pub fn feature_json(f: &Feature, crs: Crs) -> Vec<u8> {
+    let shifted;
+    let f = if crs == Crs::Wgs84 {
+        f
+    } else {
+        shifted = Feature {
+            geometry: crs.geometry_from_wgs84(&f.geometry),
+            ..f.clone()
+        };
+        &shifted
+    };
+    serde_json::to_vec(&f.to_geojson()).unwrap_or_default()
+}
+
+/// A strong ETag over the stored (WGS84) feature: any change to geometry or
+/// properties changes it, whatever representation a client asked for.
+pub fn etag(f: &Feature) -> String {
+    let digest = Sha256::digest(feature_json(f, Crs::Wgs84));
+    let hex: String = digest.iter().take(12).map(|b| format!("{b:02x}")).collect();
+    format!("\"{hex}\"")
+}
+
+/// `GET /ogc/collections/{layer}/items`
+async fn list_items(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    let layer = layer_or_404(&state, &name)?;
+    let pairs = query_pairs(raw.as_deref());
+    let request = parse_items(&layer, &pairs)?;
+    let matched = state.store.count(&layer, &request.query).await?;
+    let base = base_url(&state, &headers);
+    let head = collection_head(&base, &name, &pairs, &request, matched);
+    let features = state.store.stream(layer, request.query.clone());
+    let mut response = Response::new(collection_body(head, features, request.crs));
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(GEOJSON));
+    Ok(response)
+}
+
+/// Everything of the FeatureCollection before its features.
+fn collection_head(
+    base: &str,
+    layer: &str,
+    pairs: &[(String, String)],
+    r: &ItemsRequest,
+    matched: u64,
+) -> String {
+    let page_url = |offset: u64| {
+        let mut q = form_urlencoded::Serializer::new(String::new());
+        for (k, v) in pairs.iter().filter(|(k, _)| k != "offset" && k != "limit") {
+            q.append_pair(k, v);
+        }
+        q.append_pair("limit", &r.limit.to_string());
+        q.append_pair("offset", &offset.to_string());
+        format!("{base}/ogc/collections/{layer}/items?{}", q.finish())
+    };
+    let mut links = vec![
+        json!({ "href": page_url(r.offset), "rel": "self", "type": super::items::GEOJSON }),
+        json!({ "href": format!("{base}/ogc/collections/{layer}"), "rel": "collection", "type": "application/json" }),
+    ];
+    if r.offset + r.limit < matched {
+        links.push(json!({ "href": page_url(r.offset + r.limit), "rel": "next", "type": GEOJSON }));
+    }
+    if r.offset > 0 {
+        links.push(json!({ "href": page_url(r.offset.saturating_sub(r.limit)), "rel": "prev", "type": GEOJSON }));
+    }
+    let head = json!({
+        "type": "FeatureCollection",
+        "timeStamp": chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        "numberMatched": matched,
+        "links": links,
+    });
+    let mut text = head.to_string();
+    text.pop(); // reopen the object for the features that follow
+    text.push_str(",\"features\":[");
+    text
+}
+
+/// Stream `head`, the features, and the closing `numberReturned`: memory
+/// stays at one feature plus the store's small buffer, whatever the page.
+fn collection_body(head: String, features: FeatureStream, crs: Crs) -> Body {
+    enum Stage {
+        Head(String, FeatureStream),
+        Features(FeatureStream, u64),
+        Done,
+    }
+    let stream =
+        futures_util::stream::unfold(Stage::Head(head, features), move |stage| async move {
+            match stage {
+                Stage::Head(head, features) => {
+                    Some((Ok(Bytes::from(head)), Stage::Features(features, 0)))
+                }
+                Stage::Features(mut features, n) => match features.next().await {
+                    Some(Ok(f)) => {
+                        let mut chunk = Vec::with_capacity(512);
+                        if n > 0 {
+                            chunk.push(b',');
+                        }
+                        chunk.extend(feature_json(&f, crs));
+                        Some((Ok(Bytes::from(chunk)), Stage::Features(features, n + 1)))
+                    }
+                    Some(Err(e)) => {
+                        // Too late for a status code: end the body short so the
+                        // client sees broken JSON rather than a silent truncation.
+                        tracing::error!(error = ?e, "store failure while streaming items");
+                        Some((Err(std::io::Error::other("store failure")), Stage::Done))
+                    }
+                    None => Some((
+                        Ok(Bytes::from(format!("],\"numberReturned\":{n}}}"))),
+                        Stage::Done,
+                    )),
+                },
+                Stage::Done => None,
+            }
+        });
+    // Fused: compression layers may poll once more after the end.
+    Body::from_stream(stream.fuse())
+}
+
+/// `GET /ogc/collections/{layer}/items/{id}`
+async fn get_item(
+    State(state): State<AppState>,
+    Path((name, id)): Path<(String, String)>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    let layer = layer_or_404(&state, &name)?;
+    let mut crs = Crs::Wgs84;
+    for (k, v) in query_pairs(raw.as_deref()) {
+        match k.as_str() {
+            "crs" => crs = super::query::parse_crs("crs", &v)?,
+            "f" if v == "json" || v == "geojson" => {}
+            other => {
+                return Err(AppError::BadRequest(format!(
+                    "unknown query parameter `{other}` for an item"
+                )))
+            }
+        }
+    }
+    let not_found = || AppError::NotFound {
+        what: format!("feature `{id}` of `{name}`"),
+    };
+    let fid: i64 = id.parse().map_err(|_| not_found())?;
+    let feature = state
+        .store
+        .feature(&layer, fid)
+        .await?
+        .ok_or_else(not_found)?;
+    let tag = etag(&feature);
+    let matches = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == tag || t.trim() == "*"));
+    let etag_header =
+        HeaderValue::from_str(&tag).unwrap_or_else(|_| HeaderValue::from_static("\"\""));
+    if matches {
+        return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag_header)]).into_response());
+    }
+    let base = base_url(&state, &headers);
+    let mut body: serde_json::Value =
+        serde_json::from_slice(&feature_json(&feature, crs)).unwrap_or_default();
+    if let Some(obj) = body.as_object_mut() {
+        obj.insert(
+            "links".into(),
+            json!([
+                { "href": format!("{base}/ogc/collections/{name}/items/{fid}"), "rel": "self", "type": GEOJSON },
+                { "href": format!("{base}/ogc/collections/{name}"), "rel": "collection", "type": "application/json" },
+            ]),
+        );
+    }
+    Ok((
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static(GEOJSON)),
+            (header::ETAG, etag_header),
+        ],
+        body.to_string(),
+    )
+        .into_response())
+}

@@ -1,0 +1,471 @@
+//! Feature filters: OGC CQL2-text (OGC API – Features Part 3) and the simple
+//! `?property=value` filters of Part 1, resolved against a layer's schema
+//! into one typed expression.
+//!
+//! The same [`Expr`] is translated to SQL by each store (values always bound
+//! as parameters, never spliced) and evaluated in memory by [`Expr::matches`]
+//! for exact spatial tests and for tiles. Its `Display` is a canonical text,
+//! so equal filters make equal cache keys.
+//!
+//! Hand-written rather than the `cql2` crate: that crate brings JSON-schema
+//! validation, an SQL parser and a second geozero major for what is here a
+//! few hundred lines over our own schema types.
+
+mod parse;
+
+use std::fmt;
+
+use geo::{Intersects, Relate};
+use serde_json::Value;
+
+use crate::layers::{Feature, LayerDef, PropertyType};
+
+pub use parse::parse_cql2;
+
+/// The name by which filters refer to a feature's geometry.
+pub const GEOMETRY: &str = "geometry";
+/// The name by which filters refer to a feature's id.
+pub const ID: &str = "id";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CmpOp {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+}
+
+impl CmpOp {
+    pub fn sql(self) -> &'static str {
+        match self {
+            CmpOp::Eq => "=",
+            CmpOp::Ne => "<>",
+            CmpOp::Lt => "<",
+            CmpOp::Le => "<=",
+            CmpOp::Gt => ">",
+            CmpOp::Ge => ">=",
+        }
+    }
+
+    /// The operator that means the same with its operands swapped.
+    fn flipped(self) -> Self {
+        match self {
+            CmpOp::Lt => CmpOp::Gt,
+            CmpOp::Le => CmpOp::Ge,
+            CmpOp::Gt => CmpOp::Lt,
+            CmpOp::Ge => CmpOp::Le,
+            other => other,
+        }
+    }
+
+    fn holds(self, ord: std::cmp::Ordering) -> bool {
+        use std::cmp::Ordering::*;
+        match self {
+            CmpOp::Eq => ord == Equal,
+            CmpOp::Ne => ord != Equal,
+            CmpOp::Lt => ord == Less,
+            CmpOp::Le => ord != Greater,
+            CmpOp::Gt => ord == Greater,
+            CmpOp::Ge => ord != Less,
+        }
+    }
+}
+
+/// A literal, already converted to the type of the property it meets.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Literal {
+    Text(String),
+    Integer(i64),
+    Number(f64),
+    Bool(bool),
+}
+
+impl Literal {
+    fn from_json(v: &Value) -> Option<Self> {
+        match v {
+            Value::String(s) => Some(Literal::Text(s.clone())),
+            Value::Bool(b) => Some(Literal::Bool(*b)),
+            Value::Number(n) => n
+                .as_i64()
+                .map(Literal::Integer)
+                .or_else(|| n.as_f64().map(Literal::Number)),
+            _ => None,
+        }
+    }
+
+    fn compare(&self, other: &Literal) -> Option<std::cmp::Ordering> {
+        use Literal::*;
+        match (self, other) {
+            (Text(a), Text(b)) => Some(a.cmp(b)),
+            (Integer(a), Integer(b)) => Some(a.cmp(b)),
+            (Bool(a), Bool(b)) => Some(a.cmp(b)),
+            (Integer(a), Number(b)) => (*a as f64).partial_cmp(b),
+            (Number(a), Integer(b)) => a.partial_cmp(&(*b as f64)),
+            (Number(a), Number(b)) => a.partial_cmp(b),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Literal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Literal::Text(s) => write!(f, "'{}'", s.replace('\'', "''")),
+            Literal::Integer(i) => write!(f, "{i}"),
+            Literal::Number(n) => write!(f, "{n:?}"),
+            Literal::Bool(b) => write!(f, "{}", if *b { "TRUE" } else { "FALSE" }),
+        }
+    }
+}
+
+/// A filter over one layer's features.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Expr {
+    And(Vec<Expr>),
+    Or(Vec<Expr>),
+    Not(Box<Expr>),
+    /// `property op literal`; `property` is a schema property or [`ID`].
+    Compare {
+        property: String,
+        op: CmpOp,
+        value: Literal,
+    },
+    /// An array property holds `value` among its items.
+    Contains {
+        property: String,
+        value: String,
+    },
+    /// CQL2 `LIKE`: `%` any run, `_` one character, `\` escapes; case-sensitive.
+    Like {
+        property: String,
+        pattern: String,
+    },
+    In {
+        property: String,
+        values: Vec<Literal>,
+    },
+    IsNull {
+        property: String,
+    },
+    /// The feature's geometry meets this WGS84 geometry.
+    Intersects(geo::Geometry<f64>),
+    Const(bool),
+}
+
+impl Expr {
+    /// All of `parts`, flattening nested conjunctions; `TRUE` when empty.
+    pub fn all(parts: Vec<Expr>) -> Expr {
+        let mut flat = Vec::new();
+        for p in parts {
+            match p {
+                Expr::And(inner) => flat.extend(inner),
+                Expr::Const(true) => {}
+                other => flat.push(other),
+            }
+        }
+        match flat.len() {
+            0 => Expr::Const(true),
+            1 => flat.pop().unwrap_or(Expr::Const(true)),
+            _ => Expr::And(flat),
+        }
+    }
+
+    /// Whether any spatial predicate appears: such filters are only
+    /// approximated in SQL (by envelopes) and must be checked exactly.
+    pub fn is_spatial(&self) -> bool {
+        match self {
+            Expr::Intersects(_) => true,
+            Expr::And(v) | Expr::Or(v) => v.iter().any(Expr::is_spatial),
+            Expr::Not(e) => e.is_spatial(),
+            _ => false,
+        }
+    }
+
+    /// Evaluate against one feature (SQL three-valued logic collapsed:
+    /// comparisons with a missing value are false).
+    pub fn matches(&self, f: &Feature) -> bool {
+        let value = |p: &str| -> Option<Literal> {
+            if p == ID {
+                f.id.map(Literal::Integer)
+            } else {
+                f.properties.get(p).and_then(Literal::from_json)
+            }
+        };
+        match self {
+            Expr::And(v) => v.iter().all(|e| e.matches(f)),
+            Expr::Or(v) => v.iter().any(|e| e.matches(f)),
+            Expr::Not(e) => !e.matches(f),
+            Expr::Const(b) => *b,
+            Expr::Compare {
+                property,
+                op,
+                value: lit,
+            } => value(property)
+                .and_then(|v| v.compare(lit))
+                .is_some_and(|ord| op.holds(ord)),
+            Expr::Contains { property, value } => f
+                .properties
+                .get(property)
+                .and_then(Value::as_array)
+                .is_some_and(|items| items.iter().any(|i| i.as_str() == Some(value))),
+            Expr::Like { property, pattern } => match value(property) {
+                Some(Literal::Text(s)) => like(pattern, &s),
+                _ => false,
+            },
+            Expr::In { property, values } => value(property).is_some_and(|v| {
+                values
+                    .iter()
+                    .any(|l| v.compare(l) == Some(std::cmp::Ordering::Equal))
+            }),
+            Expr::IsNull { property } => {
+                property != ID && f.properties.get(property).is_none_or(Value::is_null)
+            }
+            Expr::Intersects(g) => intersects(&f.geometry, g),
+        }
+    }
+}
+
+/// Exact intersection, touching included (DE-9IM `intersects`).
+pub fn intersects(a: &geo::Geometry<f64>, b: &geo::Geometry<f64>) -> bool {
+    match (a, b) {
+        (geo::Geometry::Point(p), other) | (other, geo::Geometry::Point(p)) => other.intersects(p),
+        _ => a.relate(b).is_intersects(),
+    }
+}
+
+/// CQL2 LIKE matching over characters.
+pub fn like(pattern: &str, s: &str) -> bool {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Tok {
+        Any,
+        One,
+        Lit(char),
+    }
+    let mut toks = Vec::new();
+    let mut chars = pattern.chars();
+    while let Some(c) = chars.next() {
+        toks.push(match c {
+            '%' => Tok::Any,
+            '_' => Tok::One,
+            '\\' => Tok::Lit(chars.next().unwrap_or('\\')),
+            c => Tok::Lit(c),
+        });
+    }
+    let s: Vec<char> = s.chars().collect();
+    // Classic two-pointer wildcard match with backtracking to the last `%`.
+    let (mut i, mut j) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while i < s.len() {
+        match toks.get(j) {
+            Some(Tok::One) => {
+                i += 1;
+                j += 1;
+            }
+            Some(Tok::Lit(c)) if *c == s[i] => {
+                i += 1;
+                j += 1;
+            }
+            Some(Tok::Any) => {
+                star = Some((j, i));
+                j += 1;
+            }
+            _ => match star {
+                Some((sj, si)) => {
+                    j = sj + 1;
+                    i = si + 1;
+                    star = Some((sj, si + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    toks[j..].iter().all(|t| *t == Tok::Any)
+}
+
+impl fmt::Display for Expr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let join = |f: &mut fmt::Formatter<'_>, parts: &[Expr], op: &str| -> fmt::Result {
+            write!(f, "(")?;
+            for (i, p) in parts.iter().enumerate() {
+                if i > 0 {
+                    write!(f, " {op} ")?;
+                }
+                write!(f, "{p}")?;
+            }
+            write!(f, ")")
+        };
+        match self {
+            Expr::And(v) => join(f, v, "AND"),
+            Expr::Or(v) => join(f, v, "OR"),
+            Expr::Not(e) => write!(f, "NOT {e}"),
+            Expr::Const(b) => write!(f, "{}", if *b { "TRUE" } else { "FALSE" }),
+            Expr::Compare {
+                property,
+                op,
+                value,
+            } => {
+                write!(f, "\"{property}\" {} {value}", op.sql())
+            }
+            Expr::Contains { property, value } => {
+                write!(
+                    f,
+                    "A_CONTAINS(\"{property}\", ('{}'))",
+                    value.replace('\'', "''")
+                )
+            }
+            Expr::Like { property, pattern } => {
+                write!(f, "\"{property}\" LIKE '{}'", pattern.replace('\'', "''"))
+            }
+            Expr::In { property, values } => {
+                write!(f, "\"{property}\" IN (")?;
+                for (i, v) in values.iter().enumerate() {
+                    if i > 0 {
+                        write!(f, ", ")?;
+                    }
+                    write!(f, "{v}")?;
+                }
+                write!(f, ")")
+            }
+            Expr::IsNull { property } => write!(f, "\"{property}\" IS NULL"),
+            Expr::Intersects(g) => write!(f, "S_INTERSECTS(geometry, {})", wkt(g)),
+        }
+    }
+}
+
+fn wkt(g: &geo::Geometry<f64>) -> String {
+    use geozero::ToWkt;
+    g.to_wkt()
+        .unwrap_or_else(|_| "GEOMETRYCOLLECTION EMPTY".into())
+}
+
+/// Why a filter was refused; the text says what and where.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{0}")]
+pub struct FilterError(pub String);
+
+/// The type a property's values compare as, or `None` for properties that
+/// filters cannot address (records).
+pub fn comparable(layer: &LayerDef, property: &str) -> Result<PropertyType, FilterError> {
+    if property == ID {
+        return Ok(PropertyType::Integer);
+    }
+    let def = layer.property(property).ok_or_else(|| {
+        FilterError(format!(
+            "`{property}` is not a queryable of `{}` (see /ogc/collections/{}/queryables)",
+            layer.name, layer.name
+        ))
+    })?;
+    match def.kind {
+        PropertyType::Records => Err(FilterError(format!(
+            "`{property}` holds records and cannot be filtered on"
+        ))),
+        k => Ok(k),
+    }
+}
+
+/// Convert a literal for comparison with a property of type `kind`.
+pub fn coerce(
+    property: &str,
+    kind: PropertyType,
+    lit: Literal,
+    layer: &LayerDef,
+) -> Result<Literal, FilterError> {
+    let wrong = |want: &str, lit: &Literal| {
+        Err(FilterError(format!(
+            "`{property}` is {want}; {lit} cannot be compared with it"
+        )))
+    };
+    match (kind, lit) {
+        (PropertyType::Integer, Literal::Integer(i)) => Ok(Literal::Integer(i)),
+        (PropertyType::Integer, Literal::Number(n)) if n.fract() == 0.0 && n.abs() < 9e15 => {
+            Ok(Literal::Integer(n as i64))
+        }
+        (PropertyType::Number, Literal::Integer(i)) => Ok(Literal::Number(i as f64)),
+        (PropertyType::Number, Literal::Number(n)) => Ok(Literal::Number(n)),
+        (PropertyType::Integer | PropertyType::Number, Literal::Text(s)) => {
+            match s.trim().parse::<f64>() {
+                Ok(n) if n.is_finite() => coerce(property, kind, Literal::Number(n), layer),
+                _ => wrong("a number", &Literal::Text(s)),
+            }
+        }
+        (PropertyType::Boolean, Literal::Bool(b)) => Ok(Literal::Bool(b)),
+        (PropertyType::Boolean, Literal::Text(s)) => match s.as_str() {
+            "true" | "TRUE" | "1" => Ok(Literal::Bool(true)),
+            "false" | "FALSE" | "0" => Ok(Literal::Bool(false)),
+            _ => wrong("true or false", &Literal::Text(s)),
+        },
+        (PropertyType::Datetime, Literal::Text(s)) => chrono::DateTime::parse_from_rfc3339(&s)
+            .map(|t| {
+                Literal::Text(
+                    t.with_timezone(&chrono::Utc)
+                        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+                        .to_string(),
+                )
+            })
+            .or_else(|_| {
+                // A bare date means its first instant (UTC).
+                chrono::NaiveDate::parse_from_str(&s, "%Y-%m-%d")
+                    .map(|d| Literal::Text(format!("{d}T00:00:00.000Z")))
+            })
+            .map_err(|_| {
+                FilterError(format!(
+                    "`{property}` is a date-time; '{s}' is not RFC 3339"
+                ))
+            }),
+        (PropertyType::Enum, Literal::Text(s)) => {
+            let def = layer.property(property);
+            match def.and_then(|d| d.values.as_ref()) {
+                Some(values) if !values.contains(&s) => Err(FilterError(format!(
+                    "'{s}' is not a value of `{property}` (one of {})",
+                    values.join(", ")
+                ))),
+                _ => Ok(Literal::Text(s)),
+            }
+        }
+        (PropertyType::String | PropertyType::Array, Literal::Text(s)) => Ok(Literal::Text(s)),
+        (PropertyType::String, other) => wrong("a string", &other),
+        (PropertyType::Enum, other) => wrong("an enumeration", &other),
+        (PropertyType::Datetime, other) => wrong("a date-time", &other),
+        (PropertyType::Boolean, other) => wrong("a boolean", &other),
+        (PropertyType::Integer | PropertyType::Number, other) => wrong("a number", &other),
+        (PropertyType::Array, other) => wrong("an array of strings", &other),
+        (PropertyType::Records, other) => wrong("records", &other),
+    }
+}
+
+/// A Part 1 simple filter `?property=value`: equality, or membership for
+/// array properties.
+pub fn equals(layer: &LayerDef, property: &str, text: &str) -> Result<Expr, FilterError> {
+    let kind = comparable(layer, property)?;
+    if kind == PropertyType::Array {
+        return Ok(Expr::Contains {
+            property: property.to_owned(),
+            value: text.to_owned(),
+        });
+    }
+    let value = coerce(property, kind, Literal::Text(text.to_owned()), layer)?;
+    Ok(Expr::Compare {
+        property: property.to_owned(),
+        op: CmpOp::Eq,
+        value,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn like_follows_cql2() {
+        assert!(like("罗庄%", "罗庄区消防救援大队"));
+        assert!(like("%消防%", "罗庄区消防救援大队"));
+        assert!(like("a_c", "abc"));
+        assert!(!like("a_c", "abbc"));
+        assert!(like("100\\%", "100%"));
+        assert!(!like("100\\%", "1000"));
+        assert!(!like("abc", "ABC"), "case-sensitive");
+        assert!(like("%", ""));
+    }
+}

@@ -1,0 +1,710 @@
+//! CQL2-text (OGC 21-065) parsing: the Basic CQL2 conformance class plus
+//! LIKE, IN, BETWEEN, IS NULL (advanced comparison operators) and
+//! S_INTERSECTS with POINT, LINESTRING, POLYGON, MULTIPOLYGON and BBOX
+//! literals (basic spatial functions).
+
+use crate::layers::{LayerDef, PropertyType};
+
+use super::{coerce, comparable, CmpOp, Expr, FilterError, Literal, GEOMETRY};
+
+#[derive(Debug, Clone, PartialEq)]
+enum Tok {
+    Ident(String),
+    Quoted(String),
+    Str(String),
+    Num(f64, bool),
+    Op(CmpOp),
+    LParen,
+    RParen,
+    Comma,
+}
+
+fn lex(text: &str) -> Result<Vec<(usize, Tok)>, FilterError> {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        let start = i;
+        match c {
+            c if c.is_whitespace() => {
+                i += 1;
+                continue;
+            }
+            '(' => {
+                out.push((start, Tok::LParen));
+                i += 1;
+            }
+            ')' => {
+                out.push((start, Tok::RParen));
+                i += 1;
+            }
+            ',' => {
+                out.push((start, Tok::Comma));
+                i += 1;
+            }
+            '=' => {
+                out.push((start, Tok::Op(CmpOp::Eq)));
+                i += 1;
+            }
+            '<' | '>' => {
+                let next = chars.get(i + 1).copied();
+                let (op, len) = match (c, next) {
+                    ('<', Some('>')) => (CmpOp::Ne, 2),
+                    ('<', Some('=')) => (CmpOp::Le, 2),
+                    ('>', Some('=')) => (CmpOp::Ge, 2),
+                    ('<', _) => (CmpOp::Lt, 1),
+                    _ => (CmpOp::Gt, 1),
+                };
+                out.push((start, Tok::Op(op)));
+                i += len;
+            }
+            '\'' | '"' => {
+                let quote = c;
+                let mut s = String::new();
+                i += 1;
+                loop {
+                    match chars.get(i) {
+                        None => {
+                            return Err(FilterError(format!(
+                                "unterminated {} starting at character {start}",
+                                if quote == '\'' {
+                                    "string"
+                                } else {
+                                    "quoted name"
+                                }
+                            )))
+                        }
+                        Some(&q) if q == quote => {
+                            if chars.get(i + 1) == Some(&quote) {
+                                s.push(quote);
+                                i += 2;
+                            } else {
+                                i += 1;
+                                break;
+                            }
+                        }
+                        Some(&ch) => {
+                            s.push(ch);
+                            i += 1;
+                        }
+                    }
+                }
+                out.push((
+                    start,
+                    if quote == '\'' {
+                        Tok::Str(s)
+                    } else {
+                        Tok::Quoted(s)
+                    },
+                ));
+            }
+            c if c.is_ascii_digit() || c == '-' || c == '+' || c == '.' => {
+                let mut j = i + 1;
+                while j < chars.len()
+                    && (chars[j].is_ascii_digit()
+                        || chars[j] == '.'
+                        || chars[j] == 'e'
+                        || chars[j] == 'E'
+                        || ((chars[j] == '-' || chars[j] == '+')
+                            && matches!(chars[j - 1], 'e' | 'E')))
+                {
+                    j += 1;
+                }
+                let s: String = chars[i..j].iter().collect();
+                let n: f64 = s.parse().map_err(|_| {
+                    FilterError(format!("`{s}` at character {start} is not a number"))
+                })?;
+                if !n.is_finite() {
+                    return Err(FilterError(format!(
+                        "`{s}` at character {start} is not a finite number"
+                    )));
+                }
+                let integral = !s.contains(['.', 'e', 'E']);
+                out.push((start, Tok::Num(n, integral)));
+                i = j;
+            }
+            c if c.is_alphabetic() || c == '_' => {
+                let mut j = i + 1;
+                while j < chars.len()
+                    && (chars[j].is_alphanumeric() || matches!(chars[j], '_' | ':' | '.'))
+                {
+                    j += 1;
+                }
+                out.push((start, Tok::Ident(chars[i..j].iter().collect())));
+                i = j;
+            }
+            other => {
+                return Err(FilterError(format!(
+                    "unexpected `{other}` at character {start}"
+                )))
+            }
+        }
+    }
+    Ok(out)
+}
+
+struct Parser<'a> {
+    toks: Vec<(usize, Tok)>,
+    pos: usize,
+    layer: &'a LayerDef,
+    len: usize,
+}
+
+/// Parse CQL2-text against `layer`: unknown properties, values of the wrong
+/// type and unsupported constructs are refused with a message.
+pub fn parse_cql2(text: &str, layer: &LayerDef) -> Result<Expr, FilterError> {
+    let toks = lex(text)?;
+    if toks.is_empty() {
+        return Err(FilterError("the filter is empty".into()));
+    }
+    let mut p = Parser {
+        toks,
+        pos: 0,
+        layer,
+        len: text.chars().count(),
+    };
+    let e = p.or()?;
+    if let Some((at, t)) = p.toks.get(p.pos) {
+        return Err(FilterError(format!(
+            "unexpected {} at character {at}",
+            show(t)
+        )));
+    }
+    Ok(e)
+}
+
+fn show(t: &Tok) -> String {
+    match t {
+        Tok::Ident(s) => format!("`{s}`"),
+        Tok::Quoted(s) => format!("\"{s}\""),
+        Tok::Str(s) => format!("'{s}'"),
+        Tok::Num(n, _) => format!("{n}"),
+        Tok::Op(o) => format!("`{}`", o.sql()),
+        Tok::LParen => "`(`".into(),
+        Tok::RParen => "`)`".into(),
+        Tok::Comma => "`,`".into(),
+    }
+}
+
+enum Operand {
+    Property(String),
+    Value(Literal),
+}
+
+impl Parser<'_> {
+    fn peek(&self) -> Option<&Tok> {
+        self.toks.get(self.pos).map(|(_, t)| t)
+    }
+
+    fn at(&self) -> usize {
+        self.toks.get(self.pos).map_or(self.len, |(at, _)| *at)
+    }
+
+    fn next(&mut self) -> Option<Tok> {
+        let t = self.toks.get(self.pos).map(|(_, t)| t.clone());
+        self.pos += 1;
+        t
+    }
+
+    fn keyword(&self, kw: &str) -> bool {
+        matches!(self.peek(), Some(Tok::Ident(s)) if s.eq_ignore_ascii_case(kw))
+    }
+
+    fn eat_keyword(&mut self, kw: &str) -> bool {
+        if self.keyword(kw) {
+            self.pos += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn expect(&mut self, want: Tok, what: &str) -> Result<(), FilterError> {
+        let at = self.at();
+        match self.next() {
+            Some(t) if t == want => Ok(()),
+            Some(t) => Err(FilterError(format!(
+                "expected {what} at character {at}, found {}",
+                show(&t)
+            ))),
+            None => Err(FilterError(format!(
+                "expected {what} at the end of the filter"
+            ))),
+        }
+    }
+
+    fn or(&mut self) -> Result<Expr, FilterError> {
+        let mut parts = vec![self.and()?];
+        while self.eat_keyword("OR") {
+            parts.push(self.and()?);
+        }
+        Ok(if parts.len() == 1 {
+            parts.remove(0)
+        } else {
+            Expr::Or(parts)
+        })
+    }
+
+    fn and(&mut self) -> Result<Expr, FilterError> {
+        let mut parts = vec![self.not()?];
+        while self.eat_keyword("AND") {
+            parts.push(self.not()?);
+        }
+        Ok(if parts.len() == 1 {
+            parts.remove(0)
+        } else {
+            Expr::And(parts)
+        })
+    }
+
+    fn not(&mut self) -> Result<Expr, FilterError> {
+        if self.eat_keyword("NOT") {
+            return Ok(Expr::Not(Box::new(self.not()?)));
+        }
+        self.predicate()
+    }
+
+    fn predicate(&mut self) -> Result<Expr, FilterError> {
+        if self.peek() == Some(&Tok::LParen) {
+            self.pos += 1;
+            let e = self.or()?;
+            self.expect(Tok::RParen, "`)`")?;
+            return Ok(e);
+        }
+        for spatial in ["S_INTERSECTS", "INTERSECTS"] {
+            if self.eat_keyword(spatial) {
+                return self.intersects();
+            }
+        }
+        if let Some(Tok::Ident(s)) = self.peek() {
+            let upper = s.to_ascii_uppercase();
+            if upper.starts_with("S_") || upper.starts_with("T_") || upper.starts_with("A_") {
+                return Err(FilterError(format!(
+                    "`{s}` at character {} is not supported; spatial filters use S_INTERSECTS",
+                    self.at()
+                )));
+            }
+        }
+        let at = self.at();
+        let left = self.operand()?;
+        // Predicates that need a property on the left.
+        let negated = self.eat_keyword("NOT");
+        if self.eat_keyword("LIKE") {
+            let property = self.property_of(left, at, "LIKE")?;
+            let kind = comparable(self.layer, &property)?;
+            if !matches!(
+                kind,
+                PropertyType::String | PropertyType::Enum | PropertyType::Datetime
+            ) {
+                return Err(FilterError(format!(
+                    "LIKE needs a text property; `{property}` is not one"
+                )));
+            }
+            let pattern = match self.next() {
+                Some(Tok::Str(s)) => s,
+                _ => {
+                    return Err(FilterError(format!(
+                        "LIKE at character {at} needs a quoted pattern"
+                    )))
+                }
+            };
+            return Ok(not_if(negated, Expr::Like { property, pattern }));
+        }
+        if self.eat_keyword("BETWEEN") {
+            let property = self.property_of(left, at, "BETWEEN")?;
+            let kind = comparable(self.layer, &property)?;
+            let low = self.literal_for(&property, kind)?;
+            if !self.eat_keyword("AND") {
+                return Err(FilterError(format!(
+                    "BETWEEN at character {at} needs `AND`"
+                )));
+            }
+            let high = self.literal_for(&property, kind)?;
+            let range = Expr::And(vec![
+                Expr::Compare {
+                    property: property.clone(),
+                    op: CmpOp::Ge,
+                    value: low,
+                },
+                Expr::Compare {
+                    property,
+                    op: CmpOp::Le,
+                    value: high,
+                },
+            ]);
+            return Ok(not_if(negated, range));
+        }
+        if self.eat_keyword("IN") {
+            let property = self.property_of(left, at, "IN")?;
+            let kind = comparable(self.layer, &property)?;
+            self.expect(Tok::LParen, "`(` after IN")?;
+            let mut values = vec![self.literal_for(&property, kind)?];
+            while self.peek() == Some(&Tok::Comma) {
+                self.pos += 1;
+                values.push(self.literal_for(&property, kind)?);
+            }
+            self.expect(Tok::RParen, "`)` closing the IN list")?;
+            return Ok(not_if(negated, Expr::In { property, values }));
+        }
+        if negated {
+            return Err(FilterError(format!(
+                "NOT at character {at} must be followed by LIKE, BETWEEN or IN here"
+            )));
+        }
+        if self.eat_keyword("IS") {
+            let property = self.property_of(left, at, "IS NULL")?;
+            comparable(self.layer, &property)?;
+            let negated = self.eat_keyword("NOT");
+            if !self.eat_keyword("NULL") {
+                return Err(FilterError(format!(
+                    "expected NULL after IS at character {}",
+                    self.at()
+                )));
+            }
+            return Ok(not_if(negated, Expr::IsNull { property }));
+        }
+        let op_at = self.at();
+        let op = match self.next() {
+            Some(Tok::Op(op)) => op,
+            Some(t) => {
+                return Err(FilterError(format!(
+                    "expected a comparison at character {op_at}, found {}",
+                    show(&t)
+                )))
+            }
+            None => match left {
+                Operand::Value(Literal::Bool(b)) => return Ok(Expr::Const(b)),
+                _ => {
+                    return Err(FilterError(
+                        "the filter ends where a comparison was expected".into(),
+                    ))
+                }
+            },
+        };
+        let right_at = self.at();
+        let right = self.operand()?;
+        match (left, right) {
+            (Operand::Property(p), Operand::Value(v)) => self.compare(p, op, v),
+            (Operand::Value(v), Operand::Property(p)) => self.compare(p, op.flipped(), v),
+            (Operand::Property(_), Operand::Property(_)) => Err(FilterError(format!(
+                "comparing two properties (character {right_at}) is not supported"
+            ))),
+            (Operand::Value(_), Operand::Value(_)) => Err(FilterError(format!(
+                "a comparison at character {at} needs a property on one side"
+            ))),
+        }
+    }
+
+    fn compare(&self, property: String, op: CmpOp, value: Literal) -> Result<Expr, FilterError> {
+        let kind = comparable(self.layer, &property)?;
+        if kind == PropertyType::Array {
+            return match (op, value) {
+                (CmpOp::Eq, Literal::Text(v)) => Ok(Expr::Contains { property, value: v }),
+                _ => Err(FilterError(format!(
+                    "`{property}` is an array: only `{property} = 'value'` (contains) is supported"
+                ))),
+            };
+        }
+        let value = coerce(&property, kind, value, self.layer)?;
+        Ok(Expr::Compare {
+            property,
+            op,
+            value,
+        })
+    }
+
+    fn property_of(&self, o: Operand, at: usize, what: &str) -> Result<String, FilterError> {
+        match o {
+            Operand::Property(p) => Ok(p),
+            Operand::Value(v) => Err(FilterError(format!(
+                "{what} at character {at} needs a property on its left, not {v}"
+            ))),
+        }
+    }
+
+    fn literal_for(&mut self, property: &str, kind: PropertyType) -> Result<Literal, FilterError> {
+        let at = self.at();
+        match self.operand()? {
+            Operand::Value(v) => coerce(property, kind, v, self.layer),
+            Operand::Property(p) => Err(FilterError(format!(
+                "expected a value at character {at}, found the property `{p}`"
+            ))),
+        }
+    }
+
+    fn operand(&mut self) -> Result<Operand, FilterError> {
+        let at = self.at();
+        match self.next() {
+            Some(Tok::Str(s)) => Ok(Operand::Value(Literal::Text(s))),
+            Some(Tok::Num(n, true)) if n.abs() < 9e15 => {
+                Ok(Operand::Value(Literal::Integer(n as i64)))
+            }
+            Some(Tok::Num(n, _)) => Ok(Operand::Value(Literal::Number(n))),
+            Some(Tok::Quoted(name)) => Ok(Operand::Property(name)),
+            Some(Tok::Ident(s)) if s.eq_ignore_ascii_case("TRUE") => {
+                Ok(Operand::Value(Literal::Bool(true)))
+            }
+            Some(Tok::Ident(s)) if s.eq_ignore_ascii_case("FALSE") => {
+                Ok(Operand::Value(Literal::Bool(false)))
+            }
+            Some(Tok::Ident(s))
+                if s.eq_ignore_ascii_case("TIMESTAMP") || s.eq_ignore_ascii_case("DATE") =>
+            {
+                self.expect(Tok::LParen, "`(`")?;
+                let v = match self.next() {
+                    Some(Tok::Str(v)) => v,
+                    _ => {
+                        return Err(FilterError(format!(
+                            "{s} at character {at} needs a quoted value"
+                        )))
+                    }
+                };
+                self.expect(Tok::RParen, "`)`")?;
+                Ok(Operand::Value(Literal::Text(v)))
+            }
+            Some(Tok::Ident(s))
+                if ["AND", "OR", "NOT", "LIKE", "IN", "BETWEEN", "IS", "NULL"]
+                    .iter()
+                    .any(|k| s.eq_ignore_ascii_case(k)) =>
+            {
+                Err(FilterError(format!(
+                    "unexpected keyword `{s}` at character {at}"
+                )))
+            }
+            Some(Tok::Ident(s)) => Ok(Operand::Property(s)),
+            Some(t) => Err(FilterError(format!(
+                "expected a property or a value at character {at}, found {}",
+                show(&t)
+            ))),
+            None => Err(FilterError(
+                "the filter ends where a property or a value was expected".into(),
+            )),
+        }
+    }
+
+    fn intersects(&mut self) -> Result<Expr, FilterError> {
+        self.expect(Tok::LParen, "`(` after S_INTERSECTS")?;
+        let first_at = self.at();
+        let a = self.geometry_operand()?;
+        self.expect(Tok::Comma, "`,` between the two geometries")?;
+        let b = self.geometry_operand()?;
+        self.expect(Tok::RParen, "`)` closing S_INTERSECTS")?;
+        match (a, b) {
+            (None, Some(g)) | (Some(g), None) => Ok(Expr::Intersects(g)),
+            _ => Err(FilterError(format!(
+                "S_INTERSECTS at character {first_at} needs the `{GEOMETRY}` property and one geometry literal"
+            ))),
+        }
+    }
+
+    /// `None` for the feature geometry property, `Some` for a literal.
+    fn geometry_operand(&mut self) -> Result<Option<geo::Geometry<f64>>, FilterError> {
+        let at = self.at();
+        let name = match self.next() {
+            Some(Tok::Ident(s)) | Some(Tok::Quoted(s)) => s,
+            Some(t) => {
+                return Err(FilterError(format!(
+                    "expected a geometry at character {at}, found {}",
+                    show(&t)
+                )))
+            }
+            None => {
+                return Err(FilterError(
+                    "the filter ends where a geometry was expected".into(),
+                ))
+            }
+        };
+        let upper = name.to_ascii_uppercase();
+        let g: geo::Geometry<f64> = match upper.as_str() {
+            "GEOMETRY" | "GEOM" => return Ok(None),
+            "POINT" => {
+                self.expect(Tok::LParen, "`(`")?;
+                let c = self.coord()?;
+                self.expect(Tok::RParen, "`)`")?;
+                geo::Point::from(c).into()
+            }
+            "LINESTRING" => geo::LineString::new(self.coord_list()?).into(),
+            "POLYGON" => self.polygon()?.into(),
+            "MULTIPOLYGON" => {
+                self.expect(Tok::LParen, "`(`")?;
+                let mut polys = vec![self.polygon()?];
+                while self.peek() == Some(&Tok::Comma) {
+                    self.pos += 1;
+                    polys.push(self.polygon()?);
+                }
+                self.expect(Tok::RParen, "`)`")?;
+                geo::MultiPolygon::new(polys).into()
+            }
+            "BBOX" | "ENVELOPE" => {
+                self.expect(Tok::LParen, "`(`")?;
+                let mut v = vec![self.number()?];
+                while self.peek() == Some(&Tok::Comma) {
+                    self.pos += 1;
+                    v.push(self.number()?);
+                }
+                self.expect(Tok::RParen, "`)`")?;
+                let [x0, y0, x1, y1] = match v.as_slice() {
+                    [a, b, c, d] => [*a, *b, *c, *d],
+                    [a, b, _, c, d, _] => [*a, *b, *c, *d],
+                    _ => {
+                        return Err(FilterError(format!(
+                            "BBOX at character {at} needs 4 (or 6) numbers"
+                        )))
+                    }
+                };
+                if x0 > x1 || y0 > y1 {
+                    return Err(FilterError(format!(
+                        "BBOX at character {at}: the minimum corner comes first"
+                    )));
+                }
+                geo::Rect::new(geo::coord! { x: x0, y: y0 }, geo::coord! { x: x1, y: y1 })
+                    .to_polygon()
+                    .into()
+            }
+            _ => {
+                return Err(FilterError(format!(
+                    "`{name}` at character {at} is not `geometry` or a supported geometry literal \
+                     (POINT, LINESTRING, POLYGON, MULTIPOLYGON, BBOX)"
+                )))
+            }
+        };
+        Ok(Some(g))
+    }
+
+    fn number(&mut self) -> Result<f64, FilterError> {
+        let at = self.at();
+        match self.next() {
+            Some(Tok::Num(n, _)) => Ok(n),
+            _ => Err(FilterError(format!("expected a number at character {at}"))),
+        }
+    }
+
+    fn coord(&mut self) -> Result<geo::Coord<f64>, FilterError> {
+        let x = self.number()?;
+        let y = self.number()?;
+        // A third ordinate (height) is allowed and ignored.
+        if matches!(self.peek(), Some(Tok::Num(..))) {
+            self.pos += 1;
+        }
+        Ok(geo::coord! { x: x, y: y })
+    }
+
+    fn coord_list(&mut self) -> Result<Vec<geo::Coord<f64>>, FilterError> {
+        self.expect(Tok::LParen, "`(`")?;
+        let mut v = vec![self.coord()?];
+        while self.peek() == Some(&Tok::Comma) {
+            self.pos += 1;
+            v.push(self.coord()?);
+        }
+        self.expect(Tok::RParen, "`)`")?;
+        Ok(v)
+    }
+
+    fn polygon(&mut self) -> Result<geo::Polygon<f64>, FilterError> {
+        let at = self.at();
+        self.expect(Tok::LParen, "`(`")?;
+        let mut rings = vec![self.coord_list()?];
+        while self.peek() == Some(&Tok::Comma) {
+            self.pos += 1;
+            rings.push(self.coord_list()?);
+        }
+        self.expect(Tok::RParen, "`)`")?;
+        for r in &rings {
+            if r.len() < 4 || r.first() != r.last() {
+                return Err(FilterError(format!(
+                    "the polygon at character {at} has a ring that is not closed or has fewer than 4 positions"
+                )));
+            }
+        }
+        let mut rings = rings.into_iter().map(geo::LineString::new);
+        let exterior = rings.next().unwrap_or_else(|| geo::LineString::new(vec![]));
+        Ok(geo::Polygon::new(exterior, rings.collect()))
+    }
+}
+
+fn not_if(negated: bool, e: Expr) -> Expr {
+    if negated {
+        Expr::Not(Box::new(e))
+    } else {
+        e
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layers::Catalog;
+
+    fn teams() -> std::sync::Arc<LayerDef> {
+        Catalog::builtin()
+            .expect("catalog")
+            .get("rescue_teams")
+            .cloned()
+            .expect("layer")
+    }
+
+    fn ok(text: &str) -> Expr {
+        parse_cql2(text, &teams()).unwrap_or_else(|e| panic!("{text}: {e}"))
+    }
+
+    fn err(text: &str) -> String {
+        parse_cql2(text, &teams()).expect_err(text).0
+    }
+
+    #[test]
+    fn comparisons_and_logic_parse_with_precedence() {
+        let e = ok("status = 'standby' AND headcount >= 20 OR NOT team_type = 'militia'");
+        assert!(matches!(e, Expr::Or(ref v) if v.len() == 2 && matches!(v[0], Expr::And(_))));
+        let e = ok("20 < headcount");
+        assert_eq!(
+            e,
+            Expr::Compare {
+                property: "headcount".into(),
+                op: CmpOp::Gt,
+                value: Literal::Integer(20)
+            }
+        );
+    }
+
+    #[test]
+    fn advanced_comparisons_parse() {
+        assert!(matches!(ok("name LIKE '罗庄%'"), Expr::Like { .. }));
+        assert!(matches!(ok("name NOT LIKE '%队'"), Expr::Not(_)));
+        assert!(
+            matches!(ok("status IN ('standby', 'returning')"), Expr::In { ref values, .. } if values.len() == 2)
+        );
+        assert!(matches!(ok("headcount BETWEEN 10 AND 30"), Expr::And(_)));
+        assert!(matches!(ok("leader IS NOT NULL"), Expr::Not(_)));
+        assert!(matches!(
+            ok("capabilities = 'water_rescue'"),
+            Expr::Contains { .. }
+        ));
+        assert!(matches!(ok("\"status\"='standby'"), Expr::Compare { .. }));
+    }
+
+    #[test]
+    fn spatial_literals_parse() {
+        for text in [
+            "S_INTERSECTS(geometry, POINT(118.3 35.0))",
+            "S_INTERSECTS(geometry, BBOX(118.2, 34.9, 118.4, 35.1))",
+            "s_intersects(POLYGON((118 34, 119 34, 119 35, 118 34)), geometry)",
+            "S_INTERSECTS(geometry, MULTIPOLYGON(((118 34, 119 34, 119 35, 118 34))))",
+        ] {
+            assert!(matches!(ok(text), Expr::Intersects(_)), "{text}");
+        }
+    }
+
+    #[test]
+    fn mistakes_are_named() {
+        assert!(err("colour = 'red'").contains("colour"));
+        assert!(err("status = 'flying'").contains("flying"));
+        assert!(err("headcount > 'many'").contains("number"));
+        assert!(err("status = ").contains("end"));
+        assert!(err("status = 'standby").contains("unterminated"));
+        assert!(err("name = 'a'; DROP TABLE rescue_teams").contains(";"));
+        assert!(err("S_WITHIN(geometry, POINT(1 2))").contains("not supported"));
+        assert!(err("S_INTERSECTS(geometry, POLYGON((1 1, 2 2, 3 1)))").contains("closed"));
+        assert!(err("status = 'standby' AND").contains("end"));
+    }
+}

@@ -1,0 +1,145 @@
+//! Filter expressions as SQLite WHERE clauses. Every value is a bound
+//! parameter; names are schema identifiers checked by the catalog.
+//!
+//! Spatial predicates become R-tree envelope tests, which select a superset;
+//! the store then checks such filters exactly with [`Expr::matches`]. Under
+//! NOT a superset turns into a subset, so each subexpression is translated
+//! both as a superset (`sup`) and a subset (`sub`) of its true set.
+
+use crate::{
+    filter::{Expr, Literal, ID},
+    layers::LayerDef,
+};
+
+use super::schema;
+
+/// A parameter value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Bind {
+    Text(String),
+    Integer(i64),
+    Real(f64),
+    Bool(bool),
+}
+
+impl From<&Literal> for Bind {
+    fn from(l: &Literal) -> Self {
+        match l {
+            Literal::Text(s) => Bind::Text(s.clone()),
+            Literal::Integer(i) => Bind::Integer(*i),
+            Literal::Number(n) => Bind::Real(*n),
+            Literal::Bool(b) => Bind::Bool(*b),
+        }
+    }
+}
+
+fn column(property: &str) -> String {
+    if property == ID {
+        "fid".into()
+    } else {
+        format!("\"{property}\"")
+    }
+}
+
+/// A WHERE condition selecting at least every feature `e` matches (exactly
+/// those when `e` has no spatial predicate).
+pub fn superset(layer: &LayerDef, e: &Expr, binds: &mut Vec<Bind>) -> String {
+    translate(layer, e, binds, true)
+}
+
+fn translate(layer: &LayerDef, e: &Expr, binds: &mut Vec<Bind>, sup: bool) -> String {
+    // Atomic predicates are made two-valued (a missing value is false, not
+    // NULL) so that SQL and `Expr::matches` agree under NOT.
+    let two_valued = |sql: String| format!("coalesce(({sql}), 0)");
+    match e {
+        Expr::And(parts) | Expr::Or(parts) => {
+            let op = if matches!(e, Expr::And(_)) {
+                " AND "
+            } else {
+                " OR "
+            };
+            let inner: Vec<String> = parts
+                .iter()
+                .map(|p| translate(layer, p, binds, sup))
+                .collect();
+            format!("({})", inner.join(op))
+        }
+        Expr::Not(inner) => format!("(NOT {})", translate(layer, inner, binds, !sup)),
+        Expr::Const(b) => if *b { "1" } else { "0" }.into(),
+        Expr::Compare {
+            property,
+            op,
+            value,
+        } => {
+            binds.push(value.into());
+            two_valued(format!("{} {} ?", column(property), op.sql()))
+        }
+        Expr::Contains { property, value } => {
+            binds.push(Bind::Text(value.clone()));
+            format!(
+                "EXISTS (SELECT 1 FROM json_each(CASE WHEN json_valid({c}) THEN {c} ELSE '[]' END) WHERE value = ?)",
+                c = column(property)
+            )
+        }
+        Expr::Like { property, pattern } => {
+            binds.push(Bind::Text(pattern.clone()));
+            two_valued(format!("{} LIKE ? ESCAPE '\\'", column(property)))
+        }
+        Expr::In { property, values } => {
+            let marks = vec!["?"; values.len()].join(", ");
+            binds.extend(values.iter().map(Bind::from));
+            two_valued(format!("{} IN ({marks})", column(property)))
+        }
+        Expr::IsNull { property } => {
+            if property == ID {
+                "0".into()
+            } else {
+                format!("({} IS NULL)", column(property))
+            }
+        }
+        Expr::Intersects(g) => {
+            if !sup {
+                return "0".into();
+            }
+            use geo::BoundingRect;
+            match g.bounding_rect() {
+                Some(r) => {
+                    binds.extend([r.max().x, r.min().x, r.max().y, r.min().y].map(Bind::Real));
+                    format!(
+                        "fid IN (SELECT id FROM \"{}\" WHERE minx <= ? AND maxx >= ? AND miny <= ? AND maxy >= ?)",
+                        schema::rtree(layer)
+                    )
+                }
+                None => "0".into(),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{filter::parse_cql2, layers::Catalog};
+
+    #[test]
+    fn strings_are_bound_never_spliced() {
+        let catalog = Catalog::builtin().expect("catalog");
+        let layer = catalog.get("rescue_teams").expect("layer");
+        let e = parse_cql2("name = 'x'' OR 1=1 --' AND leader LIKE '%王%'", layer).expect("parses");
+        let mut binds = Vec::new();
+        let sql = superset(layer, &e, &mut binds);
+        assert!(!sql.contains("OR 1=1"), "{sql}");
+        assert_eq!(binds[0], Bind::Text("x' OR 1=1 --".into()));
+        assert_eq!(sql.matches('?').count(), binds.len());
+    }
+
+    #[test]
+    fn spatial_predicates_under_not_never_narrow_the_superset() {
+        let catalog = Catalog::builtin().expect("catalog");
+        let layer = catalog.get("rescue_teams").expect("layer");
+        let e = parse_cql2("NOT S_INTERSECTS(geometry, BBOX(118, 34, 119, 35))", layer)
+            .expect("parses");
+        let mut binds = Vec::new();
+        assert_eq!(superset(layer, &e, &mut binds), "(NOT 0)");
+    }
+}
