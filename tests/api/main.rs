@@ -3,6 +3,7 @@
 
 mod cli;
 mod demo;
+mod features;
 mod geopackage;
 mod health;
 mod helpers;
