@@ -7,10 +7,10 @@ use std::{
 };
 
 use crate::{
-    formats,
+    auth, formats,
     layers::ValidationErrors,
     open_store,
-    settings::{ExportArgs, ImportArgs, Settings},
+    settings::{ExportArgs, ImportArgs, Settings, TokenCommand},
     store::{self, StoreError},
     StartupError,
 };
@@ -30,6 +30,8 @@ pub enum CommandError {
     Write(#[from] std::io::Error),
     #[error("nothing was imported: {0}")]
     Invalid(ValidationErrors),
+    #[error("{0}")]
+    BadArgument(String),
     #[error(transparent)]
     Store(StoreError),
 }
@@ -62,8 +64,11 @@ pub async fn import(settings: &Settings, args: &ImportArgs) -> Result<usize, Com
     let result = async {
         let parsed =
             formats::geojson::parse(&layer.name, &text, args.crs).map_err(CommandError::Invalid)?;
-        match store.insert(&layer, &parsed.features).await {
-            Ok(ids) => Ok(ids.len()),
+        match store
+            .insert(&layer, &parsed.features, &cli_actor("import"))
+            .await
+        {
+            Ok(written) => Ok(written.ids.len()),
             Err(StoreError::Invalid(e)) => Err(CommandError::Invalid(parsed.locate(e))),
             Err(e) => Err(e.into()),
         }
@@ -90,6 +95,53 @@ pub async fn export(settings: &Settings, args: &ExportArgs) -> Result<usize, Com
     formats::geojson::write_collection(&mut out, &features, args.crs)?;
     out.flush()?;
     Ok(features.len())
+}
+
+/// `onemap token …`: what to print on standard output.
+pub async fn token(settings: &Settings, command: &TokenCommand) -> Result<String, CommandError> {
+    let (_, store) = open_store(settings).await?;
+    let result = async {
+        match command {
+            TokenCommand::Create { role, name } => {
+                if name.trim().is_empty() {
+                    return Err(CommandError::BadArgument("--name must not be empty".into()));
+                }
+                let secret = auth::new_token();
+                let record = store.create_token(name.trim(), *role, &auth::digest(&secret)).await?;
+                Ok(format!(
+                    "created token `{}` with role {} (keep it now: it is not shown again)\n{secret}\n",
+                    record.name, record.role
+                ))
+            }
+            TokenCommand::List => {
+                let mut out = String::from("id\tname\trole\tcreated\trevoked\n");
+                for t in store.tokens().await? {
+                    out.push_str(&format!(
+                        "{}\t{}\t{}\t{}\t{}\n",
+                        t.id,
+                        t.name,
+                        t.role,
+                        t.created_at,
+                        t.revoked_at.as_deref().unwrap_or("-")
+                    ));
+                }
+                Ok(out)
+            }
+            TokenCommand::Revoke { name } => match store.revoke_token(name).await? {
+                true => Ok(format!("revoked token `{name}`\n")),
+                false => Err(CommandError::BadArgument(format!("no live token is called `{name}`"))),
+            },
+        }
+    }
+    .await;
+    store.close().await;
+    result
+}
+
+/// Who a CLI write is logged as: the command and the system user.
+fn cli_actor(command: &str) -> String {
+    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
+    format!("cli {command} ({user})")
 }
 
 fn read_input(path: &Path) -> Result<String, CommandError> {

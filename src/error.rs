@@ -21,6 +21,14 @@ pub enum AppError {
     Invalid(#[from] ValidationErrors),
     #[error("{0}")]
     Conflict(String),
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    PreconditionFailed(String),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
     #[error("the service is unavailable: {0}")]
     Unavailable(String),
     #[error("storage failure")]
@@ -34,6 +42,10 @@ impl From<StoreError> for AppError {
             StoreError::UnknownLayer { layer } => AppError::NotFound {
                 what: format!("layer `{layer}`"),
             },
+            e @ StoreError::PreconditionFailed { .. } => AppError::PreconditionFailed(format!(
+                "{e}: read it again and retry with its current ETag"
+            )),
+            e @ StoreError::Duplicate { .. } => AppError::Conflict(e.to_string()),
             other => AppError::Store(other),
         }
     }
@@ -46,6 +58,10 @@ impl AppError {
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AppError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             AppError::Conflict(_) => StatusCode::CONFLICT,
+            AppError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            AppError::Forbidden(_) => StatusCode::FORBIDDEN,
+            AppError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
+            AppError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -91,6 +107,14 @@ impl IntoResponse for AppError {
                     .ok()
                     .map(|v| ("errors", v)),
             ),
+            AppError::Unauthorized(_) => {
+                let mut r = problem(status, &self.to_string(), None);
+                r.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"onemap\""),
+                );
+                r
+            }
             _ => problem(status, &self.to_string(), None),
         }
     }

@@ -3,7 +3,7 @@
 
 use axum::{
     body::Body,
-    extract::{Request, State},
+    extract::{DefaultBodyLimit, Request, State},
     http::{header, HeaderValue, Method, StatusCode},
     middleware::{self, Next},
     response::{IntoResponse, Response},
@@ -14,14 +14,14 @@ use serde_json::json;
 use tower_http::{
     compression::CompressionLayer,
     cors::{AllowOrigin, Any, CorsLayer},
-    limit::RequestBodyLimitLayer,
     timeout::TimeoutLayer,
     trace::TraceLayer,
 };
 
 use crate::{
+    api,
     error::{problem, AppError, PROBLEM_JSON},
-    features, metrics, store, web, AppState,
+    events, features, metrics, store, web, AppState,
 };
 
 pub fn router(state: AppState) -> Router {
@@ -31,17 +31,19 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(render_metrics))
         .route("/api/layers", get(list_layers))
         .merge(features::router())
+        .merge(events::router())
+        .merge(api::router(settings))
         .merge(web::router(&settings.web_dir))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             metrics::track,
         ))
+        .layer(DefaultBodyLimit::max(settings.body_limit))
         .layer(middleware::from_fn(problem_for_bare_errors))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             settings.request_timeout,
         ))
-        .layer(RequestBodyLimitLayer::new(settings.body_limit))
         .layer(CompressionLayer::new())
         .layer(cors(&settings.cors_origins))
         .layer(TraceLayer::new_for_http())

@@ -4,10 +4,13 @@
 //! when asked and binds the listener; [`App::serve`] answers until a
 //! shutdown signal. Tests build an `App` on port 0 and talk to it over HTTP.
 
+pub mod api;
+pub mod auth;
 pub mod commands;
 pub mod crs;
 pub mod demo;
 pub mod error;
+pub mod events;
 pub mod features;
 pub mod filter;
 pub mod formats;
@@ -31,6 +34,7 @@ pub struct AppState {
     pub catalog: Arc<Catalog>,
     pub store: Arc<dyn Store>,
     pub metrics: Arc<Metrics>,
+    pub events: Arc<events::EventHub>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -88,6 +92,7 @@ impl App {
             catalog,
             store,
             metrics: Arc::new(Metrics::new()),
+            events: Arc::new(events::EventHub::new()),
         };
         Ok(Self { listener, state })
     }

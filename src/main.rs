@@ -44,6 +44,10 @@ async fn main() -> ExitCode {
             .await
             .map(|n| eprintln!("onemap: imported {n} features into {}", args.layer))
             .map_err(|e| e.to_string()),
+        Command::Token(command) => commands::token(&settings, command)
+            .await
+            .map(|text| print!("{text}"))
+            .map_err(|e| e.to_string()),
         Command::Export(args) => commands::export(&settings, args)
             .await
             .map(|n| eprintln!("onemap: exported {n} features of {}", args.layer))

@@ -21,6 +21,8 @@ pub const DEFAULT_TILES_DIR: &str = "tiles";
 pub const DEFAULT_BODY_LIMIT: usize = 16 * 1024 * 1024;
 pub const DEFAULT_REQUEST_TIMEOUT_SECS: u64 = 30;
 pub const DEFAULT_LOG: &str = "info";
+pub const DEFAULT_EVENTS_REPLAY: u64 = 10_000;
+pub const DEFAULT_IMPORT_LIMIT: usize = 256 * 1024 * 1024;
 
 /// onemap: the emergency-command "one map" server.
 #[derive(Debug, Parser)]
@@ -52,6 +54,30 @@ pub enum Command {
     Import(ImportArgs),
     /// Export a layer as a GeoJSON FeatureCollection.
     Export(ExportArgs),
+    /// Manage API tokens (stored hashed; shown once).
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token; it is printed once, alone on the last line.
+    Create {
+        /// viewer, dispatcher (operational layers), planner (planning
+        /// layers) or admin (everything, audit trail).
+        #[arg(long, value_enum)]
+        role: crate::auth::Role,
+        /// A unique name for whoever holds it (written to the audit trail).
+        #[arg(long)]
+        name: String,
+    },
+    /// List tokens (names, roles, dates; never the secrets).
+    List,
+    /// Revoke a token by name.
+    Revoke {
+        /// The token's name.
+        name: String,
+    },
 }
 
 #[derive(Debug, Args, Default)]
@@ -79,6 +105,16 @@ pub struct ServeArgs {
     /// Seconds before a request is answered 408 [default: 30].
     #[arg(long, env = "ONEMAP_REQUEST_TIMEOUT")]
     pub request_timeout: Option<u64>,
+    /// Require a bearer token (any role) for reads too.
+    #[arg(long, env = "ONEMAP_READ_REQUIRES_TOKEN")]
+    pub read_requires_token: bool,
+    /// How many missed change events a reconnecting client is sent before
+    /// it gets a `reset` instead [default: 10000].
+    #[arg(long, env = "ONEMAP_EVENTS_REPLAY")]
+    pub events_replay: Option<u64>,
+    /// Largest body of `POST /api/import/{layer}` in bytes [default: 256 MiB].
+    #[arg(long, env = "ONEMAP_IMPORT_LIMIT")]
+    pub import_limit: Option<usize>,
     /// The URL clients reach this server at, for links in answers (e.g.
     /// behind a reverse proxy); by default taken from each request's Host.
     #[arg(long, env = "ONEMAP_PUBLIC_URL")]
@@ -124,6 +160,9 @@ struct FileSettings {
     body_limit: Option<usize>,
     request_timeout: Option<u64>,
     public_url: Option<String>,
+    read_requires_token: Option<bool>,
+    events_replay: Option<u64>,
+    import_limit: Option<usize>,
     log: Option<String>,
     #[serde(default)]
     layer: Vec<LayerDef>,
@@ -142,6 +181,9 @@ pub struct Settings {
     #[serde(serialize_with = "secs")]
     pub request_timeout: Duration,
     pub public_url: Option<String>,
+    pub read_requires_token: bool,
+    pub events_replay: u64,
+    pub import_limit: usize,
     pub log: String,
     /// Operator-declared layers, added to the built-in catalog.
     #[serde(skip)]
@@ -225,6 +267,16 @@ impl Settings {
                     .unwrap_or(DEFAULT_REQUEST_TIMEOUT_SECS),
             ),
             public_url: serve.public_url.clone().or(file.public_url),
+            read_requires_token: serve.read_requires_token
+                || file.read_requires_token.unwrap_or(false),
+            events_replay: serve
+                .events_replay
+                .or(file.events_replay)
+                .unwrap_or(DEFAULT_EVENTS_REPLAY),
+            import_limit: serve
+                .import_limit
+                .or(file.import_limit)
+                .unwrap_or(DEFAULT_IMPORT_LIMIT),
             log: cli
                 .log
                 .clone()
@@ -247,6 +299,9 @@ impl Settings {
             body_limit: DEFAULT_BODY_LIMIT,
             request_timeout: Duration::from_secs(DEFAULT_REQUEST_TIMEOUT_SECS),
             public_url: None,
+            read_requires_token: false,
+            events_replay: DEFAULT_EVENTS_REPLAY,
+            import_limit: DEFAULT_IMPORT_LIMIT,
             log: DEFAULT_LOG.into(),
             layers: Vec::new(),
         }

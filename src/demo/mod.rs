@@ -71,7 +71,7 @@ pub async fn load_if_empty(
     let mut written = 0;
     for (name, features) in &data {
         let layer = catalog.get(name).ok_or(DemoError::MissingLayer(name))?;
-        written += store.insert(layer, features).await?.len();
+        written += store.insert(layer, features, "demo").await?.ids.len();
     }
     Ok(Some(written))
 }

@@ -11,20 +11,31 @@ use axum::{
 };
 use futures_util::StreamExt;
 use serde_json::json;
-use sha2::{Digest, Sha256};
 
 use super::{
     base_url, layer_or_404,
     query::{parse_items, ItemsRequest},
+    transactions,
 };
-use crate::{crs::Crs, error::AppError, layers::Feature, store::FeatureStream, AppState};
+use crate::{
+    auth::Caller, crs::Crs, error::AppError, layers::Feature, store::FeatureStream, AppState,
+};
 
 pub const GEOJSON: &str = "application/geo+json";
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/ogc/collections/{layer}/items", get(list_items))
-        .route("/ogc/collections/{layer}/items/{id}", get(get_item))
+        .route(
+            "/ogc/collections/{layer}/items",
+            get(list_items).post(transactions::create_item),
+        )
+        .route(
+            "/ogc/collections/{layer}/items/{id}",
+            get(get_item)
+                .put(transactions::replace_item)
+                .patch(transactions::update_item)
+                .delete(transactions::delete_item),
+        )
 }
 
 pub fn query_pairs(raw: Option<&str>) -> Vec<(String, String)> {
@@ -47,21 +58,15 @@ pub fn feature_json(f: &Feature, crs: Crs) -> Vec<u8> {
     serde_json::to_vec(&f.to_geojson()).unwrap_or_default()
 }
 
-/// A strong ETag over the stored (WGS84) feature: any change to geometry or
-/// properties changes it, whatever representation a client asked for.
-pub fn etag(f: &Feature) -> String {
-    let digest = Sha256::digest(feature_json(f, Crs::Wgs84));
-    let hex: String = digest.iter().take(12).map(|b| format!("{b:02x}")).collect();
-    format!("\"{hex}\"")
-}
-
 /// `GET /ogc/collections/{layer}/items`
 async fn list_items(
     State(state): State<AppState>,
     Path(name): Path<String>,
+    caller: Caller,
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
+    caller.require_reader(&state)?;
     let layer = layer_or_404(&state, &name)?;
     let pairs = query_pairs(raw.as_deref());
     let request = parse_items(&layer, &pairs)?;
@@ -160,9 +165,11 @@ fn collection_body(head: String, features: FeatureStream, crs: Crs) -> Body {
 async fn get_item(
     State(state): State<AppState>,
     Path((name, id)): Path<(String, String)>,
+    caller: Caller,
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
+    caller.require_reader(&state)?;
     let layer = layer_or_404(&state, &name)?;
     let mut crs = Crs::Wgs84;
     for (k, v) in query_pairs(raw.as_deref()) {
@@ -185,7 +192,8 @@ async fn get_item(
         .feature(&layer, fid)
         .await?
         .ok_or_else(not_found)?;
-    let tag = etag(&feature);
+    // The ETag is of the stored (WGS84) feature, whatever the crs asked for.
+    let tag = feature.etag();
     let matches = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())

@@ -19,6 +19,12 @@ pub enum StoreError {
         column: String,
         reason: String,
     },
+    /// An `If-Match` precondition failed: the feature changed meanwhile.
+    #[error("layer `{layer}`, feature {id} has changed since it was read")]
+    PreconditionFailed { layer: String, id: i64 },
+    /// A unique name is taken.
+    #[error("{what} already exists")]
+    Duplicate { what: String },
     #[error("no store understands the database URL `{url}` (expected sqlite://FILE.gpkg)")]
     UnsupportedUrl { url: String },
     #[error("cannot upgrade the database schema")]

@@ -9,7 +9,11 @@ use std::{pin::Pin, sync::Arc};
 use async_trait::async_trait;
 use futures_util::{Stream, TryStreamExt};
 
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
 use crate::{
+    auth::Role,
     filter::Expr,
     layers::{Catalog, Feature, LayerDef, ValidationErrors},
 };
@@ -50,6 +54,94 @@ pub struct SortKey {
     pub descending: bool,
 }
 
+/// What a committed write did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Op {
+    Create,
+    Replace,
+    Update,
+    Delete,
+}
+
+impl Op {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Op::Create => "create",
+            Op::Replace => "replace",
+            Op::Update => "update",
+            Op::Delete => "delete",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Op> {
+        Some(match s {
+            "create" => Op::Create,
+            "replace" => Op::Replace,
+            "update" => Op::Update,
+            "delete" => Op::Delete,
+            _ => return None,
+        })
+    }
+}
+
+/// One committed write, as the change log keeps it and the event stream
+/// publishes it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Change {
+    /// Position in the log: increasing, gap-free per store, the SSE event id.
+    pub seq: i64,
+    /// Commit time, RFC 3339 UTC.
+    pub at: String,
+    pub actor: String,
+    pub layer: String,
+    pub op: Op,
+    /// The features written.
+    pub ids: Vec<i64>,
+    /// WGS84 `[min_lon, min_lat, max_lon, max_lat]` of what was there before.
+    pub bbox_before: Option<[f64; 4]>,
+    /// … and of what is there after.
+    pub bbox_after: Option<[f64; 4]>,
+}
+
+/// A change with the properties before and after: the audit trail.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AuditEntry {
+    #[serde(flatten)]
+    pub change: Change,
+    pub before: Option<Value>,
+    pub after: Option<Value>,
+}
+
+/// Which audit entries to read; newest first.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AuditQuery {
+    pub layer: Option<String>,
+    pub actor: Option<String>,
+    pub feature: Option<i64>,
+    /// RFC 3339 bounds on the commit time, inclusive.
+    pub since: Option<String>,
+    pub until: Option<String>,
+    pub limit: u64,
+}
+
+/// A write's result: the ids written and the change logged with it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Written {
+    pub ids: Vec<i64>,
+    pub change: Change,
+}
+
+/// An API token as stored (its secret is never kept, only a digest).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TokenRecord {
+    pub id: i64,
+    pub name: String,
+    pub role: Role,
+    pub created_at: String,
+    pub revoked_at: Option<String>,
+}
+
 /// Features as they are read, for answers that must not hold a whole layer
 /// in memory.
 pub type FeatureStream = Pin<Box<dyn Stream<Item = Result<Feature, StoreError>> + Send>>;
@@ -67,8 +159,14 @@ pub trait Store: Send + Sync + 'static {
     /// Create or upgrade the storage of every layer of `catalog`; idempotent.
     async fn prepare(&self, catalog: &Catalog) -> Result<(), StoreError>;
 
-    /// Add features to a layer; returns their new ids, in order.
-    async fn insert(&self, layer: &LayerDef, features: &[Feature]) -> Result<Vec<i64>, StoreError>;
+    /// Add features to a layer, logging one change by `actor`; returns their
+    /// new ids, in order.
+    async fn insert(
+        &self,
+        layer: &LayerDef,
+        features: &[Feature],
+        actor: &str,
+    ) -> Result<Written, StoreError>;
 
     /// One feature by id.
     async fn feature(&self, layer: &LayerDef, id: i64) -> Result<Option<Feature>, StoreError>;
@@ -91,16 +189,55 @@ pub trait Store: Send + Sync + 'static {
     /// How many features `query` selects, ignoring its limit and offset.
     async fn count(&self, layer: &LayerDef, query: &Query) -> Result<u64, StoreError>;
 
-    /// Replace feature `id` whole; `false` when there is no such feature.
+    /// Replace feature `id` whole; `None` when there is no such feature.
+    /// With `if_match`, the write happens only if the stored feature's
+    /// [`Feature::etag`] still equals it, checked in the same transaction
+    /// ([`StoreError::PreconditionFailed`] otherwise).
     async fn replace(
         &self,
         layer: &LayerDef,
         id: i64,
         feature: &Feature,
-    ) -> Result<bool, StoreError>;
+        op: Op,
+        actor: &str,
+        if_match: Option<&str>,
+    ) -> Result<Option<Written>, StoreError>;
 
-    /// Delete feature `id`; `false` when there is no such feature.
-    async fn delete(&self, layer: &LayerDef, id: i64) -> Result<bool, StoreError>;
+    /// Delete feature `id`; `None` when there is no such feature.
+    /// `if_match` as for [`Store::replace`].
+    async fn delete(
+        &self,
+        layer: &LayerDef,
+        id: i64,
+        actor: &str,
+        if_match: Option<&str>,
+    ) -> Result<Option<Written>, StoreError>;
+
+    /// Changes after `seq`, oldest first, at most `limit`.
+    async fn changes_since(&self, seq: i64, limit: u64) -> Result<Vec<Change>, StoreError>;
+
+    /// The newest change's seq (0 when there is none).
+    async fn last_seq(&self) -> Result<i64, StoreError>;
+
+    /// The audit trail, newest first.
+    async fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>, StoreError>;
+
+    /// Keep a new token's digest under a unique name.
+    async fn create_token(
+        &self,
+        name: &str,
+        role: Role,
+        digest: &str,
+    ) -> Result<TokenRecord, StoreError>;
+
+    /// The live (unrevoked) token with this digest.
+    async fn token(&self, digest: &str) -> Result<Option<TokenRecord>, StoreError>;
+
+    /// Every token, revoked ones included.
+    async fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError>;
+
+    /// Revoke the token called `name`; `false` when there is no live one.
+    async fn revoke_token(&self, name: &str) -> Result<bool, StoreError>;
 
     /// Check that the store answers (for `/healthz`).
     async fn ping(&self) -> Result<(), StoreError>;

@@ -181,7 +181,10 @@ async fn demo_fills_only_an_empty_database_and_loads_once() {
             .cloned()
             .unwrap_or_default(),
     );
-    own.store.insert(&layer, &[f]).await.expect("stored");
+    own.store
+        .insert(&layer, &[f], "test")
+        .await
+        .expect("stored");
     let dir = own.stop().await;
     let with_demo = spawn_app_in(dir, true).await;
     let c = counts(&with_demo).await;

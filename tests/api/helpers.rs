@@ -51,9 +51,19 @@ pub async fn spawn_app(demo: bool) -> TestApp {
 
 /// Start a server on `dir/onemap.gpkg`, which may already exist.
 pub async fn spawn_app_in(dir: TempDir, demo: bool) -> TestApp {
+    spawn_app_with(dir, demo, |_| {}).await
+}
+
+/// Start a server with settings adjusted by `tweak`.
+pub async fn spawn_app_with(
+    dir: TempDir,
+    demo: bool,
+    tweak: impl FnOnce(&mut Settings),
+) -> TestApp {
     let db_path = dir.path().join("onemap.gpkg");
     let mut settings = Settings::for_database(format!("sqlite://{}", db_path.display()));
     settings.demo = demo;
+    tweak(&mut settings);
     settings.web_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("web");
     let app = App::build(settings).await.expect("the server starts");
     let base_url = format!("http://{}", app.local_addr());
@@ -76,5 +86,18 @@ pub async fn spawn_app_in(dir: TempDir, demo: bool) -> TestApp {
         shutdown: Some(tx),
         server: Some(server),
         dir,
+    }
+}
+
+impl TestApp {
+    /// A fresh bearer token with `role`, as `onemap token create` makes one.
+    pub async fn token(&self, role: onemap::auth::Role) -> String {
+        let secret = onemap::auth::new_token();
+        let name = format!("{role}-{}", &secret[3..11]);
+        self.store
+            .create_token(&name, role, &onemap::auth::digest(&secret))
+            .await
+            .expect("token stored");
+        secret
     }
 }

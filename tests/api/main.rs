@@ -3,8 +3,10 @@
 
 mod cli;
 mod demo;
+mod events;
 mod features;
 mod geopackage;
 mod health;
 mod helpers;
+mod transactions;
 mod validation;

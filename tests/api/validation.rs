@@ -36,7 +36,10 @@ async fn refused(app: &TestApp, layer: &str, bad: Feature, good: Feature, field:
         .count(&layer, &Query::default())
         .await
         .expect("count");
-    let result = app.store.insert(&layer, &[good.clone(), bad, good]).await;
+    let result = app
+        .store
+        .insert(&layer, &[good.clone(), bad, good], "test")
+        .await;
     let Err(StoreError::Invalid(errors)) = result else {
         panic!("expected a validation refusal, got {result:?}");
     };
@@ -188,9 +191,10 @@ async fn a_valid_batch_is_stored_whole_and_reads_back_normalised() {
     );
     let ids = app
         .store
-        .insert(&layer, &[f.clone(), f])
+        .insert(&layer, &[f.clone(), f], "test")
         .await
-        .expect("stored");
+        .expect("stored")
+        .ids;
     assert_eq!(ids.len(), 2);
     let back = app
         .store

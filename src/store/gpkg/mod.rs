@@ -1,6 +1,7 @@
 //! The embedded store: one SQLite file that is an OGC GeoPackage 1.3, so
 //! GDAL, QGIS and ArcGIS open the district's data directly.
 
+mod log;
 mod schema;
 mod sql;
 
@@ -19,8 +20,14 @@ use sqlx::{
 };
 use tokio::sync::{mpsc, Mutex};
 
-use super::{validate_batch, FeatureStream, Query, Store, StoreError};
-use crate::layers::{Catalog, Feature, LayerDef, PropertyDef, PropertyType};
+use super::{
+    validate_batch, AuditEntry, AuditQuery, Change, FeatureStream, Op, Query, Store, StoreError,
+    TokenRecord, Written,
+};
+use crate::{
+    auth::Role,
+    layers::{Catalog, Feature, LayerDef, PropertyDef, PropertyType},
+};
 
 /// GeoPackage's `application_id` ("GPKG") and `user_version` for 1.3.0.
 const APPLICATION_ID: i32 = 0x4750_4B47;
@@ -89,6 +96,19 @@ impl GpkgStore {
                 layer: layer.name.clone(),
             }),
         }
+    }
+
+    async fn read_one(
+        conn: &mut SqliteConnection,
+        layer: &LayerDef,
+        id: i64,
+    ) -> Result<Option<Feature>, StoreError> {
+        let row = sqlx::query(&format!("{} WHERE fid = ?", Self::select_sql(layer)))
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(StoreError::db(format!("reading {} {id}", layer.name)))?;
+        row.map(|r| read_feature(layer, &r)).transpose()
     }
 
     fn select_sql(layer: &LayerDef) -> String {
@@ -373,7 +393,12 @@ impl Store for GpkgStore {
         Ok(())
     }
 
-    async fn insert(&self, layer: &LayerDef, features: &[Feature]) -> Result<Vec<i64>, StoreError> {
+    async fn insert(
+        &self,
+        layer: &LayerDef,
+        features: &[Feature],
+        actor: &str,
+    ) -> Result<Written, StoreError> {
         let features = validate_batch(layer, features)?;
         let cols: Vec<String> = layer
             .properties
@@ -406,10 +431,29 @@ impl Store for GpkgStore {
             ids.push(id);
         }
         touch(&mut tx, layer).await?;
+        let change = log::append(
+            &mut tx,
+            log::Entry {
+                layer: &layer.name,
+                actor,
+                op: Op::Create,
+                ids: ids.clone(),
+                bbox_before: None,
+                bbox_after: log::union(features.iter().map(|f| log::envelope(&f.geometry))),
+                before: None,
+                after: Some(Value::Array(
+                    features
+                        .iter()
+                        .map(|f| Value::Object(f.properties.clone()))
+                        .collect(),
+                )),
+            },
+        )
+        .await?;
         tx.commit()
             .await
             .map_err(StoreError::db(format!("committing {}", layer.name)))?;
-        Ok(ids)
+        Ok(Written { ids, change })
     }
 
     async fn feature(&self, layer: &LayerDef, id: i64) -> Result<Option<Feature>, StoreError> {
@@ -419,12 +463,7 @@ impl Store for GpkgStore {
             .await
             .map_err(StoreError::db("connecting"))?;
         Self::check_layer(&mut conn, layer).await?;
-        let row = sqlx::query(&format!("{} WHERE fid = ?", Self::select_sql(layer)))
-            .bind(id)
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(StoreError::db(format!("reading {} {id}", layer.name)))?;
-        row.map(|r| read_feature(layer, &r)).transpose()
+        Self::read_one(&mut conn, layer, id).await
     }
 
     fn stream(&self, layer: Arc<LayerDef>, query: Query) -> FeatureStream {
@@ -500,7 +539,10 @@ impl Store for GpkgStore {
         layer: &LayerDef,
         id: i64,
         feature: &Feature,
-    ) -> Result<bool, StoreError> {
+        op: Op,
+        actor: &str,
+        if_match: Option<&str>,
+    ) -> Result<Option<Written>, StoreError> {
         let mut f = validate_batch(layer, std::slice::from_ref(feature))?
             .pop()
             .expect("a valid batch of one yields one feature");
@@ -523,25 +565,53 @@ impl Store for GpkgStore {
             .await
             .map_err(StoreError::db("starting a transaction"))?;
         Self::check_layer(&mut tx, layer).await?;
+        let Some(current) = Self::read_one(&mut tx, layer, id).await? else {
+            return Ok(None);
+        };
+        if if_match.is_some_and(|tag| tag != current.etag()) {
+            return Err(StoreError::PreconditionFailed {
+                layer: layer.name.clone(),
+                id,
+            });
+        }
         schema::drop_triggers(&mut tx, layer).await?;
-        let done = bind_feature(sqlx::query(&sql), layer, &f)?
+        bind_feature(sqlx::query(&sql), layer, &f)?
             .bind(id)
             .execute(&mut *tx)
             .await
             .map_err(StoreError::db(format!("updating {} {id}", layer.name)))?;
-        if done.rows_affected() == 0 {
-            // Nothing to change: dropping the transaction restores the triggers.
-            return Ok(false);
-        }
         index_feature(&mut tx, layer, id, &f).await?;
         touch(&mut tx, layer).await?;
+        let change = log::append(
+            &mut tx,
+            log::Entry {
+                layer: &layer.name,
+                actor,
+                op,
+                ids: vec![id],
+                bbox_before: log::envelope(&current.geometry),
+                bbox_after: log::envelope(&f.geometry),
+                before: Some(Value::Array(vec![Value::Object(current.properties)])),
+                after: Some(Value::Array(vec![Value::Object(f.properties.clone())])),
+            },
+        )
+        .await?;
         tx.commit()
             .await
             .map_err(StoreError::db(format!("committing {}", layer.name)))?;
-        Ok(true)
+        Ok(Some(Written {
+            ids: vec![id],
+            change,
+        }))
     }
 
-    async fn delete(&self, layer: &LayerDef, id: i64) -> Result<bool, StoreError> {
+    async fn delete(
+        &self,
+        layer: &LayerDef,
+        id: i64,
+        actor: &str,
+        if_match: Option<&str>,
+    ) -> Result<Option<Written>, StoreError> {
         let _writer = self.write_lock.lock().await;
         let mut tx = self
             .pool
@@ -549,15 +619,21 @@ impl Store for GpkgStore {
             .await
             .map_err(StoreError::db("starting a transaction"))?;
         Self::check_layer(&mut tx, layer).await?;
+        let Some(current) = Self::read_one(&mut tx, layer, id).await? else {
+            return Ok(None);
+        };
+        if if_match.is_some_and(|tag| tag != current.etag()) {
+            return Err(StoreError::PreconditionFailed {
+                layer: layer.name.clone(),
+                id,
+            });
+        }
         schema::drop_triggers(&mut tx, layer).await?;
-        let done = sqlx::query(&format!("DELETE FROM \"{}\" WHERE fid = ?", layer.name))
+        sqlx::query(&format!("DELETE FROM \"{}\" WHERE fid = ?", layer.name))
             .bind(id)
             .execute(&mut *tx)
             .await
             .map_err(StoreError::db(format!("deleting {} {id}", layer.name)))?;
-        if done.rows_affected() == 0 {
-            return Ok(false);
-        }
         sqlx::query(&format!(
             "DELETE FROM \"{}\" WHERE id = ?",
             schema::rtree(layer)
@@ -567,10 +643,97 @@ impl Store for GpkgStore {
         .await
         .map_err(StoreError::db(format!("unindexing {} {id}", layer.name)))?;
         touch(&mut tx, layer).await?;
+        let change = log::append(
+            &mut tx,
+            log::Entry {
+                layer: &layer.name,
+                actor,
+                op: Op::Delete,
+                ids: vec![id],
+                bbox_before: log::envelope(&current.geometry),
+                bbox_after: None,
+                before: Some(Value::Array(vec![Value::Object(current.properties)])),
+                after: None,
+            },
+        )
+        .await?;
         tx.commit()
             .await
             .map_err(StoreError::db(format!("committing {}", layer.name)))?;
-        Ok(true)
+        Ok(Some(Written {
+            ids: vec![id],
+            change,
+        }))
+    }
+
+    async fn changes_since(&self, seq: i64, limit: u64) -> Result<Vec<Change>, StoreError> {
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .map_err(StoreError::db("connecting"))?;
+        log::since(&mut conn, seq, limit).await
+    }
+
+    async fn last_seq(&self) -> Result<i64, StoreError> {
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .map_err(StoreError::db("connecting"))?;
+        log::last_seq(&mut conn).await
+    }
+
+    async fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>, StoreError> {
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .map_err(StoreError::db("connecting"))?;
+        log::audit(&mut conn, query).await
+    }
+
+    async fn create_token(
+        &self,
+        name: &str,
+        role: Role,
+        digest: &str,
+    ) -> Result<TokenRecord, StoreError> {
+        let _writer = self.write_lock.lock().await;
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .map_err(StoreError::db("connecting"))?;
+        log::create_token(&mut conn, name, role, digest).await
+    }
+
+    async fn token(&self, digest: &str) -> Result<Option<TokenRecord>, StoreError> {
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .map_err(StoreError::db("connecting"))?;
+        log::find_token(&mut conn, digest).await
+    }
+
+    async fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .map_err(StoreError::db("connecting"))?;
+        log::tokens(&mut conn).await
+    }
+
+    async fn revoke_token(&self, name: &str) -> Result<bool, StoreError> {
+        let _writer = self.write_lock.lock().await;
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .map_err(StoreError::db("connecting"))?;
+        log::revoke_token(&mut conn, name).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -1,0 +1,208 @@
+//! Change events as Server-Sent Events (`GET /api/events`).
+//!
+//! Writers publish each committed change to a broadcast channel and never
+//! wait: a client too slow to keep up falls behind the channel and catches
+//! up from the change log, which also serves reconnecting clients
+//! (`Last-Event-ID`). A gap longer than the replay window gets an explicit
+//! `reset` event, so a client always knows whether it has seen everything.
+
+use std::{collections::HashSet, convert::Infallible, sync::Arc, time::Duration};
+
+use axum::{
+    extract::{RawQuery, State},
+    http::HeaderMap,
+    response::sse::{Event, KeepAlive, Sse},
+    routing::get,
+    Router,
+};
+use futures_util::Stream;
+use serde_json::json;
+use tokio::sync::broadcast;
+
+use crate::{auth::Caller, error::AppError, store::Change, AppState};
+
+/// Live changes held for subscribers that are momentarily busy.
+const CHANNEL: usize = 1024;
+/// Changes read from the log per round when catching up.
+const REPLAY_PAGE: u64 = 500;
+
+pub struct EventHub {
+    sender: broadcast::Sender<Arc<Change>>,
+}
+
+impl Default for EventHub {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl EventHub {
+    pub fn new() -> Self {
+        let (sender, _) = broadcast::channel(CHANNEL);
+        Self { sender }
+    }
+
+    /// Publish a committed change; never blocks.
+    pub fn publish(&self, change: Change) {
+        // No subscriber is not an error: nobody is watching.
+        let _ = self.sender.send(Arc::new(change));
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Change>> {
+        self.sender.subscribe()
+    }
+}
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/api/events", get(stream_events))
+}
+
+fn event(change: &Change) -> Event {
+    Event::default()
+        .id(change.seq.to_string())
+        .event("change")
+        .data(serde_json::to_string(change).unwrap_or_default())
+}
+
+/// Where a client resumes, and which layers it wants.
+struct Subscription {
+    last: i64,
+    layers: Option<HashSet<String>>,
+}
+
+impl Subscription {
+    fn wants(&self, c: &Change) -> bool {
+        c.seq > self.last && self.layers.as_ref().is_none_or(|l| l.contains(&c.layer))
+    }
+}
+
+/// `GET /api/events?layers=a,b` (HTML Living Standard, Server-sent events).
+async fn stream_events(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, AppError> {
+    caller.require_reader(&state)?;
+    let mut layers = None;
+    let mut last_event_id = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    for (k, v) in raw
+        .as_deref()
+        .map(|q| {
+            form_urlencoded::parse(q.as_bytes())
+                .into_owned()
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default()
+    {
+        match k.as_str() {
+            "layers" => {
+                let set: HashSet<String> = v
+                    .split(',')
+                    .map(|s| s.trim().to_owned())
+                    .filter(|s| !s.is_empty())
+                    .collect();
+                if let Some(unknown) = set.iter().find(|l| state.catalog.get(l).is_none()) {
+                    return Err(AppError::NotFound {
+                        what: format!("layer `{unknown}`"),
+                    });
+                }
+                layers = Some(set);
+            }
+            // For clients that cannot set headers (a plain EventSource
+            // reconnecting by hand).
+            "last_event_id" => last_event_id = Some(v),
+            other => {
+                return Err(AppError::BadRequest(format!(
+                    "unknown query parameter `{other}` for events"
+                )))
+            }
+        }
+    }
+    // Subscribe before reading the log, so nothing committed in between is lost.
+    let receiver = state.events.subscribe();
+    let newest = state.store.last_seq().await?;
+    let mut first = Vec::new();
+    let last = match last_event_id {
+        None => newest,
+        Some(text) => {
+            let seq: i64 = text.trim().parse().map_err(|_| {
+                AppError::BadRequest(format!("Last-Event-ID `{text}` is not an event id"))
+            })?;
+            if newest - seq > i64::try_from(state.settings.events_replay).unwrap_or(i64::MAX)
+                || seq > newest
+            {
+                first.push(
+                    Event::default()
+                        .event("reset")
+                        .id(newest.to_string())
+                        .data(json!({ "seq": newest, "reason": "the missed events are beyond the replay window; reload everything" }).to_string()),
+                );
+                newest
+            } else {
+                seq
+            }
+        }
+    };
+    let sub = Subscription { last, layers };
+    let stream = futures_util::stream::unfold(
+        (state, receiver, sub, first, Vec::<Change>::new(), true),
+        |(state, mut rx, mut sub, mut pending_first, mut backlog, mut catching_up)| async move {
+            loop {
+                if let Some(e) = pending_first.pop() {
+                    return Some((Ok(e), (state, rx, sub, pending_first, backlog, catching_up)));
+                }
+                if let Some(c) = backlog.first().cloned() {
+                    backlog.remove(0);
+                    if sub.wants(&c) {
+                        sub.last = c.seq;
+                        return Some((
+                            Ok(event(&c)),
+                            (state, rx, sub, pending_first, backlog, catching_up),
+                        ));
+                    }
+                    sub.last = sub.last.max(c.seq);
+                    continue;
+                }
+                if catching_up {
+                    match state.store.changes_since(sub.last, REPLAY_PAGE).await {
+                        Ok(page) if !page.is_empty() => {
+                            backlog = page;
+                            continue;
+                        }
+                        Ok(_) => catching_up = false,
+                        Err(e) => {
+                            tracing::error!(error = ?e, "cannot read the change log for an event stream");
+                            return None;
+                        }
+                    }
+                }
+                match rx.recv().await {
+                    Ok(c) => {
+                        if c.seq > sub.last + 1 {
+                            // A change committed before this one is not yet
+                            // seen (published out of order): read the log.
+                            catching_up = true;
+                            continue;
+                        }
+                        if sub.wants(&c) {
+                            sub.last = c.seq;
+                            return Some((
+                                Ok(event(&c)),
+                                (state, rx, sub, pending_first, backlog, catching_up),
+                            ));
+                        }
+                        sub.last = sub.last.max(c.seq);
+                    }
+                    // Fallen behind the channel: the log has every change.
+                    Err(broadcast::error::RecvError::Lagged(_)) => catching_up = true,
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                }
+            }
+        },
+    );
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}

@@ -1,0 +1,245 @@
+//! The change log (audit trail and event source) and API tokens.
+
+use serde_json::Value;
+use sqlx::{sqlite::SqliteRow, Row, SqliteConnection};
+
+use crate::{
+    auth::Role,
+    store::{AuditEntry, AuditQuery, Change, Op, StoreError, TokenRecord},
+};
+
+/// The union of envelopes, `[min_lon, min_lat, max_lon, max_lat]`.
+pub fn union(boxes: impl IntoIterator<Item = Option<[f64; 4]>>) -> Option<[f64; 4]> {
+    boxes.into_iter().flatten().reduce(|a, b| {
+        [
+            a[0].min(b[0]),
+            a[1].min(b[1]),
+            a[2].max(b[2]),
+            a[3].max(b[3]),
+        ]
+    })
+}
+
+pub fn envelope(g: &geo::Geometry<f64>) -> Option<[f64; 4]> {
+    use geo::BoundingRect;
+    g.bounding_rect()
+        .map(|r| [r.min().x, r.min().y, r.max().x, r.max().y])
+}
+
+/// What to log for one write.
+pub struct Entry<'a> {
+    pub layer: &'a str,
+    pub actor: &'a str,
+    pub op: Op,
+    pub ids: Vec<i64>,
+    pub bbox_before: Option<[f64; 4]>,
+    pub bbox_after: Option<[f64; 4]>,
+    pub before: Option<Value>,
+    pub after: Option<Value>,
+}
+
+/// Append one change inside the write's transaction.
+pub async fn append(conn: &mut SqliteConnection, e: Entry<'_>) -> Result<Change, StoreError> {
+    let json = |v: &Option<Value>| v.as_ref().map(Value::to_string);
+    let bbox = |b: &Option<[f64; 4]>| b.map(|b| serde_json::json!(b).to_string());
+    let row = sqlx::query(
+        "INSERT INTO onemap_changes (at, actor, layer, op, feature_ids, bbox_before, bbox_after, before, after) \
+         VALUES (strftime('%Y-%m-%dT%H:%M:%fZ','now'), ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq, at",
+    )
+    .bind(e.actor)
+    .bind(e.layer)
+    .bind(e.op.as_str())
+    .bind(serde_json::json!(e.ids).to_string())
+    .bind(bbox(&e.bbox_before))
+    .bind(bbox(&e.bbox_after))
+    .bind(json(&e.before))
+    .bind(json(&e.after))
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(StoreError::db("logging a change"))?;
+    Ok(Change {
+        seq: row.get(0),
+        at: row.get(1),
+        actor: e.actor.to_owned(),
+        layer: e.layer.to_owned(),
+        op: e.op,
+        ids: e.ids,
+        bbox_before: e.bbox_before,
+        bbox_after: e.bbox_after,
+    })
+}
+
+fn change(row: &SqliteRow) -> Result<Change, StoreError> {
+    let corrupt = |what: &str| StoreError::Corrupt {
+        layer: "onemap_changes".into(),
+        id: row.try_get(0).unwrap_or_default(),
+        column: what.into(),
+        reason: "unreadable".into(),
+    };
+    let bbox = |i: usize| -> Option<[f64; 4]> {
+        row.try_get::<Option<String>, _>(i)
+            .ok()
+            .flatten()
+            .and_then(|s| serde_json::from_str(&s).ok())
+    };
+    Ok(Change {
+        seq: row.try_get(0).map_err(|_| corrupt("seq"))?,
+        at: row.try_get(1).map_err(|_| corrupt("at"))?,
+        actor: row.try_get(2).map_err(|_| corrupt("actor"))?,
+        layer: row.try_get(3).map_err(|_| corrupt("layer"))?,
+        op: row
+            .try_get::<String, _>(4)
+            .ok()
+            .and_then(|s| Op::parse(&s))
+            .ok_or_else(|| corrupt("op"))?,
+        ids: row
+            .try_get::<String, _>(5)
+            .ok()
+            .and_then(|s| serde_json::from_str(&s).ok())
+            .ok_or_else(|| corrupt("feature_ids"))?,
+        bbox_before: bbox(6),
+        bbox_after: bbox(7),
+    })
+}
+
+const COLUMNS: &str =
+    "seq, at, actor, layer, op, feature_ids, bbox_before, bbox_after, before, after";
+
+pub async fn since(
+    conn: &mut SqliteConnection,
+    seq: i64,
+    limit: u64,
+) -> Result<Vec<Change>, StoreError> {
+    let rows = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM onemap_changes WHERE seq > ? ORDER BY seq LIMIT ?"
+    ))
+    .bind(seq)
+    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(StoreError::db("reading the change log"))?;
+    rows.iter().map(change).collect()
+}
+
+pub async fn last_seq(conn: &mut SqliteConnection) -> Result<i64, StoreError> {
+    sqlx::query_scalar("SELECT coalesce(max(seq), 0) FROM onemap_changes")
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(StoreError::db("reading the change log"))
+}
+
+pub async fn audit(
+    conn: &mut SqliteConnection,
+    q: &AuditQuery,
+) -> Result<Vec<AuditEntry>, StoreError> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM onemap_changes WHERE (?1 IS NULL OR layer = ?1) AND (?2 IS NULL OR actor LIKE ?2 || '%') \
+         AND (?3 IS NULL OR EXISTS (SELECT 1 FROM json_each(feature_ids) WHERE value = ?3)) \
+         AND (?4 IS NULL OR at >= ?4) AND (?5 IS NULL OR at <= ?5) ORDER BY seq DESC LIMIT ?6"
+    );
+    let rows = sqlx::query(&sql)
+        .bind(&q.layer)
+        .bind(&q.actor)
+        .bind(q.feature)
+        .bind(&q.since)
+        .bind(&q.until)
+        .bind(i64::try_from(q.limit).unwrap_or(i64::MAX))
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(StoreError::db("reading the audit trail"))?;
+    rows.iter()
+        .map(|r| {
+            let props = |i: usize| -> Option<Value> {
+                r.try_get::<Option<String>, _>(i)
+                    .ok()
+                    .flatten()
+                    .and_then(|s| serde_json::from_str(&s).ok())
+            };
+            Ok(AuditEntry {
+                change: change(r)?,
+                before: props(8),
+                after: props(9),
+            })
+        })
+        .collect()
+}
+
+fn token(row: &SqliteRow) -> Result<TokenRecord, StoreError> {
+    let id: i64 = row.try_get(0).unwrap_or_default();
+    let role: String = row.try_get(2).unwrap_or_default();
+    Ok(TokenRecord {
+        id,
+        name: row.try_get(1).unwrap_or_default(),
+        role: Role::parse(&role).ok_or_else(|| StoreError::Corrupt {
+            layer: "onemap_tokens".into(),
+            id,
+            column: "role".into(),
+            reason: format!("unknown role `{role}`"),
+        })?,
+        created_at: row.try_get(3).unwrap_or_default(),
+        revoked_at: row.try_get(4).unwrap_or_default(),
+    })
+}
+
+pub async fn create_token(
+    conn: &mut SqliteConnection,
+    name: &str,
+    role: Role,
+    digest: &str,
+) -> Result<TokenRecord, StoreError> {
+    let taken: Option<i64> = sqlx::query_scalar("SELECT id FROM onemap_tokens WHERE name = ?")
+        .bind(name)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(StoreError::db("reading tokens"))?;
+    if taken.is_some() {
+        return Err(StoreError::Duplicate {
+            what: format!("a token named `{name}`"),
+        });
+    }
+    let row = sqlx::query(
+        "INSERT INTO onemap_tokens (name, role, digest, created_at) VALUES (?, ?, ?, strftime('%Y-%m-%dT%H:%M:%SZ','now')) \
+         RETURNING id, name, role, created_at, revoked_at",
+    )
+    .bind(name)
+    .bind(role.as_str())
+    .bind(digest)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(StoreError::db("creating a token"))?;
+    token(&row)
+}
+
+pub async fn find_token(
+    conn: &mut SqliteConnection,
+    digest: &str,
+) -> Result<Option<TokenRecord>, StoreError> {
+    let row = sqlx::query(
+        "SELECT id, name, role, created_at, revoked_at FROM onemap_tokens WHERE digest = ? AND revoked_at IS NULL",
+    )
+    .bind(digest)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(StoreError::db("reading tokens"))?;
+    row.as_ref().map(token).transpose()
+}
+
+pub async fn tokens(conn: &mut SqliteConnection) -> Result<Vec<TokenRecord>, StoreError> {
+    let rows =
+        sqlx::query("SELECT id, name, role, created_at, revoked_at FROM onemap_tokens ORDER BY id")
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(StoreError::db("reading tokens"))?;
+    rows.iter().map(token).collect()
+}
+
+pub async fn revoke_token(conn: &mut SqliteConnection, name: &str) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "UPDATE onemap_tokens SET revoked_at = strftime('%Y-%m-%dT%H:%M:%SZ','now') WHERE name = ? AND revoked_at IS NULL",
+    )
+    .bind(name)
+    .execute(&mut *conn)
+    .await
+    .map_err(StoreError::db("revoking a token"))?;
+    Ok(done.rows_affected() > 0)
+}

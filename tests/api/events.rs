@@ -1,0 +1,173 @@
+//! Change events over SSE: live delivery filtered by layer, exact replay
+//! after a reconnect with Last-Event-ID, and `reset` beyond the window.
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use onemap::auth::Role;
+use serde_json::{json, Value};
+
+use crate::helpers::{spawn_app, spawn_app_with, TestApp};
+
+/// One SSE connection, read event by event.
+struct Events {
+    body: std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
+    buffer: String,
+}
+
+#[derive(Debug)]
+struct Received {
+    id: String,
+    kind: String,
+    data: Value,
+}
+
+impl Events {
+    async fn open(app: &TestApp, query: &str, last_event_id: Option<&str>) -> Events {
+        let mut r = app.client.get(app.url(&format!("/api/events{query}")));
+        if let Some(id) = last_event_id {
+            r = r.header("last-event-id", id);
+        }
+        let r = r.send().await.expect("the server answers");
+        assert_eq!(r.status(), 200);
+        assert!(r.headers()["content-type"]
+            .to_str()
+            .unwrap_or_default()
+            .starts_with("text/event-stream"));
+        Events {
+            body: Box::pin(r.bytes_stream()),
+            buffer: String::new(),
+        }
+    }
+
+    async fn next(&mut self) -> Received {
+        tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                if let Some(end) = self.buffer.find("\n\n") {
+                    let block: String = self.buffer.drain(..end + 2).collect();
+                    let field = |name: &str| {
+                        block
+                            .lines()
+                            .find_map(|l| l.strip_prefix(&format!("{name}:")))
+                            .map(|v| v.trim().to_owned())
+                    };
+                    if let Some(data) = field("data") {
+                        return Received {
+                            id: field("id").unwrap_or_default(),
+                            kind: field("event").unwrap_or_default(),
+                            data: serde_json::from_str(&data).unwrap_or(Value::Null),
+                        };
+                    }
+                    continue;
+                }
+                let chunk = self
+                    .body
+                    .next()
+                    .await
+                    .expect("the stream stays open")
+                    .expect("a chunk");
+                self.buffer.push_str(&String::from_utf8_lossy(&chunk));
+            }
+        })
+        .await
+        .expect("an event within 5 s")
+    }
+
+    /// Nothing more arrives for a moment.
+    async fn quiet(&mut self) -> bool {
+        tokio::time::timeout(Duration::from_millis(400), self.next())
+            .await
+            .is_err()
+    }
+}
+
+async fn patch_status(app: &TestApp, token: &str, layer: &str, id: i64, status: &str) {
+    let r = app
+        .client
+        .patch(app.url(&format!("/ogc/collections/{layer}/items/{id}")))
+        .bearer_auth(token)
+        .header("content-type", "application/merge-patch+json")
+        .body(json!({"properties": {"status": status}}).to_string())
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test]
+async fn a_client_that_reconnects_gets_each_missed_event_once_in_order() {
+    let app = spawn_app(true).await;
+    let token = app.token(Role::Dispatcher).await;
+    let mut events = Events::open(&app, "?layers=rescue_teams", None).await;
+    patch_status(&app, &token, "rescue_teams", 1, "dispatched").await;
+    let first = events.next().await;
+    assert_eq!(first.kind, "change");
+    assert_eq!(first.data["layer"], "rescue_teams");
+    assert_eq!(first.data["op"], "update");
+    assert_eq!(first.data["ids"], json!([1]));
+    assert!(first.data["bbox_after"].is_array());
+    drop(events);
+
+    patch_status(&app, &token, "rescue_teams", 2, "dispatched").await;
+    patch_status(&app, &token, "incidents", 1, "confirmed").await;
+    patch_status(&app, &token, "rescue_teams", 3, "on_scene").await;
+
+    let mut events = Events::open(&app, "?layers=rescue_teams", Some(&first.id)).await;
+    let a = events.next().await;
+    let b = events.next().await;
+    assert_eq!(
+        (a.data["ids"].clone(), b.data["ids"].clone()),
+        (json!([2]), json!([3]))
+    );
+    assert!(a.id.parse::<i64>().unwrap_or(0) < b.id.parse::<i64>().unwrap_or(0));
+    assert!(
+        events.quiet().await,
+        "the incidents change is filtered out and nothing repeats"
+    );
+    patch_status(&app, &token, "rescue_teams", 4, "returning").await;
+    assert_eq!(
+        events.next().await.data["ids"],
+        json!([4]),
+        "then live again"
+    );
+}
+
+#[tokio::test]
+async fn many_clients_see_the_same_events() {
+    let app = spawn_app(true).await;
+    let token = app.token(Role::Dispatcher).await;
+    let mut clients = Vec::new();
+    for _ in 0..6 {
+        clients.push(Events::open(&app, "", None).await);
+    }
+    for id in 1..=3 {
+        patch_status(&app, &token, "rescue_teams", id, "dispatched").await;
+    }
+    for c in &mut clients {
+        let ids: Vec<Value> = vec![
+            c.next().await.data["ids"].clone(),
+            c.next().await.data["ids"].clone(),
+            c.next().await.data["ids"].clone(),
+        ];
+        assert_eq!(ids, vec![json!([1]), json!([2]), json!([3])]);
+    }
+}
+
+#[tokio::test]
+async fn a_gap_beyond_the_replay_window_gets_a_reset() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let app = spawn_app_with(dir, true, |s| s.events_replay = 2).await;
+    let token = app.token(Role::Dispatcher).await;
+    let mut events = Events::open(&app, "", None).await;
+    patch_status(&app, &token, "rescue_teams", 1, "dispatched").await;
+    let first = events.next().await;
+    drop(events);
+    for id in 2..=5 {
+        patch_status(&app, &token, "rescue_teams", id, "dispatched").await;
+    }
+    let mut events = Events::open(&app, "", Some(&first.id)).await;
+    let reset = events.next().await;
+    assert_eq!(reset.kind, "reset");
+    patch_status(&app, &token, "rescue_teams", 6, "dispatched").await;
+    assert_eq!(events.next().await.data["ids"], json!([6]));
+}
