@@ -14,7 +14,7 @@ use crate::{
     crs::Crs,
     error::AppError,
     features::{layer_or_404, query::parse_crs},
-    formats,
+    formats::{self, Format},
     settings::Settings,
     store::{AuditQuery, StoreError},
     AppState,
@@ -95,8 +95,8 @@ async fn read_audit(
     Ok(Json(json!({ "entries": entries })))
 }
 
-/// `POST /api/import/{layer}?crs=`: a GeoJSON FeatureCollection or
-/// newline-delimited GeoJSON, stored all or nothing. A refusal lists every
+/// `POST /api/import/{layer}?crs=`: a GeoJSON FeatureCollection,
+/// newline-delimited GeoJSON, CSV or a GeoPackage, stored all or nothing. A refusal lists every
 /// bad feature (index or line, and field), up to the report limit.
 async fn import_layer(
     State(state): State<AppState>,
@@ -130,21 +130,29 @@ async fn import_layer(
                 .to_ascii_lowercase()
         })
         .unwrap_or_default();
-    const ACCEPTED: &[&str] = &[
-        "application/geo+json",
-        "application/json",
-        "application/geo+json-seq",
-        "application/x-ndjson",
-    ];
-    if !ACCEPTED.contains(&ct.as_str()) {
-        return Err(AppError::UnsupportedMediaType(format!(
-            "content type `{ct}` cannot be imported; send {}",
-            ACCEPTED.join(", ")
-        )));
+    let format = Format::of_media_type(&ct).ok_or_else(|| {
+        AppError::UnsupportedMediaType(format!(
+            "content type `{ct}` cannot be imported; send application/geo+json, application/x-ndjson, \
+             text/csv or application/geopackage+sqlite3"
+        ))
+    })?;
+    let parsed = match format {
+        Format::Gpkg => {
+            // SQLite reads files, not memory: keep the upload in a temporary file.
+            let file = tempfile::Builder::new()
+                .suffix(".gpkg")
+                .tempfile()
+                .map_err(|e| AppError::Unavailable(format!("no room for the upload: {e}")))?;
+            std::fs::write(file.path(), &body)
+                .map_err(|e| AppError::Unavailable(format!("no room for the upload: {e}")))?;
+            formats::read_file(&layer, format, file.path(), crs).await
+        }
+        _ => formats::read_text(&layer, format, &body, crs),
     }
-    let text = std::str::from_utf8(&body)
-        .map_err(|e| AppError::BadRequest(format!("the body is not UTF-8: {e}")))?;
-    let parsed = formats::geojson::parse(&name, text, crs)?;
+    .map_err(|e| match e {
+        formats::ReadError::Invalid(v) => AppError::Invalid(v),
+        other => AppError::BadRequest(other.to_string()),
+    })?;
     if parsed.features.is_empty() {
         return Err(AppError::BadRequest("the file holds no feature".into()));
     }

@@ -7,7 +7,8 @@ use std::{
 };
 
 use crate::{
-    auth, formats,
+    auth,
+    formats::{self, Format},
     layers::ValidationErrors,
     open_store,
     settings::{ExportArgs, ImportArgs, Settings, TokenCommand},
@@ -32,8 +33,25 @@ pub enum CommandError {
     Invalid(ValidationErrors),
     #[error("{0}")]
     BadArgument(String),
+    #[error("nothing was imported: {0}")]
+    Unreadable(String),
     #[error(transparent)]
     Store(StoreError),
+}
+
+impl From<formats::ReadError> for CommandError {
+    fn from(e: formats::ReadError) -> Self {
+        match e {
+            formats::ReadError::Invalid(v) => CommandError::Invalid(v),
+            other => CommandError::Unreadable(other.to_string()),
+        }
+    }
+}
+
+impl From<formats::gpkg::GpkgFileError> for CommandError {
+    fn from(e: formats::gpkg::GpkgFileError) -> Self {
+        CommandError::Unreadable(e.to_string())
+    }
 }
 
 impl From<StoreError> for CommandError {
@@ -52,18 +70,29 @@ pub async fn migrate(settings: &Settings) -> Result<(), CommandError> {
     Ok(())
 }
 
-/// Import a GeoJSON or newline-delimited GeoJSON file into a layer, all or
-/// nothing. Returns how many features were stored.
+/// Import a GeoJSON, newline-delimited GeoJSON, CSV or GeoPackage file into
+/// a layer, all or nothing. Returns how many features were stored.
 pub async fn import(settings: &Settings, args: &ImportArgs) -> Result<usize, CommandError> {
     let (catalog, store) = open_store(settings).await?;
     let layer = catalog
         .get(&args.layer)
         .cloned()
         .ok_or_else(|| CommandError::UnknownLayer(args.layer.clone()))?;
-    let text = read_input(&args.file)?;
     let result = async {
-        let parsed =
-            formats::geojson::parse(&layer.name, &text, args.crs).map_err(CommandError::Invalid)?;
+        let parsed = if args.file == Path::new("-") {
+            formats::read_text(&layer, Format::GeoJson, read_stdin()?.as_bytes(), args.crs)?
+        } else {
+            let format = args
+                .format
+                .or_else(|| Format::of_path(&args.file))
+                .ok_or_else(|| {
+                    CommandError::BadArgument(format!(
+                        "cannot tell the format of {}: use --format",
+                        args.file.display()
+                    ))
+                })?;
+            formats::read_file(&layer, format, &args.file, args.crs).await?
+        };
         match store
             .insert(&layer, &parsed.features, &cli_actor("import"))
             .await
@@ -78,7 +107,7 @@ pub async fn import(settings: &Settings, args: &ImportArgs) -> Result<usize, Com
     result
 }
 
-/// Export a layer as a GeoJSON FeatureCollection.
+/// Export a layer as GeoJSON, CSV or GeoPackage.
 pub async fn export(settings: &Settings, args: &ExportArgs) -> Result<usize, CommandError> {
     let (catalog, store) = open_store(settings).await?;
     let layer = catalog
@@ -88,11 +117,33 @@ pub async fn export(settings: &Settings, args: &ExportArgs) -> Result<usize, Com
     let features = store.features(&layer, &store::Query::default()).await;
     store.close().await;
     let features = features?;
+    let format = args
+        .format
+        .or_else(|| args.output.as_deref().and_then(Format::of_path))
+        .unwrap_or(Format::GeoJson);
+    if format == Format::Gpkg {
+        let path = args.output.as_ref().ok_or_else(|| {
+            CommandError::BadArgument("a GeoPackage export needs --output FILE.gpkg".into())
+        })?;
+        let shifted: Vec<_> = features
+            .iter()
+            .map(|f| crate::layers::Feature {
+                geometry: args.crs.geometry_from_wgs84(&f.geometry),
+                ..f.clone()
+            })
+            .collect();
+        formats::gpkg::write(&layer, &shifted, path).await?;
+        return Ok(features.len());
+    }
     let mut out: Box<dyn Write> = match &args.output {
         Some(path) => Box::new(BufWriter::new(File::create(path)?)),
         None => Box::new(BufWriter::new(std::io::stdout().lock())),
     };
-    formats::geojson::write_collection(&mut out, &features, args.crs)?;
+    match format {
+        Format::Csv => formats::csv::write(&mut out, &layer, &features, args.crs)
+            .map_err(|e| CommandError::Write(std::io::Error::other(e.to_string())))?,
+        _ => formats::geojson::write_collection(&mut out, &features, args.crs)?,
+    }
     out.flush()?;
     Ok(features.len())
 }
@@ -144,16 +195,13 @@ fn cli_actor(command: &str) -> String {
     format!("cli {command} ({user})")
 }
 
-fn read_input(path: &Path) -> Result<String, CommandError> {
+fn read_stdin() -> Result<String, CommandError> {
     let mut text = String::new();
-    let read = if path == Path::new("-") {
-        std::io::stdin().read_to_string(&mut text).map(|_| ())
-    } else {
-        File::open(path).and_then(|mut f| f.read_to_string(&mut text).map(|_| ()))
-    };
-    read.map_err(|source| CommandError::Read {
-        path: path.display().to_string(),
-        source,
-    })?;
+    std::io::stdin()
+        .read_to_string(&mut text)
+        .map_err(|source| CommandError::Read {
+            path: "standard input".into(),
+            source,
+        })?;
     Ok(text)
 }

@@ -66,7 +66,7 @@ pub async fn open_store(
 ) -> Result<(Arc<Catalog>, Arc<dyn Store>), StartupError> {
     let catalog = Arc::new(Catalog::with_extra(settings.layers.clone())?);
     let store = store::open(&settings.database).await?;
-    store.prepare(&catalog).await?;
+    store.prepare(catalog.layers()).await?;
     Ok((catalog, store))
 }
 

@@ -10,7 +10,16 @@ use std::{
 use clap::{Args, Parser, Subcommand};
 use serde::{Deserialize, Serialize};
 
-use crate::{crs::Crs, layers::LayerDef};
+use crate::{crs::Crs, formats::Format, layers::LayerDef};
+
+fn parse_format(s: &str) -> Result<Format, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "geojson" | "json" | "ndjson" => Ok(Format::GeoJson),
+        "csv" => Ok(Format::Csv),
+        "gpkg" | "geopackage" => Ok(Format::Gpkg),
+        other => Err(format!("unknown format `{other}`: geojson, csv or gpkg")),
+    }
+}
 
 pub const DEFAULT_DATABASE: &str = "sqlite://onemap.gpkg";
 pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
@@ -129,8 +138,12 @@ pub struct ImportArgs {
     /// The datum of the file's coordinates.
     #[arg(long, default_value = "wgs84")]
     pub crs: Crs,
-    /// GeoJSON (.geojson, .json) or newline-delimited GeoJSON (.ndjson,
-    /// .geojsonl); `-` for standard input.
+    /// The file's format; by default from its extension (.geojson/.json,
+    /// .ndjson/.geojsonl, .csv, .gpkg).
+    #[arg(long, value_parser = parse_format)]
+    pub format: Option<Format>,
+    /// GeoJSON, newline-delimited GeoJSON, CSV (longitude/latitude or wkt
+    /// columns) or GeoPackage; `-` for GeoJSON on standard input.
     pub file: PathBuf,
 }
 
@@ -142,7 +155,11 @@ pub struct ExportArgs {
     /// The datum to write coordinates in.
     #[arg(long, default_value = "wgs84")]
     pub crs: Crs,
-    /// Output file; standard output when absent.
+    /// geojson, csv or gpkg; by default from the output's extension, else
+    /// geojson.
+    #[arg(long, value_parser = parse_format)]
+    pub format: Option<Format>,
+    /// Output file; standard output when absent (not for gpkg).
     #[arg(long, short)]
     pub output: Option<PathBuf>,
 }

@@ -18,7 +18,8 @@ use super::{
     transactions,
 };
 use crate::{
-    auth::Caller, crs::Crs, error::AppError, layers::Feature, store::FeatureStream, AppState,
+    auth::Caller, crs::Crs, error::AppError, formats::Format, layers::Feature,
+    store::FeatureStream, AppState,
 };
 
 pub const GEOJSON: &str = "application/geo+json";
@@ -70,6 +71,9 @@ async fn list_items(
     let layer = layer_or_404(&state, &name)?;
     let pairs = query_pairs(raw.as_deref());
     let request = parse_items(&layer, &pairs)?;
+    if request.format != Format::GeoJson {
+        return download(&state, layer, request).await;
+    }
     let matched = state.store.count(&layer, &request.query).await?;
     let base = base_url(&state, &headers);
     let head = collection_head(&base, &name, &pairs, &request, matched);
@@ -79,6 +83,55 @@ async fn list_items(
         .headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(GEOJSON));
     Ok(response)
+}
+
+/// `?f=csv|gpkg`: the selection as a file to save.
+async fn download(
+    state: &AppState,
+    layer: std::sync::Arc<crate::layers::LayerDef>,
+    request: ItemsRequest,
+) -> Result<Response, AppError> {
+    let mut query = request.query.clone();
+    query.limit = (request.limit != u64::MAX).then_some(request.limit);
+    let features = state.store.features(&layer, &query).await?;
+    let body = match request.format {
+        Format::Csv => {
+            let mut out = Vec::new();
+            crate::formats::csv::write(&mut out, &layer, &features, request.crs)
+                .map_err(|e| AppError::Unavailable(format!("cannot write CSV: {e}")))?;
+            out
+        }
+        _ => {
+            let dir = tempfile::tempdir()
+                .map_err(|e| AppError::Unavailable(format!("no room for the export: {e}")))?;
+            let path = dir.path().join("export.gpkg");
+            let shifted: Vec<Feature> = features
+                .iter()
+                .map(|f| Feature {
+                    geometry: request.crs.geometry_from_wgs84(&f.geometry),
+                    ..f.clone()
+                })
+                .collect();
+            crate::formats::gpkg::write(&layer, &shifted, &path)
+                .await
+                .map_err(|e| AppError::Unavailable(format!("cannot write the GeoPackage: {e}")))?;
+            std::fs::read(&path)
+                .map_err(|e| AppError::Unavailable(format!("cannot read the export back: {e}")))?
+        }
+    };
+    let disposition = format!(
+        "attachment; filename=\"{}.{}\"",
+        layer.name,
+        request.format.extension()
+    );
+    Ok((
+        [
+            (header::CONTENT_TYPE, request.format.media_type().to_owned()),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        body,
+    )
+        .into_response())
 }
 
 /// Everything of the FeatureCollection before its features.

@@ -7,6 +7,7 @@ use crate::{
     crs::Crs,
     error::AppError,
     filter::{self, CmpOp, Expr, Literal, ID},
+    formats::Format,
     layers::{LayerDef, PropertyType},
     store::{Query, SortKey},
 };
@@ -14,12 +15,6 @@ use crate::{
 pub const DEFAULT_LIMIT: u64 = 100;
 /// Larger limits are clipped to this, not refused (Part 1 §7.15.3).
 pub const MAX_LIMIT: u64 = 10_000;
-
-/// The output formats of `/items`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
-    GeoJson,
-}
 
 /// A parsed `/items` request.
 #[derive(Debug, Clone, PartialEq)]
@@ -215,12 +210,25 @@ pub fn parse_items(layer: &LayerDef, pairs: &[(String, String)]) -> Result<Items
     if let Some(f) = get("filter") {
         parts.push(filter::parse_cql2(f, layer).map_err(|e| bad(format!("`filter`: {e}")))?);
     }
+    let format = match get("f") {
+        None | Some("json") | Some("geojson") => Format::GeoJson,
+        Some("csv") => Format::Csv,
+        Some("gpkg") => Format::Gpkg,
+        Some(other) => {
+            return Err(bad(format!(
+                "`f={other}` is not an output format of items (json, csv, gpkg)"
+            )))
+        }
+    };
+    // Downloads (csv, gpkg) hold the whole selection unless a limit is given.
     let limit = match get("limit") {
         Some(v) => match parse_count("limit", v)? {
             0 => return Err(bad("`limit` must be at least 1")),
-            n => n.min(MAX_LIMIT),
+            n if format == Format::GeoJson => n.min(MAX_LIMIT),
+            n => n,
         },
-        None => DEFAULT_LIMIT,
+        None if format == Format::GeoJson => DEFAULT_LIMIT,
+        None => u64::MAX,
     };
     let offset = get("offset")
         .map(|v| parse_count("offset", v))
@@ -230,14 +238,6 @@ pub fn parse_items(layer: &LayerDef, pairs: &[(String, String)]) -> Result<Items
         .map(|v| parse_sortby(layer, v))
         .transpose()?
         .unwrap_or_default();
-    let format = match get("f") {
-        None | Some("json") | Some("geojson") => Format::GeoJson,
-        Some(other) => {
-            return Err(bad(format!(
-                "`f={other}` is not an output format of items (json)"
-            )))
-        }
-    };
 
     const KNOWN: &[&str] = &[
         "bbox",

@@ -156,8 +156,8 @@ pub type FeatureStream = Pin<Box<dyn Stream<Item = Result<Feature, StoreError>> 
 ///   [`LayerDef::validate`] returns them.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
-    /// Create or upgrade the storage of every layer of `catalog`; idempotent.
-    async fn prepare(&self, catalog: &Catalog) -> Result<(), StoreError>;
+    /// Create or upgrade the storage of `layers`; idempotent.
+    async fn prepare(&self, layers: &[Arc<LayerDef>]) -> Result<(), StoreError>;
 
     /// Add features to a layer, logging one change by `actor`; returns their
     /// new ids, in order.

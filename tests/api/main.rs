@@ -5,6 +5,7 @@ mod cli;
 mod demo;
 mod events;
 mod features;
+mod formats;
 mod geopackage;
 mod health;
 mod helpers;

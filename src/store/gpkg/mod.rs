@@ -26,7 +26,7 @@ use super::{
 };
 use crate::{
     auth::Role,
-    layers::{Catalog, Feature, LayerDef, PropertyDef, PropertyType},
+    layers::{Feature, LayerDef, PropertyDef, PropertyType},
 };
 
 /// GeoPackage's `application_id` ("GPKG") and `user_version` for 1.3.0.
@@ -367,14 +367,14 @@ impl GpkgStore {
 
 #[async_trait]
 impl Store for GpkgStore {
-    async fn prepare(&self, catalog: &Catalog) -> Result<(), StoreError> {
+    async fn prepare(&self, layers: &[Arc<LayerDef>]) -> Result<(), StoreError> {
         let _writer = self.write_lock.lock().await;
         let mut tx = self
             .pool
             .begin()
             .await
             .map_err(StoreError::db("starting a transaction"))?;
-        for layer in catalog.layers() {
+        for layer in layers {
             if schema::ensure_layer(&mut tx, layer).await? {
                 // A table another tool made without an index: index its rows.
                 let rows = sqlx::query(&format!("{} ORDER BY fid", Self::select_sql(layer)))

@@ -1,0 +1,195 @@
+//! Import and export in every format, over HTTP and the CLI: GeoJSON,
+//! newline-delimited GeoJSON, CSV (with datums) and GeoPackage.
+
+use std::process::Command as StdCommand;
+
+use onemap::auth::Role;
+use serde_json::Value;
+use tokio::process::Command;
+
+use crate::helpers::spawn_app;
+
+#[tokio::test]
+async fn items_download_as_csv_and_geopackage_that_gdal_reads() {
+    let app = spawn_app(true).await;
+    let r = app
+        .get("/ogc/collections/hazard_sources/items?f=csv&class=gas_station")
+        .await;
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap_or_default()
+        .starts_with("text/csv"));
+    assert!(r.headers()["content-disposition"]
+        .to_str()
+        .unwrap_or_default()
+        .contains("hazard_sources.csv"));
+    let text = r.text().await.expect("csv");
+    let mut lines = text.lines();
+    assert!(lines
+        .next()
+        .is_some_and(|h| h.starts_with("id,longitude,latitude,name")));
+    assert_eq!(lines.count(), 18, "every gas station, not a page of them");
+
+    let r = app.get("/ogc/collections/districts/items?f=gpkg").await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.headers()["content-type"],
+        "application/geopackage+sqlite3"
+    );
+    let bytes = r.bytes().await.expect("gpkg");
+    assert_eq!(&bytes[68..72], b"GPKG");
+    let path = app.dir.path().join("districts.gpkg");
+    std::fs::write(&path, &bytes).expect("write");
+    let out = Command::new("ogrinfo")
+        .args(["-ro", "-so", path.to_str().expect("path"), "districts"])
+        .output()
+        .await
+        .expect("GDAL's ogrinfo is needed for this test (apt-get install gdal-bin)");
+    let info = String::from_utf8_lossy(&out.stdout);
+    assert!(info.contains("Feature Count: 12"), "{info}");
+    assert!(info.contains("adcode: String"), "{info}");
+}
+
+#[tokio::test]
+async fn csv_and_geopackage_uploads_import_all_or_nothing() {
+    let app = spawn_app(true).await;
+    let token = app.token(Role::Admin).await;
+    let upload = |ct: &'static str, body: Vec<u8>, layer: &'static str, crs: &'static str| {
+        app.client
+            .post(app.url(&format!("/api/import/{layer}?crs={crs}")))
+            .bearer_auth(&token)
+            .header("content-type", ct)
+            .body(body)
+            .send()
+    };
+    let csv = "name,lon,lat,kind,quantity,owner\n排涝泵车,118.30,35.00,pump,2,罗庄区水利局\n发电车,118.31,35.01,generator,1,罗庄区应急管理局\n";
+    let r = upload("text/csv", csv.as_bytes().to_vec(), "equipment", "gcj02")
+        .await
+        .expect("answers");
+    assert_eq!(r.status(), 201);
+    let fc: Value = app
+        .get("/ogc/collections/equipment/items?name=排涝泵车&crs=gcj02")
+        .await
+        .json()
+        .await
+        .expect("json");
+    let c = &fc["features"][0]["geometry"]["coordinates"];
+    assert!(
+        (c[0].as_f64().unwrap_or(0.0) - 118.30).abs() < 1e-9,
+        "GCJ-02 in, GCJ-02 out: {c}"
+    );
+
+    let bad = "name,lon,lat,kind,quantity\nA,118.3,35.0,pump,2\nB,118.3,35.0,pump,lots\n";
+    let r = upload("text/csv", bad.as_bytes().to_vec(), "equipment", "wgs84")
+        .await
+        .expect("answers");
+    assert_eq!(r.status(), 422);
+    let report: Value = r.json().await.expect("json");
+    assert_eq!(report["errors"][0]["line"], 3);
+    assert_eq!(report["errors"][0]["field"], "quantity");
+
+    // A GeoPackage exported by onemap comes back in through the import.
+    let gpkg = app
+        .get("/ogc/collections/shelters/items?f=gpkg")
+        .await
+        .bytes()
+        .await
+        .expect("gpkg")
+        .to_vec();
+    let before: Value = app
+        .get("/ogc/collections/shelters/items")
+        .await
+        .json()
+        .await
+        .expect("json");
+    let r = upload("application/geopackage+sqlite3", gpkg, "shelters", "wgs84")
+        .await
+        .expect("answers");
+    assert_eq!(r.status(), 201);
+    let after: Value = app
+        .get("/ogc/collections/shelters/items")
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        after["numberMatched"].as_u64(),
+        before["numberMatched"].as_u64().map(|n| n * 2)
+    );
+    let r = upload("application/zip", vec![1, 2, 3], "shelters", "wgs84")
+        .await
+        .expect("answers");
+    assert_eq!(r.status(), 415);
+}
+
+#[test]
+fn the_cli_exports_and_imports_csv_and_geopackage() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = format!("sqlite://{}", dir.path().join("a.gpkg").display());
+    let other = format!("sqlite://{}", dir.path().join("b.gpkg").display());
+    let run = |args: &[&str]| {
+        let o = StdCommand::new(env!("CARGO_BIN_EXE_onemap"))
+            .args(args)
+            .output()
+            .expect("runs");
+        assert!(
+            o.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        o
+    };
+    let src = dir.path().join("teams.csv");
+    std::fs::write(
+        &src,
+        "name,longitude,latitude,team_type,status,capabilities\n甲队,118.3,35.0,militia,standby,levee_repair;evacuation\n乙队,118.31,35.01,volunteer,off_duty,\n",
+    )
+    .expect("write");
+    run(&[
+        "--database",
+        &db,
+        "import",
+        "--layer",
+        "rescue_teams",
+        src.to_str().expect("path"),
+    ]);
+    let gpkg = dir.path().join("teams.gpkg");
+    run(&[
+        "--database",
+        &db,
+        "export",
+        "--layer",
+        "rescue_teams",
+        "-o",
+        gpkg.to_str().expect("path"),
+    ]);
+    run(&[
+        "--database",
+        &other,
+        "import",
+        "--layer",
+        "rescue_teams",
+        gpkg.to_str().expect("path"),
+    ]);
+    let csv = dir.path().join("back.csv");
+    run(&[
+        "--database",
+        &other,
+        "export",
+        "--layer",
+        "rescue_teams",
+        "-o",
+        csv.to_str().expect("path"),
+    ]);
+    let text = std::fs::read_to_string(&csv).expect("read");
+    assert!(
+        text.contains("甲队,militia") || text.contains("甲队"),
+        "{text}"
+    );
+    assert!(
+        text.contains("\"[\"\"levee_repair\"\",\"\"evacuation\"\"]\""),
+        "arrays survive: {text}"
+    );
+    assert_eq!(text.lines().count(), 3);
+}
