@@ -133,14 +133,18 @@ async fn import_layer(
     let format = Format::of_media_type(&ct).ok_or_else(|| {
         AppError::UnsupportedMediaType(format!(
             "content type `{ct}` cannot be imported; send application/geo+json, application/x-ndjson, \
-             text/csv or application/geopackage+sqlite3"
+             text/csv, application/geopackage+sqlite3 or application/zip (a shapefile)"
         ))
     })?;
     let parsed = match format {
-        Format::Gpkg => {
-            // SQLite reads files, not memory: keep the upload in a temporary file.
+        Format::Gpkg | Format::Shapefile => {
+            // SQLite and shapefile readers read files: keep the upload in one.
             let file = tempfile::Builder::new()
-                .suffix(".gpkg")
+                .suffix(if format == Format::Gpkg {
+                    ".gpkg"
+                } else {
+                    ".zip"
+                })
                 .tempfile()
                 .map_err(|e| AppError::Unavailable(format!("no room for the upload: {e}")))?;
             std::fs::write(file.path(), &body)

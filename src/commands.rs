@@ -121,6 +121,11 @@ pub async fn export(settings: &Settings, args: &ExportArgs) -> Result<usize, Com
         .format
         .or_else(|| args.output.as_deref().and_then(Format::of_path))
         .unwrap_or(Format::GeoJson);
+    if format == Format::Shapefile {
+        return Err(CommandError::BadArgument(
+            "shapefiles are read, not written: export as gpkg, csv or geojson".into(),
+        ));
+    }
     if format == Format::Gpkg {
         let path = args.output.as_ref().ok_or_else(|| {
             CommandError::BadArgument("a GeoPackage export needs --output FILE.gpkg".into())

@@ -17,7 +17,10 @@ fn parse_format(s: &str) -> Result<Format, String> {
         "geojson" | "json" | "ndjson" => Ok(Format::GeoJson),
         "csv" => Ok(Format::Csv),
         "gpkg" | "geopackage" => Ok(Format::Gpkg),
-        other => Err(format!("unknown format `{other}`: geojson, csv or gpkg")),
+        "shp" | "shapefile" => Ok(Format::Shapefile),
+        other => Err(format!(
+            "unknown format `{other}`: geojson, csv, gpkg or shp"
+        )),
     }
 }
 
@@ -139,7 +142,7 @@ pub struct ImportArgs {
     #[arg(long, default_value = "wgs84")]
     pub crs: Crs,
     /// The file's format; by default from its extension (.geojson/.json,
-    /// .ndjson/.geojsonl, .csv, .gpkg).
+    /// .ndjson/.geojsonl, .csv, .gpkg, .shp or a .zip of a shapefile).
     #[arg(long, value_parser = parse_format)]
     pub format: Option<Format>,
     /// GeoJSON, newline-delimited GeoJSON, CSV (longitude/latitude or wkt

@@ -1,9 +1,11 @@
 //! File formats the one map reads and writes: GeoJSON and newline-delimited
-//! GeoJSON, CSV with coordinate columns, and GeoPackage.
+//! GeoJSON, CSV with coordinate columns, GeoPackage, and (read only) ESRI
+//! Shapefile.
 
 pub mod csv;
 pub mod geojson;
 pub mod gpkg;
+pub mod shapefile;
 
 use std::path::Path;
 
@@ -21,6 +23,8 @@ pub enum Format {
     GeoJson,
     Csv,
     Gpkg,
+    /// A `.shp` with its sidecar files, or a zip of them (import only).
+    Shapefile,
 }
 
 impl Format {
@@ -31,6 +35,7 @@ impl Format {
             "geojson" | "json" | "ndjson" | "geojsonl" | "geojsons" | "jsonl" => Format::GeoJson,
             "csv" | "txt" => Format::Csv,
             "gpkg" => Format::Gpkg,
+            "shp" | "zip" => Format::Shapefile,
             _ => return None,
         })
     }
@@ -44,6 +49,9 @@ impl Format {
             | "application/x-ndjson" => Format::GeoJson,
             "text/csv" => Format::Csv,
             "application/geopackage+sqlite3" => Format::Gpkg,
+            "application/zip" | "application/x-zip-compressed" | "application/x-shapefile" => {
+                Format::Shapefile
+            }
             _ => return None,
         })
     }
@@ -53,6 +61,7 @@ impl Format {
             Format::GeoJson => "application/geo+json",
             Format::Csv => "text/csv; charset=utf-8",
             Format::Gpkg => "application/geopackage+sqlite3",
+            Format::Shapefile => "application/zip",
         }
     }
 
@@ -61,6 +70,7 @@ impl Format {
             Format::GeoJson => "geojson",
             Format::Csv => "csv",
             Format::Gpkg => "gpkg",
+            Format::Shapefile => "zip",
         }
     }
 }
@@ -72,6 +82,8 @@ pub enum ReadError {
     Invalid(#[from] ValidationErrors),
     #[error(transparent)]
     Gpkg(#[from] gpkg::GpkgFileError),
+    #[error(transparent)]
+    Shapefile(#[from] shapefile::ShapefileError),
     #[error("the file is not UTF-8 text: {0}")]
     Encoding(String),
 }
@@ -92,6 +104,20 @@ pub async fn read_file(
             }
             Ok(parsed)
         }
+        Format::Shapefile => {
+            let is_zip = path
+                .extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("zip"));
+            let unpacked;
+            let shp = if is_zip {
+                unpacked = tempfile::tempdir().map_err(|e| ReadError::Encoding(e.to_string()))?;
+                let bytes = std::fs::read(path).map_err(|e| ReadError::Encoding(e.to_string()))?;
+                shapefile::unzip(&bytes, unpacked.path())?
+            } else {
+                path.to_path_buf()
+            };
+            Ok(shapefile::read(layer, &shp, crs)??)
+        }
         Format::GeoJson | Format::Csv => {
             let bytes = std::fs::read(path).map_err(|e| ReadError::Encoding(e.to_string()))?;
             read_text(layer, format, &bytes, crs)
@@ -109,6 +135,11 @@ pub fn read_text(
     let text = std::str::from_utf8(bytes).map_err(|e| ReadError::Encoding(e.to_string()))?;
     Ok(match format {
         Format::Csv => csv::parse(layer, text, crs)?,
+        Format::Gpkg | Format::Shapefile => {
+            return Err(ReadError::Encoding(
+                "a binary format cannot be read as text".into(),
+            ))
+        }
         _ => geojson::parse(&layer.name, text, crs)?,
     })
 }

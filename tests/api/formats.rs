@@ -193,3 +193,100 @@ fn the_cli_exports_and_imports_csv_and_geopackage() {
     );
     assert_eq!(text.lines().count(), 3);
 }
+
+#[tokio::test]
+async fn gbk_shapefiles_import_from_a_path_and_as_a_zip_upload() {
+    let app = spawn_app(false).await;
+    let dir = app.dir.path().to_owned();
+    let src = dir.join("depots.geojson");
+    std::fs::write(
+        &src,
+        r#"{"type":"FeatureCollection","features":[
+          {"type":"Feature","geometry":{"type":"Point","coordinates":[118.30,35.00]},
+           "properties":{"name":"罗庄区应急物资储备库","level":"district","manager":"王建国"}},
+          {"type":"Feature","geometry":{"type":"Point","coordinates":[118.21,34.88]},
+           "properties":{"name":"褚墩镇应急物资储备点","level":"town","manager":"李秀英"}}]}"#,
+    )
+    .expect("write");
+    let shp = dir.join("depots.shp");
+    let out = Command::new("ogr2ogr")
+        .args([
+            "-f",
+            "ESRI Shapefile",
+            "-lco",
+            "ENCODING=GBK",
+            shp.to_str().expect("path"),
+            src.to_str().expect("path"),
+        ])
+        .output()
+        .await
+        .expect("GDAL's ogr2ogr is needed for this test (apt-get install gdal-bin)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("depots.cpg"))
+            .unwrap_or_default()
+            .trim(),
+        "GBK"
+    );
+
+    let layer = app.catalog.get("supply_depots").expect("layer").clone();
+    let parsed = onemap::formats::read_file(
+        &layer,
+        onemap::formats::Format::Shapefile,
+        &shp,
+        onemap::crs::Crs::Wgs84,
+    )
+    .await
+    .expect("reads");
+    assert_eq!(
+        parsed.features[0].name(),
+        Some("罗庄区应急物资储备库"),
+        "GBK decoded"
+    );
+
+    let zip = dir.join("depots.zip");
+    let mut args = vec![
+        "-m".to_owned(),
+        "zipfile".to_owned(),
+        "-c".to_owned(),
+        zip.display().to_string(),
+    ];
+    for ext in ["shp", "shx", "dbf", "cpg", "prj"] {
+        let p = dir.join(format!("depots.{ext}"));
+        if p.exists() {
+            args.push(p.display().to_string());
+        }
+    }
+    let out = Command::new("python3")
+        .args(&args)
+        .output()
+        .await
+        .expect("python3 zips");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = app.token(Role::Dispatcher).await;
+    let r = app
+        .client
+        .post(app.url("/api/import/supply_depots"))
+        .bearer_auth(&token)
+        .header("content-type", "application/zip")
+        .body(std::fs::read(&zip).expect("zip"))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap_or_default());
+    let fc: Value = app
+        .get("/ogc/collections/supply_depots/items?level=town")
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(fc["features"][0]["properties"]["manager"], "李秀英");
+}
