@@ -20,6 +20,7 @@ use tower_http::{
 
 use crate::{
     api,
+    auth::Caller,
     error::{problem, AppError, PROBLEM_JSON},
     events, features, metrics, store, web, AppState,
 };
@@ -149,7 +150,11 @@ async fn render_metrics(State(state): State<AppState>) -> Result<Response, AppEr
 
 /// The catalog with each layer's feature count: what the web map's layer
 /// list shows.
-async fn list_layers(State(state): State<AppState>) -> Result<Json<serde_json::Value>, AppError> {
+async fn list_layers(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<serde_json::Value>, AppError> {
+    caller.require_reader(&state)?;
     let mut layers = Vec::new();
     for layer in state.catalog.layers() {
         let count = state.store.count(layer, &store::Query::default()).await?;

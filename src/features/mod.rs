@@ -6,6 +6,7 @@
 
 mod items;
 mod links;
+pub mod openapi;
 pub mod query;
 pub mod transactions;
 
@@ -18,6 +19,7 @@ use axum::{
 use serde_json::{json, Value};
 
 use crate::{
+    auth::Caller,
     error::AppError,
     filter::GEOMETRY,
     layers::{LayerDef, PropertyType},
@@ -31,6 +33,7 @@ pub fn router() -> Router<AppState> {
         .route("/ogc", get(landing))
         .route("/ogc/", get(landing))
         .route("/ogc/conformance", get(conformance))
+        .route("/ogc/api", get(openapi::definition))
         .route("/ogc/collections", get(collections))
         .route("/ogc/collections/{layer}", get(collection))
         .route("/ogc/collections/{layer}/queryables", get(queryables))
@@ -91,8 +94,10 @@ async fn conformance() -> Json<Value> {
 /// Part 1 §7.13: the collections.
 async fn collections(
     State(state): State<AppState>,
+    caller: Caller,
     headers: HeaderMap,
 ) -> Result<Json<Value>, AppError> {
+    caller.require_reader(&state)?;
     let base = base_url(&state, &headers);
     let mut out = Vec::new();
     for layer in state.catalog.layers() {
@@ -108,8 +113,10 @@ async fn collections(
 async fn collection(
     State(state): State<AppState>,
     Path(name): Path<String>,
+    caller: Caller,
     headers: HeaderMap,
 ) -> Result<Json<Value>, AppError> {
+    caller.require_reader(&state)?;
     let layer = layer_or_404(&state, &name)?;
     let base = base_url(&state, &headers);
     Ok(Json(describe(&state, &base, &layer).await?))

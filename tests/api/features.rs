@@ -461,3 +461,88 @@ async fn gdal_reads_every_layer_through_oapif_with_the_right_counts() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn the_openapi_document_covers_every_route_and_collection() {
+    let app = spawn_app(false).await;
+    let r = app.get("/ogc/api").await;
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap_or_default()
+        .starts_with("application/vnd.oai.openapi+json"));
+    let doc: Value = r.json().await.expect("json");
+    assert_eq!(doc["openapi"], "3.0.3");
+    let paths = doc["paths"].as_object().expect("paths");
+    for p in [
+        "/ogc",
+        "/ogc/conformance",
+        "/ogc/api",
+        "/ogc/collections",
+        "/api/layers",
+        "/api/events",
+        "/api/audit",
+        "/api/import/{layer}",
+        "/healthz",
+        "/metrics",
+    ] {
+        assert!(paths.contains_key(p), "{p}");
+    }
+    for layer in app.catalog.layers() {
+        let items = &paths[&format!("/ogc/collections/{}/items", layer.name)];
+        assert!(
+            items["get"].is_object() && items["post"].is_object(),
+            "{}",
+            layer.name
+        );
+        let item = &paths[&format!("/ogc/collections/{}/items/{{id}}", layer.name)];
+        for m in ["get", "put", "patch", "delete"] {
+            assert!(item[m].is_object(), "{} {m}", layer.name);
+        }
+        let schema =
+            &doc["components"]["schemas"][&layer.name]["properties"]["properties"]["properties"];
+        for p in &layer.properties {
+            assert!(schema.get(&p.name).is_some(), "{}.{}", layer.name, p.name);
+        }
+    }
+    // Every $ref points at a schema that exists.
+    let text = doc.to_string();
+    for part in text.split("\"$ref\":\"#/components/schemas/").skip(1) {
+        let name = part.split('"').next().unwrap_or_default();
+        assert!(
+            doc["components"]["schemas"].get(name).is_some(),
+            "dangling $ref {name}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn reads_can_be_made_to_require_a_token() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let app = crate::helpers::spawn_app_with(dir, true, |s| s.read_requires_token = true).await;
+    for path in [
+        "/ogc/collections",
+        "/ogc/collections/shelters",
+        "/ogc/collections/shelters/items",
+        "/ogc/collections/shelters/items/1",
+        "/api/layers",
+    ] {
+        let r = app.get(path).await;
+        assert_eq!(r.status(), 401, "{path}");
+        assert!(r.headers().contains_key("www-authenticate"));
+    }
+    let viewer = app.token(onemap::auth::Role::Viewer).await;
+    let r = app
+        .client
+        .get(app.url("/ogc/collections/shelters/items"))
+        .bearer_auth(&viewer)
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        app.get("/healthz").await.status(),
+        200,
+        "health stays open for probes"
+    );
+}
