@@ -11,7 +11,7 @@ pub mod query;
 pub mod transactions;
 
 use axum::{
-    extract::{Path, State},
+    extract::{Path, RawQuery, State},
     http::HeaderMap,
     routing::get,
     Json, Router,
@@ -58,6 +58,27 @@ pub const CONFORMANCE: &[&str] = &[
     "http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/features",
 ];
 
+/// Part 1 requires a 400 for query parameters a resource does not know;
+/// these resources know only `f`.
+fn only_f(raw: Option<&str>) -> Result<(), AppError> {
+    for (k, v) in items::query_pairs(raw) {
+        match k.as_str() {
+            "f" if v == "json" => {}
+            "f" => {
+                return Err(AppError::BadRequest(format!(
+                    "`f={v}` is not a format of this resource (json)"
+                )))
+            }
+            other => {
+                return Err(AppError::BadRequest(format!(
+                    "unknown query parameter `{other}`"
+                )))
+            }
+        }
+    }
+    Ok(())
+}
+
 pub(crate) fn layer_or_404(
     state: &AppState,
     name: &str,
@@ -72,9 +93,14 @@ pub(crate) fn layer_or_404(
 }
 
 /// Part 1 §7.2: the landing page.
-async fn landing(State(state): State<AppState>, headers: HeaderMap) -> Json<Value> {
+async fn landing(
+    State(state): State<AppState>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+) -> Result<Json<Value>, AppError> {
+    only_f(raw.as_deref())?;
     let base = base_url(&state, &headers);
-    Json(json!({
+    Ok(Json(json!({
         "title": "onemap 应急资源一张图",
         "description": "Emergency resources, hazards and shelters of the district as OGC API – Features collections",
         "links": [
@@ -83,21 +109,24 @@ async fn landing(State(state): State<AppState>, headers: HeaderMap) -> Json<Valu
             { "href": format!("{base}/ogc/conformance"), "rel": "conformance", "type": "application/json", "title": "conformance classes" },
             { "href": format!("{base}/ogc/collections"), "rel": "data", "type": "application/json", "title": "the layers" },
         ]
-    }))
+    })))
 }
 
 /// Part 1 §7.4: conformance declaration.
-async fn conformance() -> Json<Value> {
-    Json(json!({ "conformsTo": CONFORMANCE }))
+async fn conformance(RawQuery(raw): RawQuery) -> Result<Json<Value>, AppError> {
+    only_f(raw.as_deref())?;
+    Ok(Json(json!({ "conformsTo": CONFORMANCE })))
 }
 
 /// Part 1 §7.13: the collections.
 async fn collections(
     State(state): State<AppState>,
     caller: Caller,
+    RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> Result<Json<Value>, AppError> {
     caller.require_reader(&state)?;
+    only_f(raw.as_deref())?;
     let base = base_url(&state, &headers);
     let mut out = Vec::new();
     for layer in state.catalog.layers() {
@@ -114,9 +143,11 @@ async fn collection(
     State(state): State<AppState>,
     Path(name): Path<String>,
     caller: Caller,
+    RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> Result<Json<Value>, AppError> {
     caller.require_reader(&state)?;
+    only_f(raw.as_deref())?;
     let layer = layer_or_404(&state, &name)?;
     let base = base_url(&state, &headers);
     Ok(Json(describe(&state, &base, &layer).await?))

@@ -117,10 +117,14 @@ async fn csv_and_geopackage_uploads_import_all_or_nothing() {
         after["numberMatched"].as_u64(),
         before["numberMatched"].as_u64().map(|n| n * 2)
     );
-    let r = upload("application/zip", vec![1, 2, 3], "shelters", "wgs84")
+    let r = upload("application/pdf", vec![1, 2, 3], "shelters", "wgs84")
         .await
         .expect("answers");
     assert_eq!(r.status(), 415);
+    let r = upload("application/zip", vec![1, 2, 3], "shelters", "wgs84")
+        .await
+        .expect("answers");
+    assert_eq!(r.status(), 400, "a corrupt zip is the client's fault");
 }
 
 #[test]

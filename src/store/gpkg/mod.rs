@@ -220,37 +220,56 @@ fn read_value(row: &SqliteRow, i: usize, p: &PropertyDef) -> Result<Option<Value
 }
 
 /// Keep the R-tree and gpkg_contents in step with one written feature.
-async fn index_feature(
+/// Rows per multi-row INSERT: SQLite allows 32,766 parameters a statement,
+/// and one statement per row costs a round trip to sqlx's worker thread.
+const ROWS_PER_STATEMENT: usize = 500;
+
+/// Keep the R-tree and gpkg_contents in step with written features.
+async fn index_features(
     conn: &mut SqliteConnection,
     layer: &LayerDef,
-    id: i64,
-    f: &Feature,
+    written: &[(i64, &Feature)],
 ) -> Result<(), StoreError> {
-    let Some(r) = f.geometry.bounding_rect() else {
+    let boxes: Vec<(i64, geo::Rect<f64>)> = written
+        .iter()
+        .filter_map(|(id, f)| f.geometry.bounding_rect().map(|r| (*id, r)))
+        .collect();
+    for chunk in boxes.chunks(ROWS_PER_STATEMENT) {
+        let rows = vec!["(?, ?, ?, ?, ?)"; chunk.len()].join(", ");
+        let sql = format!(
+            "INSERT OR REPLACE INTO \"{}\" (id, minx, maxx, miny, maxy) VALUES {rows}",
+            schema::rtree(layer)
+        );
+        let mut q = sqlx::query(&sql);
+        for (id, r) in chunk {
+            q = q
+                .bind(*id)
+                .bind(r.min().x)
+                .bind(r.max().x)
+                .bind(r.min().y)
+                .bind(r.max().y);
+        }
+        q.execute(&mut *conn)
+            .await
+            .map_err(StoreError::db(format!("indexing {}", layer.name)))?;
+    }
+    let Some(extent) = log::union(
+        boxes
+            .iter()
+            .map(|(_, r)| Some([r.min().x, r.min().y, r.max().x, r.max().y])),
+    ) else {
         return Ok(());
     };
-    sqlx::query(&format!(
-        "INSERT OR REPLACE INTO \"{}\" (id, minx, maxx, miny, maxy) VALUES (?, ?, ?, ?, ?)",
-        schema::rtree(layer)
-    ))
-    .bind(id)
-    .bind(r.min().x)
-    .bind(r.max().x)
-    .bind(r.min().y)
-    .bind(r.max().y)
-    .execute(&mut *conn)
-    .await
-    .map_err(StoreError::db(format!("indexing {} {id}", layer.name)))?;
     // The extent only grows on writes; it is informative in the spec and
     // a shrink would need a scan of the whole index.
     sqlx::query(
         "UPDATE gpkg_contents SET min_x = min(coalesce(min_x, ?1), ?1), max_x = max(coalesce(max_x, ?2), ?2), \
          min_y = min(coalesce(min_y, ?3), ?3), max_y = max(coalesce(max_y, ?4), ?4) WHERE table_name = ?5",
     )
-    .bind(r.min().x)
-    .bind(r.max().x)
-    .bind(r.min().y)
-    .bind(r.max().y)
+    .bind(extent[0])
+    .bind(extent[2])
+    .bind(extent[1])
+    .bind(extent[3])
     .bind(&layer.name)
     .execute(&mut *conn)
     .await
@@ -383,7 +402,7 @@ impl Store for GpkgStore {
                     .map_err(StoreError::db(format!("reading {}", layer.name)))?;
                 for row in &rows {
                     let f = read_feature(layer, row)?;
-                    index_feature(&mut tx, layer, f.id.unwrap_or_default(), &f).await?;
+                    index_features(&mut tx, layer, &[(f.id.unwrap_or_default(), &f)]).await?;
                 }
             }
         }
@@ -405,13 +424,8 @@ impl Store for GpkgStore {
             .iter()
             .map(|p| format!("\"{}\"", p.name))
             .collect();
-        let marks = vec!["?"; cols.len() + 1].join(", ");
-        let sql = format!(
-            "INSERT INTO \"{}\" (\"{}\", {}) VALUES ({marks}) RETURNING fid",
-            layer.name,
-            schema::GEOM,
-            cols.join(", ")
-        );
+        let row = format!("({})", vec!["?"; cols.len() + 1].join(", "));
+        let per_statement = (30_000 / (cols.len() + 1)).clamp(1, ROWS_PER_STATEMENT);
         let _writer = self.write_lock.lock().await;
         let mut tx = self
             .pool
@@ -421,15 +435,32 @@ impl Store for GpkgStore {
         Self::check_layer(&mut tx, layer).await?;
         schema::drop_triggers(&mut tx, layer).await?;
         let mut ids = Vec::with_capacity(features.len());
-        for f in &features {
-            let id: i64 = bind_feature(sqlx::query(&sql), layer, f)?
-                .fetch_one(&mut *tx)
+        for chunk in features.chunks(per_statement) {
+            let sql = format!(
+                "INSERT INTO \"{}\" (\"{}\", {}) VALUES {} RETURNING fid",
+                layer.name,
+                schema::GEOM,
+                cols.join(", "),
+                vec![row.as_str(); chunk.len()].join(", ")
+            );
+            let mut q = sqlx::query(&sql);
+            for f in chunk {
+                q = bind_feature(q, layer, f)?;
+            }
+            let mut chunk_ids: Vec<i64> = q
+                .fetch_all(&mut *tx)
                 .await
                 .map_err(StoreError::db(format!("inserting into {}", layer.name)))?
-                .get(0);
-            index_feature(&mut tx, layer, id, f).await?;
-            ids.push(id);
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            // Rows of one statement get increasing ids in VALUES order (one
+            // writer, AUTOINCREMENT); RETURNING's own order is unspecified.
+            chunk_ids.sort_unstable();
+            ids.extend(chunk_ids);
         }
+        let pairs: Vec<(i64, &Feature)> = ids.iter().copied().zip(features.iter()).collect();
+        index_features(&mut tx, layer, &pairs).await?;
         touch(&mut tx, layer).await?;
         let change = log::append(
             &mut tx,
@@ -580,7 +611,7 @@ impl Store for GpkgStore {
             .execute(&mut *tx)
             .await
             .map_err(StoreError::db(format!("updating {} {id}", layer.name)))?;
-        index_feature(&mut tx, layer, id, &f).await?;
+        index_features(&mut tx, layer, &[(id, &f)]).await?;
         touch(&mut tx, layer).await?;
         let change = log::append(
             &mut tx,
