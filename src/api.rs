@@ -169,7 +169,7 @@ async fn import_layer(
         Err(StoreError::Invalid(e)) => return Err(AppError::Invalid(parsed.locate(e))),
         Err(e) => return Err(e.into()),
     };
-    state.events.publish(written.change.clone());
+    state.committed(&layer, &written).await;
     Ok((
         axum::http::StatusCode::CREATED,
         Json(json!({ "layer": name, "imported": written.ids.len(), "seq": written.change.seq })),

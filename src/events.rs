@@ -57,11 +57,29 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/api/events", get(stream_events))
 }
 
+/// A change as an SSE event. `tiles` names the tile range at
+/// [`crate::tiles::EVENT_ZOOM`] that the write touched (what was there
+/// before and what is there after), so a map reloads just those tiles.
 fn event(change: &Change) -> Event {
+    let mut data = serde_json::to_value(change).unwrap_or_default();
+    let touched = [change.bbox_before, change.bbox_after]
+        .into_iter()
+        .flatten()
+        .reduce(|a, b| {
+            [
+                a[0].min(b[0]),
+                a[1].min(b[1]),
+                a[2].max(b[2]),
+                a[3].max(b[3]),
+            ]
+        });
+    if let (Some(bbox), Some(obj)) = (touched, data.as_object_mut()) {
+        obj.insert("tiles".into(), crate::tiles::tile_range(bbox));
+    }
     Event::default()
         .id(change.seq.to_string())
         .event("change")
-        .data(serde_json::to_string(change).unwrap_or_default())
+        .data(data.to_string())
 }
 
 /// Where a client resumes, and which layers it wants.

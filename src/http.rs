@@ -22,7 +22,7 @@ use crate::{
     api,
     auth::Caller,
     error::{problem, AppError, PROBLEM_JSON},
-    events, features, metrics, store, web, AppState,
+    events, features, metrics, store, tiles, web, AppState,
 };
 
 pub fn router(state: AppState) -> Router {
@@ -33,6 +33,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/layers", get(list_layers))
         .merge(features::router())
         .merge(events::router())
+        .merge(tiles::router())
         .merge(api::router(settings))
         .merge(web::router(&settings.web_dir))
         .layer(middleware::from_fn_with_state(

@@ -15,10 +15,12 @@ pub mod features;
 pub mod filter;
 pub mod formats;
 pub mod http;
+pub mod index;
 pub mod layers;
 pub mod metrics;
 pub mod settings;
 pub mod store;
+pub mod tiles;
 pub mod web;
 
 use std::{future::Future, net::SocketAddr, sync::Arc};
@@ -35,6 +37,23 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub metrics: Arc<Metrics>,
     pub events: Arc<events::EventHub>,
+    pub index: Arc<index::SpatialIndex>,
+    pub tiles: tiles::TileCache,
+}
+
+impl AppState {
+    /// After a write commits: bring the spatial index up to date (so tiles
+    /// show it), then tell the event stream.
+    pub async fn committed(&self, layer: &Arc<layers::LayerDef>, written: &store::Written) {
+        if let Err(e) = self
+            .index
+            .refresh(self.store.as_ref(), layer, &written.ids)
+            .await
+        {
+            tracing::error!(error = ?e, layer = %layer.name, "cannot refresh the spatial index after a write");
+        }
+        self.events.publish(written.change.clone());
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -87,12 +106,15 @@ impl App {
                 None => tracing::info!("the database has features: demo not loaded"),
             }
         }
+        let index = index::SpatialIndex::load(store.as_ref(), &catalog).await?;
         let state = AppState {
             settings: Arc::new(settings),
             catalog,
             store,
             metrics: Arc::new(Metrics::new()),
             events: Arc::new(events::EventHub::new()),
+            index: Arc::new(index),
+            tiles: tiles::cache(),
         };
         Ok(Self { listener, state })
     }

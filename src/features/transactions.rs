@@ -132,8 +132,12 @@ async fn answer(
     Ok(response)
 }
 
-fn published(state: &AppState, written: Written) -> Written {
-    state.events.publish(written.change.clone());
+async fn published(
+    state: &AppState,
+    layer: &std::sync::Arc<LayerDef>,
+    written: Written,
+) -> Written {
+    state.committed(layer, &written).await;
     written
 }
 
@@ -158,13 +162,11 @@ pub async fn create_item(
         ));
     }
     let single = features.len() == 1 && body.windows(9).any(|w| w == b"\"Feature\"");
-    let written = published(
-        &state,
-        state
-            .store
-            .insert(&layer, &features, &caller.actor())
-            .await?,
-    );
+    let written = state
+        .store
+        .insert(&layer, &features, &caller.actor())
+        .await?;
+    let written = published(&state, &layer, written).await;
     if single {
         return answer(
             &state,
@@ -223,7 +225,7 @@ pub async fn replace_item(
         .await?
     {
         Some(written) => {
-            published(&state, written);
+            published(&state, &layer, written).await;
             answer(&state, &layer, fid, StatusCode::OK, &headers, crs).await
         }
         None => Err(AppError::NotFound {
@@ -318,7 +320,7 @@ pub async fn update_item(
             .await
         {
             Ok(Some(written)) => {
-                published(&state, written);
+                published(&state, &layer, written).await;
                 return answer(&state, &layer, fid, StatusCode::OK, &headers, crs).await;
             }
             Ok(None) => return Err(not_found()),
@@ -348,7 +350,7 @@ pub async fn delete_item(
         .await?
     {
         Some(written) => {
-            published(&state, written);
+            published(&state, &layer, written).await;
             Ok(StatusCode::NO_CONTENT.into_response())
         }
         None => Err(AppError::NotFound {

@@ -9,5 +9,6 @@ mod formats;
 mod geopackage;
 mod health;
 mod helpers;
+mod tiles;
 mod transactions;
 mod validation;

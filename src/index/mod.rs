@@ -1,0 +1,201 @@
+//! The in-memory spatial index: every feature of every layer in an R-tree,
+//! with its geometry already projected to Web Mercator. Loaded from the
+//! store at start and kept in step with every committed write; tiles are
+//! cut from it without touching the store.
+
+mod mercator;
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, RwLock},
+};
+
+use futures_util::TryStreamExt;
+use rstar::{RTree, RTreeObject, AABB};
+
+use crate::{
+    filter::{Expr, Literal, ID},
+    layers::{Catalog, Feature, LayerDef},
+    store::{Query, Store, StoreError},
+};
+
+pub use mercator::{lonlat_to_mercator, mercator_to_lonlat, tile_bounds, EARTH_HALF_CIRCUMFERENCE};
+
+/// One indexed feature.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub id: i64,
+    /// The geometry in Web Mercator metres.
+    pub mercator: Arc<geo::Geometry<f64>>,
+    /// The stored feature (WGS84), for properties and filters.
+    pub feature: Arc<Feature>,
+    envelope: AABB<[f64; 2]>,
+}
+
+impl PartialEq for Entry {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id
+    }
+}
+
+impl RTreeObject for Entry {
+    type Envelope = AABB<[f64; 2]>;
+
+    fn envelope(&self) -> Self::Envelope {
+        self.envelope
+    }
+}
+
+impl Entry {
+    /// The same feature placed on another datum's Web Mercator grid.
+    pub fn shifted(&self, crs: crate::crs::Crs) -> Entry {
+        Entry {
+            mercator: Arc::new(mercator::project(
+                &crs.geometry_from_wgs84(&self.feature.geometry),
+            )),
+            ..self.clone()
+        }
+    }
+
+    pub fn new(feature: Feature) -> Option<Self> {
+        use geo::BoundingRect;
+        let id = feature.id?;
+        let mercator = mercator::project(&feature.geometry);
+        let r = mercator.bounding_rect()?;
+        Some(Self {
+            id,
+            envelope: AABB::from_corners([r.min().x, r.min().y], [r.max().x, r.max().y]),
+            mercator: Arc::new(mercator),
+            feature: Arc::new(feature),
+        })
+    }
+}
+
+#[derive(Default)]
+struct LayerIndex {
+    tree: RTree<Entry>,
+    by_id: HashMap<i64, Entry>,
+    /// Bumped on every change: tile cache keys carry it.
+    version: u64,
+}
+
+/// Every layer's R-tree.
+#[derive(Default)]
+pub struct SpatialIndex {
+    layers: HashMap<String, RwLock<LayerIndex>>,
+}
+
+impl SpatialIndex {
+    /// Read every feature of every layer from the store.
+    pub async fn load(store: &dyn Store, catalog: &Catalog) -> Result<Self, StoreError> {
+        let mut layers = HashMap::new();
+        for layer in catalog.layers() {
+            let entries: Vec<Entry> = store
+                .stream(layer.clone(), Query::default())
+                .try_collect::<Vec<_>>()
+                .await?
+                .into_iter()
+                .filter_map(Entry::new)
+                .collect();
+            let by_id = entries.iter().map(|e| (e.id, e.clone())).collect();
+            layers.insert(
+                layer.name.clone(),
+                RwLock::new(LayerIndex {
+                    tree: RTree::bulk_load(entries),
+                    by_id,
+                    version: 1,
+                }),
+            );
+        }
+        Ok(Self { layers })
+    }
+
+    /// The current version of a layer (0 for an unknown one).
+    pub fn version(&self, layer: &str) -> u64 {
+        self.layers
+            .get(layer)
+            .map(|l| l.read().unwrap_or_else(|p| p.into_inner()).version)
+            .unwrap_or(0)
+    }
+
+    /// Features whose envelope meets the Web Mercator box.
+    pub fn query(&self, layer: &str, min: [f64; 2], max: [f64; 2]) -> Vec<Entry> {
+        let Some(l) = self.layers.get(layer) else {
+            return Vec::new();
+        };
+        let l = l.read().unwrap_or_else(|p| p.into_inner());
+        l.tree
+            .locate_in_envelope_intersecting(&AABB::from_corners(min, max))
+            .cloned()
+            .collect()
+    }
+
+    /// The WGS84 `[west, south, east, north]` of a layer's features.
+    pub fn extent(&self, layer: &str) -> Option<[f64; 4]> {
+        let l = self
+            .layers
+            .get(layer)?
+            .read()
+            .unwrap_or_else(|p| p.into_inner());
+        if l.by_id.is_empty() {
+            return None;
+        }
+        let env = l.tree.root().envelope();
+        let (w, s) = mercator_to_lonlat(env.lower()[0], env.lower()[1]);
+        let (e, n) = mercator_to_lonlat(env.upper()[0], env.upper()[1]);
+        Some([w, s, e, n])
+    }
+
+    /// How many features a layer holds.
+    pub fn len(&self, layer: &str) -> usize {
+        self.layers
+            .get(layer)
+            .map(|l| l.read().unwrap_or_else(|p| p.into_inner()).by_id.len())
+            .unwrap_or(0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.layers.is_empty()
+    }
+
+    /// Bring `ids` of `layer` up to date with the store after a commit:
+    /// re-read each, replacing or removing its entry.
+    pub async fn refresh(
+        &self,
+        store: &dyn Store,
+        layer: &Arc<LayerDef>,
+        ids: &[i64],
+    ) -> Result<(), StoreError> {
+        // Read the written features back in chunks of ids (one query each),
+        // not one by one: an import may write 100,000.
+        let mut found: HashMap<i64, Feature> = HashMap::with_capacity(ids.len());
+        for chunk in ids.chunks(1000) {
+            let query = Query {
+                filter: Some(Expr::In {
+                    property: ID.into(),
+                    values: chunk.iter().map(|i| Literal::Integer(*i)).collect(),
+                }),
+                ..Query::default()
+            };
+            let features: Vec<Feature> = store.stream(layer.clone(), query).try_collect().await?;
+            found.extend(features.into_iter().filter_map(|f| f.id.map(|id| (id, f))));
+        }
+        let fresh: Vec<(i64, Option<Feature>)> =
+            ids.iter().map(|id| (*id, found.remove(id))).collect();
+        let Some(l) = self.layers.get(&layer.name) else {
+            return Ok(());
+        };
+        let mut l = l.write().unwrap_or_else(|p| p.into_inner());
+        for (id, feature) in fresh {
+            if let Some(old) = l.by_id.remove(&id) {
+                l.tree.remove(&old);
+            }
+            if let Some(entry) = feature.and_then(Entry::new) {
+                l.tree.insert(entry.clone());
+                l.by_id.insert(id, entry);
+            }
+        }
+        l.version += 1;
+        Ok(())
+    }
+}

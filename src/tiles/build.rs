@@ -1,0 +1,289 @@
+//! Cutting one Mapbox Vector Tile (spec 2.1) from the in-memory index.
+//!
+//! Geometries are clipped exactly (geo's boolean operations) to the tile
+//! grown by a buffer, simplified to a fraction of a pixel, oriented as the
+//! spec wants (exterior rings clockwise in tile space), and quantised to the
+//! 4096 extent. Dense point layers are clustered on a grid so a tile stays
+//! small, and every point is either drawn or counted in a cluster.
+
+use std::collections::BTreeMap;
+
+use geo::{BooleanOps, Orient, Simplify};
+use mvt::{GeomEncoder, GeomType};
+use serde_json::Value;
+
+use crate::{
+    crs::Crs,
+    filter::Expr,
+    index::{tile_bounds, Entry, SpatialIndex},
+    layers::{LayerDef, PropertyType},
+};
+
+/// Tile coordinates run over 0..EXTENT.
+pub const EXTENT: u32 = 4096;
+/// Geometry kept beyond each tile edge, in tile units (so strokes and
+/// labels meet across tile borders).
+pub const BUFFER: f64 = 64.0;
+/// Zooms below which a point layer with more than [`POINT_BUDGET`] points in
+/// a tile is clustered.
+pub const CLUSTER_BELOW_ZOOM: u8 = 15;
+pub const POINT_BUDGET: usize = 300;
+/// Cluster grid cell, in tile units (64 cells across a tile).
+pub const CLUSTER_CELL: f64 = 64.0;
+
+/// The tile z/x/y of the given layers, or `None` when it holds nothing.
+///
+/// With a `crs` other than WGS84 the tile is cut on that datum's grid, so
+/// layers sit on AMap/Tencent (GCJ-02) or Baidu (BD-09) basemaps.
+pub fn build_tile(
+    index: &SpatialIndex,
+    layers: &[&LayerDef],
+    (z, x, y): (u8, u32, u32),
+    filter: &dyn Fn(&LayerDef) -> Option<Expr>,
+    crs: Crs,
+) -> Option<Vec<u8>> {
+    let (min, max) = tile_bounds(z, x, y);
+    let size = max[0] - min[0];
+    let unit = size / f64::from(EXTENT);
+    let pad = BUFFER * unit;
+    let (bmin, bmax) = ([min[0] - pad, min[1] - pad], [max[0] + pad, max[1] + pad]);
+    let clip_rect = geo::Rect::new(
+        geo::coord! { x: bmin[0], y: bmin[1] },
+        geo::coord! { x: bmax[0], y: bmax[1] },
+    )
+    .to_polygon();
+    let to_tile =
+        |c: geo::Coord<f64>| -> (f64, f64) { ((c.x - min[0]) / unit, (max[1] - c.y) / unit) };
+
+    let mut tile = mvt::Tile::new(EXTENT);
+    for layer in layers {
+        let condition = filter(layer);
+        let entries: Vec<Entry> = if crs == Crs::Wgs84 {
+            index.query(&layer.name, bmin, bmax)
+        } else {
+            // The datums differ by well under 1 km here: look that much
+            // further, then place each feature on the datum's grid.
+            let slack = 1_000.0;
+            index
+                .query(
+                    &layer.name,
+                    [bmin[0] - slack, bmin[1] - slack],
+                    [bmax[0] + slack, bmax[1] + slack],
+                )
+                .into_iter()
+                .map(|e| e.shifted(crs))
+                .collect()
+        }
+        .into_iter()
+        .filter(|e| condition.as_ref().is_none_or(|c| c.matches(&e.feature)))
+        .collect();
+        if entries.is_empty() {
+            continue;
+        }
+        let mut mvt_layer = tile.create_layer(&layer.name);
+        let points_only = entries
+            .iter()
+            .all(|e| matches!(*e.mercator, geo::Geometry::Point(_)));
+        if points_only && z < CLUSTER_BELOW_ZOOM && entries.len() > POINT_BUDGET {
+            mvt_layer = clustered(mvt_layer, layer, &entries, &to_tile);
+        } else {
+            for e in &entries {
+                let Some(geom) = encode(&e.mercator, &clip_rect, unit, &to_tile) else {
+                    continue;
+                };
+                let mut f = mvt_layer.into_feature(geom);
+                f.set_id(u64::try_from(e.id).unwrap_or_default());
+                add_properties(&mut f, layer, e);
+                mvt_layer = f.into_layer();
+            }
+        }
+        if mvt_layer.num_features() > 0 {
+            // A layer name is unique per tile by construction.
+            let _ = tile.add_layer(mvt_layer);
+        }
+    }
+    if tile.num_layers() == 0 {
+        return None;
+    }
+    tile.to_bytes().ok()
+}
+
+/// The properties a tile carries for styling and popups: id, name and every
+/// scalar property (arrays and records stay in the API).
+pub fn tile_fields(layer: &LayerDef) -> Vec<(&str, PropertyType)> {
+    layer
+        .properties
+        .iter()
+        .filter(|p| !matches!(p.kind, PropertyType::Array | PropertyType::Records))
+        .filter(|p| !matches!(p.name.as_str(), "phone" | "description"))
+        .map(|p| (p.name.as_str(), p.kind))
+        .collect()
+}
+
+fn add_properties(f: &mut mvt::Feature, layer: &LayerDef, e: &Entry) {
+    f.add_tag_sint("id", e.id);
+    for (name, _) in tile_fields(layer) {
+        match e.feature.properties.get(name) {
+            Some(Value::String(s)) => f.add_tag_string(name, s),
+            Some(Value::Bool(b)) => f.add_tag_bool(name, *b),
+            Some(Value::Number(n)) => match n.as_i64() {
+                Some(i) => f.add_tag_sint(name, i),
+                None => f.add_tag_double(name, n.as_f64().unwrap_or_default()),
+            },
+            _ => {}
+        }
+    }
+}
+
+/// Grid clustering: a cell with one point keeps the point itself; a cell
+/// with more becomes one point at their mean, with `point_count`.
+fn clustered(
+    mut mvt_layer: mvt::Layer,
+    layer: &LayerDef,
+    entries: &[Entry],
+    to_tile: &dyn Fn(geo::Coord<f64>) -> (f64, f64),
+) -> mvt::Layer {
+    // Grid cell → its points with their tile positions.
+    type Members<'a> = Vec<(&'a Entry, (f64, f64))>;
+    let mut cells: BTreeMap<(i64, i64), Members> = BTreeMap::new();
+    for e in entries {
+        if let geo::Geometry::Point(p) = *e.mercator {
+            let (tx, ty) = to_tile(p.0);
+            let key = (
+                (tx / CLUSTER_CELL).floor() as i64,
+                (ty / CLUSTER_CELL).floor() as i64,
+            );
+            cells.entry(key).or_default().push((e, (tx, ty)));
+        }
+    }
+    for members in cells.values() {
+        let n = members.len();
+        let (sx, sy) = members
+            .iter()
+            .fold((0.0, 0.0), |a, (_, (x, y))| (a.0 + x, a.1 + y));
+        let (cx, cy) = (sx / n as f64, sy / n as f64);
+        let Ok(geom) = GeomEncoder::new(GeomType::Point)
+            .point(cx, cy)
+            .and_then(|g| g.encode())
+        else {
+            continue;
+        };
+        let mut f = mvt_layer.into_feature(geom);
+        if n == 1 {
+            let e = members[0].0;
+            f.set_id(u64::try_from(e.id).unwrap_or_default());
+            add_properties(&mut f, layer, e);
+        } else {
+            f.add_tag_bool("cluster", true);
+            f.add_tag_uint("point_count", n as u64);
+        }
+        mvt_layer = f.into_layer();
+    }
+    mvt_layer
+}
+
+/// Clip, simplify, orient and encode one geometry; `None` when nothing of
+/// it is left in the buffered tile.
+fn encode(
+    g: &geo::Geometry<f64>,
+    clip: &geo::Polygon<f64>,
+    unit: f64,
+    to_tile: &dyn Fn(geo::Coord<f64>) -> (f64, f64),
+) -> Option<mvt::GeomData> {
+    use geo::Intersects;
+    match g {
+        geo::Geometry::Point(p) => {
+            if !clip.intersects(p) {
+                return None;
+            }
+            let (x, y) = to_tile(p.0);
+            GeomEncoder::new(GeomType::Point)
+                .point(x, y)
+                .ok()?
+                .encode()
+                .ok()
+        }
+        geo::Geometry::MultiPoint(mp) => {
+            let mut enc = GeomEncoder::new(GeomType::Point);
+            let mut any = false;
+            for p in mp.iter().filter(|p| clip.intersects(*p)) {
+                let (x, y) = to_tile(p.0);
+                enc.add_point(x, y).ok()?;
+                any = true;
+            }
+            any.then(|| enc.encode().ok()).flatten()
+        }
+        geo::Geometry::LineString(_) | geo::Geometry::MultiLineString(_) => {
+            let lines = match g {
+                geo::Geometry::LineString(l) => geo::MultiLineString::new(vec![l.clone()]),
+                geo::Geometry::MultiLineString(m) => m.clone(),
+                _ => return None,
+            };
+            let clipped = clip.clip(&lines, false).simplify(unit / 2.0);
+            let mut enc = GeomEncoder::new(GeomType::Linestring);
+            let mut any = false;
+            for line in clipped.iter().filter(|l| l.0.len() >= 2) {
+                for c in line.coords() {
+                    let (x, y) = to_tile(*c);
+                    enc.add_point(x, y).ok()?;
+                }
+                enc.complete_geom().ok()?;
+                any = true;
+            }
+            any.then(|| enc.encode().ok()).flatten()
+        }
+        geo::Geometry::Polygon(_) | geo::Geometry::MultiPolygon(_) => {
+            let polys = match g {
+                geo::Geometry::Polygon(p) => geo::MultiPolygon::new(vec![p.clone()]),
+                geo::Geometry::MultiPolygon(m) => m.clone(),
+                _ => return None,
+            };
+            // Exact clip to the buffered tile, then generalise to half a pixel.
+            let clipped = polys.intersection(clip).simplify(unit / 2.0);
+            // Exterior rings counter-clockwise in Mercator (y up) are
+            // clockwise in tile space (y down), as MVT 2.1 §4.3.4.4 wants.
+            let oriented = clipped.orient(geo::orient::Direction::Default);
+            let mut enc = GeomEncoder::new(GeomType::Polygon);
+            let mut any = false;
+            for poly in oriented.iter() {
+                if !ring(&mut enc, poly.exterior(), to_tile)? {
+                    continue;
+                }
+                any = true;
+                for hole in poly.interiors() {
+                    ring(&mut enc, hole, to_tile)?;
+                }
+            }
+            any.then(|| enc.encode().ok()).flatten()
+        }
+        _ => None,
+    }
+}
+
+/// Add one ring (without its closing position: MVT closes it). `Some(false)`
+/// when the ring collapses below three distinct tile positions.
+fn ring(
+    enc: &mut GeomEncoder<f64>,
+    ring: &geo::LineString<f64>,
+    to_tile: &dyn Fn(geo::Coord<f64>) -> (f64, f64),
+) -> Option<bool> {
+    let mut pts: Vec<(i64, i64)> = Vec::with_capacity(ring.0.len());
+    for c in &ring.0 {
+        let (x, y) = to_tile(*c);
+        let q = (x.round() as i64, y.round() as i64);
+        if pts.last() != Some(&q) {
+            pts.push(q);
+        }
+    }
+    if pts.len() > 1 && pts.first() == pts.last() {
+        pts.pop();
+    }
+    if pts.len() < 3 {
+        return Some(false);
+    }
+    for (x, y) in pts {
+        enc.add_point(x as f64, y as f64).ok()?;
+    }
+    enc.complete_geom().ok()?;
+    Some(true)
+}

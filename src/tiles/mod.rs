@@ -1,0 +1,362 @@
+//! Vector tiles (`/tiles/{layers}/{z}/{x}/{y}.mvt`) and their TileJSON
+//! (`/tiles/{layers}.json`), cut from the in-memory index.
+//!
+//! Tiles are cached by bytes with keys that carry each layer's version, so
+//! an edit invalidates only the layers it touched; each tile is gzipped
+//! once, carries a strong ETag, and answers 304 to a matching If-None-Match.
+
+pub mod build;
+
+use std::{sync::Arc, time::Duration};
+
+use axum::{
+    body::Body,
+    extract::{Path, RawQuery, State},
+    http::{header, HeaderMap, HeaderValue, StatusCode},
+    response::{IntoResponse, Response},
+    routing::get,
+    Json, Router,
+};
+use moka::future::Cache;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use crate::{
+    auth::Caller,
+    crs::Crs,
+    error::AppError,
+    features::{base_url, query::parse_crs},
+    filter::{self, Expr},
+    index::{lonlat_to_mercator, EARTH_HALF_CIRCUMFERENCE},
+    layers::{LayerDef, PropertyType},
+    AppState,
+};
+
+pub const MAX_ZOOM: u8 = 22;
+/// The zoom at which change events name the tiles a write touched.
+pub const EVENT_ZOOM: u8 = 14;
+pub const MVT: &str = "application/vnd.mapbox-vector-tile";
+/// Bytes of tiles kept in memory.
+pub const CACHE_BYTES: u64 = 256 * 1024 * 1024;
+
+/// A built tile: its bytes, gzipped once, and its ETag.
+#[derive(Debug)]
+pub struct Built {
+    pub raw: Vec<u8>,
+    pub gzip: Vec<u8>,
+    pub etag: String,
+}
+
+pub type TileCache = Cache<String, Arc<Option<Built>>>;
+
+pub fn cache() -> TileCache {
+    Cache::builder()
+        .max_capacity(CACHE_BYTES)
+        .weigher(|k: &String, v: &Arc<Option<Built>>| {
+            let bytes = v
+                .as_ref()
+                .as_ref()
+                .map_or(0, |b| b.raw.len() + b.gzip.len());
+            u32::try_from(bytes + k.len() + 64).unwrap_or(u32::MAX)
+        })
+        .time_to_idle(Duration::from_secs(3600))
+        .build()
+}
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/tiles/{file}", get(tilejson))
+        .route("/tiles/{layers}/{z}/{x}/{y}", get(tile))
+}
+
+/// `onemap` means every layer; otherwise a comma-separated list.
+fn resolve_layers(state: &AppState, spec: &str) -> Result<Vec<Arc<LayerDef>>, AppError> {
+    if spec == "onemap" {
+        return Ok(state.catalog.layers().to_vec());
+    }
+    spec.split(',')
+        .map(|name| {
+            state
+                .catalog
+                .get(name.trim())
+                .cloned()
+                .ok_or_else(|| AppError::NotFound {
+                    what: format!("layer `{}`", name.trim()),
+                })
+        })
+        .collect()
+}
+
+/// The query parameters tiles take: `filter` (CQL2-text, applied to every
+/// layer that has the properties it names) and `crs`.
+struct TileParams {
+    filter: Option<String>,
+    crs: Crs,
+}
+
+fn tile_params(raw: Option<&str>) -> Result<TileParams, AppError> {
+    let mut p = TileParams {
+        filter: None,
+        crs: Crs::Wgs84,
+    };
+    for (k, v) in raw
+        .map(|q| {
+            form_urlencoded::parse(q.as_bytes())
+                .into_owned()
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default()
+    {
+        match k.as_str() {
+            "filter" => p.filter = Some(v),
+            "filter-lang" if v == "cql2-text" => {}
+            "crs" => p.crs = parse_crs("crs", &v)?,
+            other => {
+                return Err(AppError::BadRequest(format!(
+                    "unknown query parameter `{other}` for tiles"
+                )))
+            }
+        }
+    }
+    Ok(p)
+}
+
+/// Parse the filter for each layer; a layer that lacks a property the filter
+/// names is left out of a filtered tile (it cannot match).
+/// Each layer of a tile with its own parse of the filter.
+type LayerFilters = Vec<(Arc<LayerDef>, Option<Expr>)>;
+
+fn layer_filters(layers: &[Arc<LayerDef>], text: Option<&str>) -> Result<LayerFilters, AppError> {
+    let Some(text) = text else {
+        return Ok(layers.iter().map(|l| (l.clone(), None)).collect());
+    };
+    let mut out = Vec::new();
+    let mut last_error = None;
+    for l in layers {
+        match filter::parse_cql2(text, l) {
+            Ok(e) => out.push((l.clone(), Some(e))),
+            Err(e) => last_error = Some(e),
+        }
+    }
+    match (out.is_empty(), last_error) {
+        (true, Some(e)) => Err(AppError::BadRequest(format!("`filter`: {e}"))),
+        _ => Ok(out),
+    }
+}
+
+/// MVT 2.1 tile: `GET /tiles/{layers}/{z}/{x}/{y}.mvt`.
+async fn tile(
+    State(state): State<AppState>,
+    Path((spec, z, x, y)): Path<(String, String, String, String)>,
+    caller: Caller,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    caller.require_reader(&state)?;
+    let bad = |what: &str, v: &str| AppError::BadRequest(format!("tile {what} `{v}` is not valid"));
+    let z: u8 = z
+        .parse()
+        .ok()
+        .filter(|z| *z <= MAX_ZOOM)
+        .ok_or_else(|| bad("zoom (0–22)", &z))?;
+    let y_text = y
+        .strip_suffix(".mvt")
+        .or_else(|| y.strip_suffix(".pbf"))
+        .ok_or_else(|| bad("name (…/{y}.mvt)", &y))?;
+    let n = 1u64 << z;
+    let x: u32 = x
+        .parse()
+        .ok()
+        .filter(|v| u64::from(*v) < n)
+        .ok_or_else(|| bad("column", &x))?;
+    let y: u32 = y_text
+        .parse()
+        .ok()
+        .filter(|v| u64::from(*v) < n)
+        .ok_or_else(|| bad("row", y_text))?;
+    let layers = resolve_layers(&state, &spec)?;
+    let params = tile_params(raw.as_deref())?;
+    let filters = layer_filters(&layers, params.filter.as_deref())?;
+
+    // The key names every input of the tile: layers with their versions, the
+    // normalised filter of each, the datum and the tile address.
+    let mut key = format!("{z}/{x}/{y}|{}", params.crs);
+    for (l, f) in &filters {
+        key.push_str(&format!("|{}@{}", l.name, state.index.version(&l.name)));
+        if let Some(f) = f {
+            key.push_str(&format!("?{f}"));
+        }
+    }
+    let index = state.index.clone();
+    let crs = params.crs;
+    let built = state
+        .tiles
+        .get_with(key, async move {
+            tokio::task::spawn_blocking(move || {
+                let lookup = |l: &LayerDef| {
+                    filters
+                        .iter()
+                        .find(|(d, _)| d.name == l.name)
+                        .and_then(|(_, f)| f.clone())
+                };
+                let defs: Vec<&LayerDef> = filters.iter().map(|(l, _)| l.as_ref()).collect();
+                let bytes = build::build_tile(&index, &defs, (z, x, y), &lookup, crs);
+                Arc::new(bytes.map(finish))
+            })
+            .await
+            .unwrap_or_else(|_| Arc::new(None))
+        })
+        .await;
+    let cache_control = (
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=60, stale-while-revalidate=300"),
+    );
+    let Some(built) = built.as_ref() else {
+        return Ok((StatusCode::NO_CONTENT, [cache_control]).into_response());
+    };
+    let etag =
+        HeaderValue::from_str(&built.etag).unwrap_or_else(|_| HeaderValue::from_static("\"\""));
+    let fresh = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == built.etag));
+    if fresh {
+        return Ok((
+            StatusCode::NOT_MODIFIED,
+            [(header::ETAG, etag), cache_control],
+        )
+            .into_response());
+    }
+    let gzip_ok = headers
+        .get(header::ACCEPT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|e| e.trim().starts_with("gzip")));
+    let mut response = if gzip_ok {
+        let mut r = Response::new(Body::from(built.gzip.clone()));
+        r.headers_mut()
+            .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        r
+    } else {
+        Response::new(Body::from(built.raw.clone()))
+    };
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(MVT));
+    h.insert(header::ETAG, etag);
+    h.insert(cache_control.0, cache_control.1);
+    h.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    Ok(response)
+}
+
+fn finish(raw: Vec<u8>) -> Built {
+    use std::io::Write;
+    let mut gz = flate2::write::GzEncoder::new(
+        Vec::with_capacity(raw.len() / 2),
+        flate2::Compression::default(),
+    );
+    let gzip = gz
+        .write_all(&raw)
+        .and_then(|_| gz.finish())
+        .unwrap_or_default();
+    let digest = Sha256::digest(&raw);
+    let etag = format!(
+        "\"{}\"",
+        digest
+            .iter()
+            .take(12)
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    );
+    Built { raw, gzip, etag }
+}
+
+/// TileJSON 3.0.0: `GET /tiles/{layers}.json`.
+async fn tilejson(
+    State(state): State<AppState>,
+    Path(file): Path<String>,
+    caller: Caller,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+) -> Result<Json<Value>, AppError> {
+    caller.require_reader(&state)?;
+    let spec = file
+        .strip_suffix(".json")
+        .ok_or_else(|| AppError::NotFound {
+            what: format!("`/tiles/{file}`"),
+        })?;
+    let layers = resolve_layers(&state, spec)?;
+    let params = tile_params(raw.as_deref())?;
+    layer_filters(&layers, params.filter.as_deref())?;
+    let base = base_url(&state, &headers);
+    let query = raw
+        .as_deref()
+        .filter(|q| !q.is_empty())
+        .map(|q| format!("?{q}"))
+        .unwrap_or_default();
+    let mut bounds: Option<[f64; 4]> = None;
+    for l in &layers {
+        if let Some(b) = state.index.extent(&l.name) {
+            bounds = Some(match bounds {
+                None => b,
+                Some(a) => [
+                    a[0].min(b[0]),
+                    a[1].min(b[1]),
+                    a[2].max(b[2]),
+                    a[3].max(b[3]),
+                ],
+            });
+        }
+    }
+    let [w, s, e, n] = bounds.unwrap_or([-180.0, -85.051_128_78, 180.0, 85.051_128_78]);
+    let (cx, cy) = ((w + e) / 2.0, (s + n) / 2.0);
+    let vector_layers: Vec<Value> = layers
+        .iter()
+        .map(|l| {
+            let mut fields = serde_json::Map::new();
+            fields.insert("id".into(), json!("Number"));
+            for (name, kind) in build::tile_fields(l) {
+                let t = match kind {
+                    PropertyType::Integer | PropertyType::Number => "Number",
+                    PropertyType::Boolean => "Boolean",
+                    _ => "String",
+                };
+                fields.insert(name.to_owned(), json!(t));
+            }
+            if l.geometry
+                .iter()
+                .all(|g| *g == crate::layers::GeometryKind::Point)
+            {
+                fields.insert("point_count".into(), json!("Number"));
+                fields.insert("cluster".into(), json!("Boolean"));
+            }
+            json!({ "id": l.name, "description": format!("{} {}", l.title_zh, l.title_en),
+                    "fields": fields, "minzoom": 0, "maxzoom": MAX_ZOOM })
+        })
+        .collect();
+    Ok(Json(json!({
+        "tilejson": "3.0.0",
+        "name": spec,
+        "scheme": "xyz",
+        "tiles": [format!("{base}/tiles/{spec}/{{z}}/{{x}}/{{y}}.mvt{query}")],
+        "vector_layers": vector_layers,
+        "bounds": [w, s, e, n],
+        "center": [cx, cy, 11],
+        "minzoom": 0,
+        "maxzoom": MAX_ZOOM,
+    })))
+}
+
+/// The tiles at [`EVENT_ZOOM`] a WGS84 box covers, for change events.
+pub fn tile_range(bbox: [f64; 4]) -> Value {
+    let n = f64::from(1u32 << EVENT_ZOOM);
+    let col = |lon: f64| {
+        let (x, _) = lonlat_to_mercator(lon, 0.0);
+        (((x + EARTH_HALF_CIRCUMFERENCE) / (2.0 * EARTH_HALF_CIRCUMFERENCE) * n).floor())
+            .clamp(0.0, n - 1.0) as u32
+    };
+    let row = |lat: f64| {
+        let (_, y) = lonlat_to_mercator(0.0, lat);
+        (((EARTH_HALF_CIRCUMFERENCE - y) / (2.0 * EARTH_HALF_CIRCUMFERENCE) * n).floor())
+            .clamp(0.0, n - 1.0) as u32
+    };
+    json!({ "z": EVENT_ZOOM, "min_x": col(bbox[0]), "max_x": col(bbox[2]), "min_y": row(bbox[3]), "max_y": row(bbox[1]) })
+}

@@ -1,0 +1,474 @@
+//! Vector tiles decoded by an independent decoder (GDAL's MVT driver):
+//! every feature meeting the tile is there with its geometry and
+//! properties, clipping at tile and world edges, clusters that account for
+//! every point, edits that change exactly the tiles covering them, 204, 304
+//! and TileJSON.
+
+use std::collections::BTreeMap;
+
+use geo::{Area, BooleanOps, BoundingRect};
+use onemap::{
+    auth::Role,
+    index::{lonlat_to_mercator, tile_bounds},
+    layers::Feature,
+    store::Query,
+    tiles::build::{BUFFER, EXTENT},
+};
+use serde_json::{json, Value};
+use tokio::process::Command;
+
+use crate::helpers::{spawn_app, TestApp};
+
+/// Tile z/x/y containing a lon/lat.
+fn tile_of(lon: f64, lat: f64, z: u8) -> (u32, u32) {
+    let n = f64::from(1u32 << z);
+    let x = ((lon + 180.0) / 360.0 * n).floor() as u32;
+    let lat = lat.to_radians();
+    let y = ((1.0 - (lat.tan() + 1.0 / lat.cos()).ln() / std::f64::consts::PI) / 2.0 * n).floor()
+        as u32;
+    (x, y)
+}
+
+/// Decode a tile with GDAL into features per layer (EPSG:3857 geometries).
+async fn decode(
+    app: &TestApp,
+    layers: &str,
+    z: u8,
+    x: u32,
+    y: u32,
+) -> BTreeMap<String, Vec<Feature>> {
+    let r = app.get(&format!("/tiles/{layers}/{z}/{x}/{y}.mvt")).await;
+    if r.status() == 204 {
+        return BTreeMap::new();
+    }
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.headers()["content-type"],
+        "application/vnd.mapbox-vector-tile"
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tile = dir.path().join("t.mvt");
+    std::fs::write(&tile, r.bytes().await.expect("bytes")).expect("write");
+    let out = dir.path().join("t.gpkg");
+    let o = Command::new("ogr2ogr")
+        .args([
+            "-f",
+            "GPKG",
+            out.to_str().expect("p"),
+            tile.to_str().expect("p"),
+        ])
+        .args([
+            "-oo",
+            &format!("X={x}"),
+            "-oo",
+            &format!("Y={y}"),
+            "-oo",
+            &format!("Z={z}"),
+            "-oo",
+            "CLIP=NO",
+        ])
+        .output()
+        .await
+        .expect("GDAL's ogr2ogr is needed for this test (apt-get install gdal-bin)");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let mut result = BTreeMap::new();
+    for layer in app.catalog.layers() {
+        if let Ok(parsed) = onemap::formats::gpkg::read(layer, &out).await {
+            let found: Vec<Feature> = parsed.features;
+            if !found.is_empty()
+                && found.iter().any(|f| {
+                    f.properties.contains_key("id") || f.properties.contains_key("point_count")
+                })
+            {
+                result.insert(layer.name.clone(), found);
+            }
+        }
+    }
+    // ogr2ogr names each table after its MVT layer; read only those present.
+    result.retain(|name, _| app.catalog.get(name).is_some());
+    result
+}
+
+fn buffered(z: u8, x: u32, y: u32) -> geo::Polygon<f64> {
+    let (min, max) = tile_bounds(z, x, y);
+    let pad = BUFFER * (max[0] - min[0]) / f64::from(EXTENT);
+    geo::Rect::new(
+        geo::coord! { x: min[0] - pad, y: min[1] - pad },
+        geo::coord! { x: max[0] + pad, y: max[1] + pad },
+    )
+    .to_polygon()
+}
+
+fn project(g: &geo::Geometry<f64>) -> geo::Geometry<f64> {
+    use geo::MapCoords;
+    g.map_coords(|c| {
+        let (x, y) = lonlat_to_mercator(c.x, c.y);
+        geo::coord! { x: x, y: y }
+    })
+}
+
+#[tokio::test]
+async fn every_point_meeting_a_tile_is_in_it_with_geometry_and_properties() {
+    let app = spawn_app(true).await;
+    let z = 12;
+    let (x, y) = tile_of(118.29, 34.99, z);
+    let tile = decode(&app, "onemap", z, x, y).await;
+    let area = buffered(z, x, y);
+    let quantum = (tile_bounds(z, x, y).1[0] - tile_bounds(z, x, y).0[0]) / f64::from(EXTENT);
+    let mut checked = 0;
+    for name in [
+        "rescue_teams",
+        "enterprises",
+        "hazard_sources",
+        "cameras",
+        "shelters",
+    ] {
+        let layer = app.catalog.get(name).expect("layer");
+        let stored = app
+            .store
+            .features(layer, &Query::default())
+            .await
+            .expect("reads");
+        use geo::Intersects;
+        let expected: BTreeMap<i64, &Feature> = stored
+            .iter()
+            .filter(|f| area.intersects(&project(&f.geometry)))
+            .map(|f| (f.id.unwrap_or_default(), f))
+            .collect();
+        let got = tile.get(name).cloned().unwrap_or_default();
+        let got: BTreeMap<i64, Feature> = got
+            .into_iter()
+            .map(|f| {
+                (
+                    f.properties.get("id").and_then(Value::as_i64).unwrap_or(-1),
+                    f,
+                )
+            })
+            .collect();
+        assert_eq!(
+            got.keys().collect::<Vec<_>>(),
+            expected.keys().collect::<Vec<_>>(),
+            "{name}"
+        );
+        for (id, f) in &expected {
+            let decoded = &got[id];
+            assert_eq!(
+                decoded.properties.get("name"),
+                f.properties.get("name"),
+                "{name} {id}"
+            );
+            if let (geo::Geometry::Point(a), geo::Geometry::Point(b)) =
+                (project(&f.geometry), &decoded.geometry)
+            {
+                assert!(
+                    (a.x() - b.x()).abs() <= quantum && (a.y() - b.y()).abs() <= quantum,
+                    "{name} {id}: {a:?} vs {b:?}"
+                );
+            }
+            checked += 1;
+        }
+    }
+    assert!(
+        checked > 20,
+        "the district seat tile holds many features ({checked})"
+    );
+}
+
+#[tokio::test]
+async fn polygons_are_clipped_to_the_buffered_tile_without_losing_area() {
+    let app = spawn_app(true).await;
+    let z = 11;
+    let (x, y) = tile_of(118.28, 34.95, z);
+    let tile = decode(&app, "districts", z, x, y).await;
+    let area = buffered(z, x, y);
+    let b = area.bounding_rect().expect("rect");
+    let decoded = tile.get("districts").expect("districts in the tile");
+    let layer = app.catalog.get("districts").expect("layer");
+    let stored = app
+        .store
+        .features(layer, &Query::default())
+        .await
+        .expect("reads");
+    for f in decoded {
+        let r = f.geometry.bounding_rect().expect("geometry");
+        let slack = 2.0 * (b.width() / f64::from(EXTENT));
+        assert!(
+            r.min().x >= b.min().x - slack && r.max().x <= b.max().x + slack,
+            "clipped in x"
+        );
+        assert!(
+            r.min().y >= b.min().y - slack && r.max().y <= b.max().y + slack,
+            "clipped in y"
+        );
+        let id = f.properties.get("id").and_then(Value::as_i64).expect("id");
+        let original = stored.iter().find(|s| s.id == Some(id)).expect("original");
+        let expected = match project(&original.geometry) {
+            geo::Geometry::Polygon(p) => geo::MultiPolygon::new(vec![p]).intersection(&area),
+            geo::Geometry::MultiPolygon(m) => m.intersection(&area),
+            _ => panic!("districts are polygons"),
+        };
+        let (want, got) = (expected.unsigned_area(), f.geometry.unsigned_area());
+        assert!(
+            (want - got).abs() / want < 0.02,
+            "district {id}: area {got} vs {want}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn dense_points_cluster_and_every_point_is_drawn_or_counted() {
+    let app = spawn_app(false).await;
+    let layer = app.catalog.get("cameras").expect("layer").clone();
+    let mut points = Vec::new();
+    for i in 0..3000 {
+        let (dx, dy) = ((i % 60) as f64 * 0.0011, (i / 60) as f64 * 0.0009);
+        points.push(Feature::new(
+            geo::point! { x: 118.25 + dx, y: 34.95 + dy },
+            json!({"name": format!("c{i}"), "channels": 4})
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+        ));
+    }
+    app.store
+        .insert(&layer, &points, "test")
+        .await
+        .expect("stored");
+    // Written behind the server's back: a restart loads them into the index.
+    let dir = app.stop().await;
+    let app = crate::helpers::spawn_app_in(dir, false).await;
+    for z in [4u8, 8, 10, 12, 14, 16] {
+        let (x, y) = tile_of(118.28, 34.97, z);
+        let tile = decode(&app, "cameras", z, x, y).await;
+        let got = tile.get("cameras").cloned().unwrap_or_default();
+        let area = buffered(z, x, y);
+        use geo::Intersects;
+        let expected = points
+            .iter()
+            .filter(|f| area.intersects(&project(&f.geometry)))
+            .count();
+        let counted: i64 = got
+            .iter()
+            .map(|f| {
+                f.properties
+                    .get("point_count")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(1)
+            })
+            .sum();
+        assert_eq!(
+            counted as usize, expected,
+            "zoom {z}: drawn + clustered = every point"
+        );
+        let clusters = got
+            .iter()
+            .filter(|f| f.properties.contains_key("point_count"))
+            .count();
+        assert!(
+            got.len() <= 64 * 64 + 300,
+            "zoom {z}: at most one feature per grid cell ({})",
+            got.len()
+        );
+        if z <= 12 {
+            assert!(clusters > 0, "zoom {z}: dense points are clustered");
+        }
+        if z >= 15 {
+            assert_eq!(
+                (clusters, got.len()),
+                (0, expected),
+                "zoom {z} draws every point"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_edit_changes_the_tiles_that_cover_it_and_only_those() {
+    let app = spawn_app(true).await;
+    let token = app.token(Role::Dispatcher).await;
+    let z = 14;
+    let team: Value = app
+        .get("/ogc/collections/rescue_teams/items/1")
+        .await
+        .json()
+        .await
+        .expect("json");
+    let (lon, lat) = (
+        team["geometry"]["coordinates"][0].as_f64().expect("lon"),
+        team["geometry"]["coordinates"][1].as_f64().expect("lat"),
+    );
+    let (x, y) = tile_of(lon, lat, z);
+    let etag = |p: String| {
+        let app = &app;
+        async move {
+            app.get(&p)
+                .await
+                .headers()
+                .get("etag")
+                .map(|v| v.to_str().unwrap_or_default().to_owned())
+        }
+    };
+    let covering = format!("/tiles/rescue_teams/{z}/{x}/{y}.mvt");
+    let other_team: Value = app
+        .get("/ogc/collections/rescue_teams/items/9")
+        .await
+        .json()
+        .await
+        .expect("json");
+    let (ox, oy) = tile_of(
+        other_team["geometry"]["coordinates"][0]
+            .as_f64()
+            .unwrap_or(0.0),
+        other_team["geometry"]["coordinates"][1]
+            .as_f64()
+            .unwrap_or(0.0),
+        z,
+    );
+    assert_ne!((ox, oy), (x, y), "the two teams sit in different tiles");
+    let elsewhere = format!("/tiles/rescue_teams/{z}/{ox}/{oy}.mvt");
+    let (before, other_before) = (etag(covering.clone()).await, etag(elsewhere.clone()).await);
+    assert!(before.is_some() && other_before.is_some());
+
+    let r = app
+        .client
+        .patch(app.url("/ogc/collections/rescue_teams/items/1"))
+        .bearer_auth(&token)
+        .header("content-type", "application/merge-patch+json")
+        .body(json!({"properties": {"status": "on_scene"}}).to_string())
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(r.status(), 200);
+    assert_ne!(
+        etag(covering.clone()).await,
+        before,
+        "the covering tile changed at once"
+    );
+    assert_eq!(
+        etag(elsewhere.clone()).await,
+        other_before,
+        "a tile elsewhere did not"
+    );
+
+    // A matching ETag answers 304.
+    let now = etag(covering.clone()).await.expect("etag");
+    let r = app
+        .client
+        .get(app.url(&covering))
+        .header("if-none-match", &now)
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(r.status(), 304);
+}
+
+#[tokio::test]
+async fn tile_requests_are_checked_and_empty_tiles_are_204() {
+    let app = spawn_app(true).await;
+    assert_eq!(
+        app.get("/tiles/onemap/0/0/0.mvt").await.status(),
+        200,
+        "the world tile holds everything"
+    );
+    assert_eq!(
+        app.get("/tiles/onemap/3/0/0.mvt").await.status(),
+        204,
+        "nothing in the Arctic"
+    );
+    for bad in [
+        "/tiles/onemap/23/0/0.mvt",
+        "/tiles/onemap/2/4/0.mvt",
+        "/tiles/onemap/2/0/-1.mvt",
+        "/tiles/onemap/a/0/0.mvt",
+        "/tiles/onemap/1/0/0.png",
+    ] {
+        let r = app.get(bad).await;
+        assert_eq!(r.status(), 400, "{bad}");
+        assert_eq!(r.headers()["content-type"], "application/problem+json");
+    }
+    assert_eq!(app.get("/tiles/volcanoes/1/0/0.mvt").await.status(), 404);
+    assert_eq!(
+        app.get("/tiles/onemap/1/1/0.mvt?filter=status%20%3D")
+            .await
+            .status(),
+        400
+    );
+}
+
+#[tokio::test]
+async fn filtered_tiles_hold_only_matching_features() {
+    let app = spawn_app(true).await;
+    let z = 10;
+    let (x, y) = tile_of(118.28, 34.95, z);
+    let tile = decode(&app, "hazard_sources", z, x, y).await;
+    let all = tile.get("hazard_sources").map(Vec::len).unwrap_or(0);
+    let r = app
+        .get(&format!(
+            "/tiles/hazard_sources/{z}/{x}/{y}.mvt?filter=risk_level%3D%27major%27"
+        ))
+        .await;
+    assert_eq!(r.status(), 200);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("f.mvt");
+    std::fs::write(&path, r.bytes().await.expect("bytes")).expect("write");
+    let out = Command::new("ogrinfo")
+        .args([
+            "-ro",
+            "-al",
+            "-q",
+            path.to_str().expect("p"),
+            "-oo",
+            &format!("X={x}"),
+            "-oo",
+            &format!("Y={y}"),
+            "-oo",
+            &format!("Z={z}"),
+        ])
+        .output()
+        .await
+        .expect("ogrinfo");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let major = text.matches("risk_level (String) = major").count();
+    let features = text.matches("OGRFeature(").count();
+    assert!(
+        major > 0 && major == features && features < all,
+        "{major} of {features} (all {all})"
+    );
+}
+
+#[tokio::test]
+async fn tilejson_describes_layers_fields_and_bounds() {
+    let app = spawn_app(true).await;
+    let tj: Value = app
+        .get("/tiles/onemap.json")
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(tj["tilejson"], "3.0.0");
+    assert!(tj["tiles"][0]
+        .as_str()
+        .is_some_and(|t| t.ends_with("/tiles/onemap/{z}/{x}/{y}.mvt")));
+    let layers = tj["vector_layers"].as_array().expect("layers");
+    assert_eq!(layers.len(), app.catalog.layers().len());
+    let shelters = layers
+        .iter()
+        .find(|l| l["id"] == "shelters")
+        .expect("shelters");
+    assert_eq!(shelters["fields"]["capacity"], "Number");
+    assert_eq!(shelters["fields"]["kind"], "String");
+    let b = &tj["bounds"];
+    assert!(
+        b[0].as_f64().unwrap_or(0.0) > 117.0 && b[2].as_f64().unwrap_or(0.0) < 120.0,
+        "{b}"
+    );
+    let filtered: Value = app
+        .get("/tiles/shelters.json?filter=capacity%20%3E%201000")
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert!(filtered["tiles"][0]
+        .as_str()
+        .is_some_and(|t| t.contains("filter=capacity")));
+}
