@@ -1,25 +1,43 @@
 # onemap — the two commands a fresh machine needs:
 #   make run    build and serve the Luozhuang demo on http://127.0.0.1:8080
-#   make test   run every test (unit, integration against a real server and GDAL)
+#   make test   run every test (unit, integration against a real server and
+#               GDAL, and the web map in a real Chromium when one is installed)
 
 DB ?= sqlite://onemap.gpkg
 BIND ?= 127.0.0.1:8080
+CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: run test lint build bench
+.PHONY: run test test-rust test-web web-deps lint build bench
 
-run:
+web-deps:
+	@[ -d web/node_modules/maplibre-gl ] || (cd web && npm ci --no-audit --no-fund)
+
+run: web-deps
 	cargo run --release --locked -- --database $(DB) serve --demo --bind $(BIND)
 
 build:
 	cargo build --release --locked
 
-test:
+test: test-rust test-web
+
+test-rust:
 	@command -v ogrinfo >/dev/null || { echo "!!! GDAL's ogrinfo is missing: the GeoPackage tests will FAIL (apt-get install gdal-bin)"; }
 	@if cargo nextest --version >/dev/null 2>&1; then \
 		cargo nextest run --locked --no-fail-fast; \
 	else \
 		cargo test --locked --no-fail-fast; \
 	fi
+
+test-web: web-deps
+	@if [ -x "$(CHROMIUM)" ]; then \
+		cargo build --locked --bin onemap && \
+		cd web && ONEMAP_BIN=$(CURDIR)/target/debug/onemap CHROMIUM=$(CHROMIUM) npm test; \
+	else \
+		echo "!!!!!!!! SKIPPED: the browser test of the web map needs Chromium at $(CHROMIUM) (apt-get install chromium) !!!!!!!!"; \
+	fi
+
+bench:
+	cargo bench --bench features
 
 lint:
 	cargo fmt --all -- --check

@@ -6,6 +6,7 @@
 //! once, carries a strong ETag, and answers 304 to a matching If-None-Match.
 
 pub mod build;
+pub mod style;
 
 use std::{sync::Arc, time::Duration};
 
@@ -67,6 +68,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/tiles/{file}", get(tilejson))
         .route("/tiles/{layers}/{z}/{x}/{y}", get(tile))
+        .route("/styles/onemap.json", get(style::get_style))
 }
 
 /// `onemap` means every layer; otherwise a comma-separated list.

