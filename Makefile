@@ -12,7 +12,10 @@ CHROMIUM ?= /usr/bin/chromium
 web-deps:
 	@[ -d web/node_modules/maplibre-gl ] || (cd web && npm ci --no-audit --no-fund)
 
+BASEMAP ?= tiles/linyi-basemap.mbtiles
+
 run: web-deps
+	@[ -f $(BASEMAP) ] || cargo run --release --locked -- --database $(DB) basemap --demo -o $(BASEMAP)
 	cargo run --release --locked -- --database $(DB) serve --demo --bind $(BIND)
 
 build:

@@ -11,7 +11,7 @@ use crate::{
     formats::{self, Format},
     layers::ValidationErrors,
     open_store,
-    settings::{ExportArgs, ImportArgs, Settings, TokenCommand},
+    settings::{BasemapArgs, ExportArgs, ImportArgs, Settings, TokenCommand},
     store::{self, StoreError},
     StartupError,
 };
@@ -188,6 +188,32 @@ pub async fn token(settings: &Settings, command: &TokenCommand) -> Result<String
                 false => Err(CommandError::BadArgument(format!("no live token is called `{name}`"))),
             },
         }
+    }
+    .await;
+    store.close().await;
+    result
+}
+
+/// `onemap basemap`: write the offline basemap of the district boundaries.
+pub async fn basemap(settings: &Settings, args: &BasemapArgs) -> Result<usize, CommandError> {
+    let (catalog, store) = open_store(settings).await?;
+    let result = async {
+        if args.demo {
+            crate::demo::load_if_empty(store.as_ref(), &catalog)
+                .await
+                .map_err(|e| CommandError::BadArgument(e.to_string()))?;
+        }
+        let index = crate::index::SpatialIndex::load(store.as_ref(), &catalog).await?;
+        let layer = catalog
+            .get("districts")
+            .cloned()
+            .ok_or_else(|| CommandError::UnknownLayer("districts".into()))?;
+        if let Some(dir) = args.output.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+        crate::tiles::basemap::write(&index, &layer, args.max_zoom, &args.output)
+            .await
+            .map_err(|e| CommandError::BadArgument(e.to_string()))
     }
     .await;
     store.close().await;

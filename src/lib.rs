@@ -39,6 +39,8 @@ pub struct AppState {
     pub events: Arc<events::EventHub>,
     pub index: Arc<index::SpatialIndex>,
     pub tiles: tiles::TileCache,
+    /// Offline basemaps found in the tiles folder, by name.
+    pub basemaps: Arc<std::collections::BTreeMap<String, Arc<tiles::basemap::Basemap>>>,
 }
 
 impl AppState {
@@ -107,6 +109,7 @@ impl App {
             }
         }
         let index = index::SpatialIndex::load(store.as_ref(), &catalog).await?;
+        let basemaps = tiles::basemap::open_all(&settings.tiles_dir).await;
         let state = AppState {
             settings: Arc::new(settings),
             catalog,
@@ -115,6 +118,7 @@ impl App {
             events: Arc::new(events::EventHub::new()),
             index: Arc::new(index),
             tiles: tiles::cache(),
+            basemaps: Arc::new(basemaps),
         };
         Ok(Self { listener, state })
     }

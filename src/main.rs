@@ -44,6 +44,15 @@ async fn main() -> ExitCode {
             .await
             .map(|n| eprintln!("onemap: imported {n} features into {}", args.layer))
             .map_err(|e| e.to_string()),
+        Command::Basemap(args) => commands::basemap(&settings, args)
+            .await
+            .map(|n| {
+                eprintln!(
+                    "onemap: wrote {n} basemap tiles to {}",
+                    args.output.display()
+                )
+            })
+            .map_err(|e| e.to_string()),
         Command::Token(command) => commands::token(&settings, command)
             .await
             .map(|text| print!("{text}"))

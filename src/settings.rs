@@ -66,9 +66,25 @@ pub enum Command {
     Import(ImportArgs),
     /// Export a layer as a GeoJSON FeatureCollection.
     Export(ExportArgs),
+    /// Write an offline vector basemap (MBTiles) of the district boundaries,
+    /// for the tiles folder.
+    Basemap(BasemapArgs),
     /// Manage API tokens (stored hashed; shown once).
     #[command(subcommand)]
     Token(TokenCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct BasemapArgs {
+    /// The MBTiles file to write (replaced if present).
+    #[arg(long, short, default_value = "tiles/linyi-basemap.mbtiles")]
+    pub output: PathBuf,
+    /// The deepest zoom to cut.
+    #[arg(long, default_value_t = 12)]
+    pub max_zoom: u8,
+    /// Load the demo data set first when the database is empty.
+    #[arg(long)]
+    pub demo: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -127,6 +143,14 @@ pub struct ServeArgs {
     /// Largest body of `POST /api/import/{layer}` in bytes [default: 256 MiB].
     #[arg(long, env = "ONEMAP_IMPORT_LIMIT")]
     pub import_limit: Option<usize>,
+    /// An online raster basemap for sites that have one: an XYZ URL template
+    /// such as Tianditu's with its key, or the operator's own tile server.
+    /// Drawn under the layers; the offline basemaps stay available.
+    #[arg(long, env = "ONEMAP_BASEMAP_URL")]
+    pub basemap_url: Option<String>,
+    /// Attribution shown for `--basemap-url`.
+    #[arg(long, env = "ONEMAP_BASEMAP_ATTRIBUTION")]
+    pub basemap_attribution: Option<String>,
     /// The URL clients reach this server at, for links in answers (e.g.
     /// behind a reverse proxy); by default taken from each request's Host.
     #[arg(long, env = "ONEMAP_PUBLIC_URL")]
@@ -180,6 +204,8 @@ struct FileSettings {
     body_limit: Option<usize>,
     request_timeout: Option<u64>,
     public_url: Option<String>,
+    basemap_url: Option<String>,
+    basemap_attribution: Option<String>,
     read_requires_token: Option<bool>,
     events_replay: Option<u64>,
     import_limit: Option<usize>,
@@ -201,6 +227,8 @@ pub struct Settings {
     #[serde(serialize_with = "secs")]
     pub request_timeout: Duration,
     pub public_url: Option<String>,
+    pub basemap_url: Option<String>,
+    pub basemap_attribution: Option<String>,
     pub read_requires_token: bool,
     pub events_replay: u64,
     pub import_limit: usize,
@@ -287,6 +315,11 @@ impl Settings {
                     .unwrap_or(DEFAULT_REQUEST_TIMEOUT_SECS),
             ),
             public_url: serve.public_url.clone().or(file.public_url),
+            basemap_url: serve.basemap_url.clone().or(file.basemap_url),
+            basemap_attribution: serve
+                .basemap_attribution
+                .clone()
+                .or(file.basemap_attribution),
             read_requires_token: serve.read_requires_token
                 || file.read_requires_token.unwrap_or(false),
             events_replay: serve
@@ -319,6 +352,8 @@ impl Settings {
             body_limit: DEFAULT_BODY_LIMIT,
             request_timeout: Duration::from_secs(DEFAULT_REQUEST_TIMEOUT_SECS),
             public_url: None,
+            basemap_url: None,
+            basemap_attribution: None,
             read_requires_token: false,
             events_replay: DEFAULT_EVENTS_REPLAY,
             import_limit: DEFAULT_IMPORT_LIMIT,
@@ -331,6 +366,7 @@ impl Settings {
     pub fn redacted(&self) -> Self {
         Self {
             database: mask_password(&self.database),
+            basemap_url: self.basemap_url.as_deref().map(mask_keys),
             ..self.clone()
         }
     }
@@ -345,6 +381,26 @@ fn read_file(path: &Path) -> Result<FileSettings, SettingsError> {
         path: path.to_owned(),
         source,
     })
+}
+
+/// Hide the values of key-like query parameters (`tk=`, `key=`, `token=`…).
+pub fn mask_keys(url: &str) -> String {
+    let Some((head, query)) = url.split_once('?') else {
+        return url.to_owned();
+    };
+    let masked: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((k, _))
+                if ["tk", "key", "token", "access_token", "ak", "apikey"]
+                    .contains(&k.to_ascii_lowercase().as_str()) =>
+            {
+                format!("{k}=***")
+            }
+            _ => pair.to_owned(),
+        })
+        .collect();
+    format!("{head}?{}", masked.join("&"))
 }
 
 /// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.

@@ -42,6 +42,27 @@ pub fn build_tile(
     filter: &dyn Fn(&LayerDef) -> Option<Expr>,
     crs: Crs,
 ) -> Option<Vec<u8>> {
+    let named: Vec<(&LayerDef, &str)> = layers.iter().map(|l| (*l, l.name.as_str())).collect();
+    build_named(index, &named, (z, x, y), filter, crs)
+}
+
+/// One layer's tile with its MVT layer called `name` (for basemaps).
+pub fn build_tile_named(
+    index: &SpatialIndex,
+    layer: &LayerDef,
+    name: &str,
+    zxy: (u8, u32, u32),
+) -> Option<Vec<u8>> {
+    build_named(index, &[(layer, name)], zxy, &|_| None, Crs::Wgs84)
+}
+
+fn build_named(
+    index: &SpatialIndex,
+    layers: &[(&LayerDef, &str)],
+    (z, x, y): (u8, u32, u32),
+    filter: &dyn Fn(&LayerDef) -> Option<Expr>,
+    crs: Crs,
+) -> Option<Vec<u8>> {
     let (min, max) = tile_bounds(z, x, y);
     let size = max[0] - min[0];
     let unit = size / f64::from(EXTENT);
@@ -56,7 +77,7 @@ pub fn build_tile(
         |c: geo::Coord<f64>| -> (f64, f64) { ((c.x - min[0]) / unit, (max[1] - c.y) / unit) };
 
     let mut tile = mvt::Tile::new(EXTENT);
-    for layer in layers {
+    for &(layer, mvt_name) in layers {
         let condition = filter(layer);
         let entries: Vec<Entry> = if crs == Crs::Wgs84 {
             index.query(&layer.name, bmin, bmax)
@@ -80,7 +101,7 @@ pub fn build_tile(
         if entries.is_empty() {
             continue;
         }
-        let mut mvt_layer = tile.create_layer(&layer.name);
+        let mut mvt_layer = tile.create_layer(mvt_name);
         let points_only = entries
             .iter()
             .all(|e| matches!(*e.mercator, geo::Geometry::Point(_)));

@@ -5,6 +5,7 @@
 //! an edit invalidates only the layers it touched; each tile is gzipped
 //! once, carries a strong ETag, and answers 304 to a matching If-None-Match.
 
+pub mod basemap;
 pub mod build;
 pub mod style;
 
@@ -69,6 +70,11 @@ pub fn router() -> Router<AppState> {
         .route("/tiles/{file}", get(tilejson))
         .route("/tiles/{layers}/{z}/{x}/{y}", get(tile))
         .route("/styles/onemap.json", get(style::get_style))
+        .route("/tiles/basemap/{file}", get(basemap::basemap_tilejson))
+        .route(
+            "/tiles/basemap/{name}/{z}/{x}/{y}",
+            get(basemap::basemap_tile),
+        )
 }
 
 /// `onemap` means every layer; otherwise a comma-separated list.
@@ -347,18 +353,22 @@ async fn tilejson(
     })))
 }
 
+/// The XYZ tile at zoom `z` holding a WGS84 position.
+pub fn tile_of(lon: f64, lat: f64, z: u8) -> (u32, u32) {
+    let n = (1u64 << z) as f64;
+    let (x, y) = lonlat_to_mercator(lon, lat);
+    let col = ((x + EARTH_HALF_CIRCUMFERENCE) / (2.0 * EARTH_HALF_CIRCUMFERENCE) * n)
+        .floor()
+        .clamp(0.0, n - 1.0);
+    let row = ((EARTH_HALF_CIRCUMFERENCE - y) / (2.0 * EARTH_HALF_CIRCUMFERENCE) * n)
+        .floor()
+        .clamp(0.0, n - 1.0);
+    (col as u32, row as u32)
+}
+
 /// The tiles at [`EVENT_ZOOM`] a WGS84 box covers, for change events.
 pub fn tile_range(bbox: [f64; 4]) -> Value {
-    let n = f64::from(1u32 << EVENT_ZOOM);
-    let col = |lon: f64| {
-        let (x, _) = lonlat_to_mercator(lon, 0.0);
-        (((x + EARTH_HALF_CIRCUMFERENCE) / (2.0 * EARTH_HALF_CIRCUMFERENCE) * n).floor())
-            .clamp(0.0, n - 1.0) as u32
-    };
-    let row = |lat: f64| {
-        let (_, y) = lonlat_to_mercator(0.0, lat);
-        (((EARTH_HALF_CIRCUMFERENCE - y) / (2.0 * EARTH_HALF_CIRCUMFERENCE) * n).floor())
-            .clamp(0.0, n - 1.0) as u32
-    };
-    json!({ "z": EVENT_ZOOM, "min_x": col(bbox[0]), "max_x": col(bbox[2]), "min_y": row(bbox[3]), "max_y": row(bbox[1]) })
+    let (min_x, min_y) = tile_of(bbox[0], bbox[3], EVENT_ZOOM);
+    let (max_x, max_y) = tile_of(bbox[2], bbox[1], EVENT_ZOOM);
+    json!({ "z": EVENT_ZOOM, "min_x": min_x, "max_x": max_x, "min_y": min_y, "max_y": max_y })
 }

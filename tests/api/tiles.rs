@@ -532,3 +532,103 @@ async fn the_style_draws_every_layer_from_our_own_tiles_with_no_outside_url() {
         "clusters drawn"
     );
 }
+
+#[tokio::test]
+async fn the_offline_basemap_is_written_served_and_styled() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = format!("sqlite://{}", dir.path().join("onemap.gpkg").display());
+    let mbtiles = dir.path().join("tiles").join("linyi-basemap.mbtiles");
+    let o = Command::new(env!("CARGO_BIN_EXE_onemap"))
+        .args([
+            "--database",
+            &db,
+            "basemap",
+            "--demo",
+            "--max-zoom",
+            "9",
+            "-o",
+            mbtiles.to_str().expect("path"),
+        ])
+        .output()
+        .await
+        .expect("runs");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let tiles_dir = dir.path().join("tiles");
+    let app = crate::helpers::spawn_app_with(dir, false, |s| {
+        s.tiles_dir = tiles_dir;
+        s.basemap_url = Some("https://tiles.example.gov.cn/{z}/{x}/{y}.png?tk=secret".into());
+    })
+    .await;
+    let tj: Value = app
+        .get("/tiles/basemap/linyi-basemap.json")
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(tj["tilejson"], "3.0.0");
+    assert_eq!(tj["vector_layers"][0]["id"], "boundary");
+    let (x, y) = tile_of(118.3, 35.0, 9);
+    let r = app
+        .get(&format!("/tiles/basemap/linyi-basemap/9/{x}/{y}.mvt"))
+        .await;
+    assert_eq!(r.status(), 200);
+    let path = app.dir.path().join("b.mvt");
+    std::fs::write(&path, r.bytes().await.expect("bytes")).expect("write");
+    let out = Command::new("ogrinfo")
+        .args([
+            "-ro",
+            "-so",
+            path.to_str().expect("p"),
+            "-oo",
+            &format!("X={x}"),
+            "-oo",
+            &format!("Y={y}"),
+            "-oo",
+            "Z=9",
+        ])
+        .output()
+        .await
+        .expect("ogrinfo");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("boundary"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(
+        app.get("/tiles/basemap/linyi-basemap/9/0/0.mvt")
+            .await
+            .status(),
+        204
+    );
+    assert_eq!(
+        app.get("/tiles/basemap/nowhere/9/0/0.mvt").await.status(),
+        404
+    );
+
+    let style: Value = app
+        .get("/styles/onemap.json")
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(style["sources"]["basemap-linyi-basemap"]["type"], "vector");
+    assert_eq!(
+        style["sources"]["remote-basemap"]["tiles"][0],
+        "https://tiles.example.gov.cn/{z}/{x}/{y}.png?tk=secret"
+    );
+    let ids: Vec<&str> = style["layers"]
+        .as_array()
+        .expect("layers")
+        .iter()
+        .filter_map(|l| l["id"].as_str())
+        .collect();
+    let (remote, base, ours) = (
+        ids.iter().position(|i| *i == "remote-basemap"),
+        ids.iter().position(|i| i.starts_with("basemap-")),
+        ids.iter().position(|i| *i == "districts-fill"),
+    );
+    assert!(
+        remote < base && base < ours,
+        "basemaps sit under the layers: {ids:?}"
+    );
+}
