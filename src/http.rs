@@ -27,7 +27,14 @@ use crate::{
 
 pub fn router(state: AppState) -> Router {
     let settings = &state.settings;
-    Router::new()
+    let mut routes = Router::new();
+    if let Some(n) = settings.bench_fixed_body {
+        // The baseline of benches/tiles_load.py: the cheapest answer this
+        // server can give, a body of a tile's size already in memory.
+        let body = axum::body::Bytes::from(vec![b'x'; n]);
+        routes = routes.route("/bench/fixed", get(move || async move { body.clone() }));
+    }
+    routes
         .route("/healthz", get(health))
         .route("/metrics", get(render_metrics))
         .route("/api/layers", get(list_layers))

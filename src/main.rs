@@ -13,7 +13,7 @@ use onemap::{
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let serve = match &cli.command {
-        Command::Serve(args) => Some(args),
+        Command::Serve(args) => Some(args.as_ref()),
         _ => None,
     };
     let settings = match Settings::resolve(&cli, serve) {

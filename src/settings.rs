@@ -58,7 +58,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the map, the API and the tiles.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Create or upgrade the database schema, then exit.
     Migrate,
     /// Import a GeoJSON FeatureCollection or newline-delimited GeoJSON into a
@@ -151,6 +151,10 @@ pub struct ServeArgs {
     /// Attribution shown for `--basemap-url`.
     #[arg(long, env = "ONEMAP_BASEMAP_ATTRIBUTION")]
     pub basemap_attribution: Option<String>,
+    /// Benchmarks only: answer `GET /bench/fixed` with this many bytes held
+    /// in memory, the baseline a cached tile is measured against.
+    #[arg(long, hide = true)]
+    pub bench_fixed_body: Option<usize>,
     /// The URL clients reach this server at, for links in answers (e.g.
     /// behind a reverse proxy); by default taken from each request's Host.
     #[arg(long, env = "ONEMAP_PUBLIC_URL")]
@@ -230,6 +234,7 @@ pub struct Settings {
     pub basemap_url: Option<String>,
     pub basemap_attribution: Option<String>,
     pub read_requires_token: bool,
+    pub bench_fixed_body: Option<usize>,
     pub events_replay: u64,
     pub import_limit: usize,
     pub log: String,
@@ -320,6 +325,7 @@ impl Settings {
                 .basemap_attribution
                 .clone()
                 .or(file.basemap_attribution),
+            bench_fixed_body: serve.bench_fixed_body,
             read_requires_token: serve.read_requires_token
                 || file.read_requires_token.unwrap_or(false),
             events_replay: serve
@@ -355,6 +361,7 @@ impl Settings {
             basemap_url: None,
             basemap_attribution: None,
             read_requires_token: false,
+            bench_fixed_body: None,
             events_replay: DEFAULT_EVENTS_REPLAY,
             import_limit: DEFAULT_IMPORT_LIMIT,
             log: DEFAULT_LOG.into(),

@@ -44,8 +44,9 @@ pub const CACHE_BYTES: u64 = 256 * 1024 * 1024;
 /// A built tile: its bytes, gzipped once, and its ETag.
 #[derive(Debug)]
 pub struct Built {
-    pub raw: Vec<u8>,
-    pub gzip: Vec<u8>,
+    /// `Bytes`: each answer shares the cached buffer instead of copying it.
+    pub raw: axum::body::Bytes,
+    pub gzip: axum::body::Bytes,
     pub etag: String,
 }
 
@@ -274,7 +275,11 @@ fn finish(raw: Vec<u8>) -> Built {
             .map(|b| format!("{b:02x}"))
             .collect::<String>()
     );
-    Built { raw, gzip, etag }
+    Built {
+        raw: raw.into(),
+        gzip: gzip.into(),
+        etag,
+    }
 }
 
 /// TileJSON 3.0.0: `GET /tiles/{layers}.json`.
