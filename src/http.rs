@@ -144,7 +144,9 @@ async fn health(State(state): State<AppState>) -> Result<Json<serde_json::Value>
 async fn render_metrics(State(state): State<AppState>) -> Result<Response, AppError> {
     // The index holds every feature: counting there costs no query.
     for layer in state.catalog.layers() {
-        state.metrics.set_features(&layer.name, state.index.len(&layer.name) as u64);
+        state
+            .metrics
+            .set_features(&layer.name, state.index.len(&layer.name) as u64);
     }
     Ok((
         [(
