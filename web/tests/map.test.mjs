@@ -45,11 +45,11 @@ after(async () => {
   server?.kill('SIGTERM');
 });
 
-test('the map loads offline, without errors, and draws several layers', async () => {
+test('the map loads offline, without errors or warnings, and draws several layers', async () => {
   const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
   const errors = [];
   const outside = [];
-  page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
+  page.on('console', (m) => { if (m.type() === 'error' || m.type() === 'warning') errors.push(`${m.type()}: ${m.text()}`); });
   page.on('pageerror', (e) => errors.push(e.message));
   page.on('response', (r) => { if (r.status() >= 400) errors.push(`${r.status()} ${r.url()}`); });
   page.on('request', (r) => {
@@ -73,7 +73,7 @@ test('the map loads offline, without errors, and draws several layers', async ()
   for (const name of ['districts', 'rescue_teams', 'hazard_sources', 'shelters']) {
     assert.ok(drawn[name] > 0, `${name} is drawn: ${JSON.stringify(drawn)}`);
   }
-  assert.deepEqual(errors, [], 'no console errors');
+  assert.deepEqual(errors, [], 'no console errors or warnings');
   assert.deepEqual(outside, [], 'no request leaves 127.0.0.1');
 
   // The layer list toggles layers.
