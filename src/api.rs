@@ -3,7 +3,7 @@
 use axum::{
     body::Bytes,
     extract::{DefaultBodyLimit, Path, RawQuery, State},
-    http::{header, HeaderMap},
+    http::HeaderMap,
     routing::{get, post},
     Json, Router,
 };
@@ -30,11 +30,6 @@ pub fn router(settings: &Settings) -> Router<AppState> {
     )
 }
 
-fn pairs(raw: Option<&str>) -> Vec<(String, String)> {
-    raw.map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
-        .unwrap_or_default()
-}
-
 /// `GET /api/audit?layer=&actor=&feature=&since=&until=&limit=` (admin):
 /// who changed what, with the properties before and after, newest first.
 async fn read_audit(
@@ -58,7 +53,7 @@ async fn read_audit(
                 AppError::BadRequest(format!("`{k}` must be an RFC 3339 date-time, got `{v}`"))
             })
     };
-    for (k, v) in pairs(raw.as_deref()) {
+    for (k, v) in crate::http::query_pairs(raw.as_deref()) {
         match k.as_str() {
             "layer" => {
                 layer_or_404(&state, &v)?;
@@ -109,7 +104,7 @@ async fn import_layer(
     let layer = layer_or_404(&state, &name)?;
     caller.require_editor(layer.group, &name)?;
     let mut crs = Crs::Wgs84;
-    for (k, v) in pairs(raw.as_deref()) {
+    for (k, v) in crate::http::query_pairs(raw.as_deref()) {
         match k.as_str() {
             "crs" => crs = parse_crs("crs", &v)?,
             other => {
@@ -119,17 +114,7 @@ async fn import_layer(
             }
         }
     }
-    let ct = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| {
-            v.split(';')
-                .next()
-                .unwrap_or_default()
-                .trim()
-                .to_ascii_lowercase()
-        })
-        .unwrap_or_default();
+    let ct = crate::http::media_type(&headers).unwrap_or_default();
     let format = Format::of_media_type(&ct).ok_or_else(|| {
         AppError::UnsupportedMediaType(format!(
             "content type `{ct}` cannot be imported; send application/geo+json, application/x-ndjson, \

@@ -62,17 +62,7 @@ pub fn router() -> Router<AppState> {
 /// before and what is there after), so a map reloads just those tiles.
 fn event(change: &Change) -> Event {
     let mut data = serde_json::to_value(change).unwrap_or_default();
-    let touched = [change.bbox_before, change.bbox_after]
-        .into_iter()
-        .flatten()
-        .reduce(|a, b| {
-            [
-                a[0].min(b[0]),
-                a[1].min(b[1]),
-                a[2].max(b[2]),
-                a[3].max(b[3]),
-            ]
-        });
+    let touched = crate::store::bbox_union([change.bbox_before, change.bbox_after]);
     if let (Some(bbox), Some(obj)) = (touched, data.as_object_mut()) {
         obj.insert("tiles".into(), crate::tiles::tile_range(bbox));
     }
@@ -107,15 +97,7 @@ async fn stream_events(
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    for (k, v) in raw
-        .as_deref()
-        .map(|q| {
-            form_urlencoded::parse(q.as_bytes())
-                .into_owned()
-                .collect::<Vec<_>>()
-        })
-        .unwrap_or_default()
-    {
+    for (k, v) in crate::http::query_pairs(raw.as_deref()) {
         match k.as_str() {
             "layers" => {
                 let set: HashSet<String> = v

@@ -128,6 +128,26 @@ async fn problem_for_bare_errors(request: Request, next: Next) -> Response {
     out
 }
 
+/// The pairs of a raw query string, decoded.
+pub fn query_pairs(raw: Option<&str>) -> Vec<(String, String)> {
+    raw.map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .unwrap_or_default()
+}
+
+/// The request's media type, lower-cased, without parameters.
+pub fn media_type(headers: &axum::http::HeaderMap) -> Option<String> {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_ascii_lowercase()
+        })
+}
+
 /// Liveness and readiness: 200 while the store answers.
 async fn health(State(state): State<AppState>) -> Result<Json<serde_json::Value>, AppError> {
     state

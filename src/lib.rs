@@ -10,6 +10,7 @@ pub mod commands;
 pub mod crs;
 pub mod demo;
 pub mod error;
+pub mod etag;
 pub mod events;
 pub mod features;
 pub mod filter;

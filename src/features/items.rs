@@ -39,10 +39,7 @@ pub fn router() -> Router<AppState> {
         )
 }
 
-pub fn query_pairs(raw: Option<&str>) -> Vec<(String, String)> {
-    raw.map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
-        .unwrap_or_default()
-}
+pub use crate::http::query_pairs;
 
 /// A feature as GeoJSON text, coordinates in `crs`.
 pub fn feature_json(f: &Feature, crs: Crs) -> Vec<u8> {

@@ -45,16 +45,7 @@ fn write_crs(raw: Option<&str>) -> Result<Crs, AppError> {
 }
 
 fn require_json(headers: &HeaderMap, allowed: &[&str]) -> Result<(), AppError> {
-    let ct = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| {
-            v.split(';')
-                .next()
-                .unwrap_or_default()
-                .trim()
-                .to_ascii_lowercase()
-        });
+    let ct = crate::http::media_type(headers);
     match ct {
         Some(ct) if allowed.contains(&ct.as_str()) => Ok(()),
         Some(ct) => Err(AppError::UnsupportedMediaType(format!(

@@ -1,5 +1,4 @@
 use serde_json::{Map, Value};
-use sha2::{Digest, Sha256};
 
 /// One feature of a layer: a WGS84 geometry and its properties.
 ///
@@ -30,10 +29,7 @@ impl Feature {
     /// A strong HTTP entity tag of the stored feature: any change to its
     /// geometry or properties changes it.
     pub fn etag(&self) -> String {
-        let text = serde_json::to_vec(&self.to_geojson()).unwrap_or_default();
-        let digest = Sha256::digest(text);
-        let hex: String = digest.iter().take(12).map(|b| format!("{b:02x}")).collect();
-        format!("\"{hex}\"")
+        crate::etag::strong(&serde_json::to_vec(&self.to_geojson()).unwrap_or_default())
     }
 
     /// The feature as an RFC 7946 GeoJSON feature.

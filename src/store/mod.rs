@@ -142,6 +142,18 @@ pub struct TokenRecord {
     pub revoked_at: Option<String>,
 }
 
+/// The union of WGS84 boxes `[min_lon, min_lat, max_lon, max_lat]`.
+pub fn bbox_union(boxes: impl IntoIterator<Item = Option<[f64; 4]>>) -> Option<[f64; 4]> {
+    boxes.into_iter().flatten().reduce(|a, b| {
+        [
+            a[0].min(b[0]),
+            a[1].min(b[1]),
+            a[2].max(b[2]),
+            a[3].max(b[3]),
+        ]
+    })
+}
+
 /// Features as they are read, for answers that must not hold a whole layer
 /// in memory.
 pub type FeatureStream = Pin<Box<dyn Stream<Item = Result<Feature, StoreError>> + Send>>;

@@ -21,7 +21,6 @@ use axum::{
 };
 use moka::future::Cache;
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 
 use crate::{
     auth::Caller,
@@ -108,14 +107,7 @@ fn tile_params(raw: Option<&str>) -> Result<TileParams, AppError> {
         filter: None,
         crs: Crs::Wgs84,
     };
-    for (k, v) in raw
-        .map(|q| {
-            form_urlencoded::parse(q.as_bytes())
-                .into_owned()
-                .collect::<Vec<_>>()
-        })
-        .unwrap_or_default()
-    {
+    for (k, v) in crate::http::query_pairs(raw) {
         match k.as_str() {
             "filter" => p.filter = Some(v),
             "filter-lang" if v == "cql2-text" => {}
@@ -266,15 +258,7 @@ fn finish(raw: Vec<u8>) -> Built {
         .write_all(&raw)
         .and_then(|_| gz.finish())
         .unwrap_or_default();
-    let digest = Sha256::digest(&raw);
-    let etag = format!(
-        "\"{}\"",
-        digest
-            .iter()
-            .take(12)
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>()
-    );
+    let etag = crate::etag::strong(&raw);
     Built {
         raw: raw.into(),
         gzip: gzip.into(),

@@ -8,17 +8,7 @@ use crate::{
     store::{AuditEntry, AuditQuery, Change, Op, StoreError, TokenRecord},
 };
 
-/// The union of envelopes, `[min_lon, min_lat, max_lon, max_lat]`.
-pub fn union(boxes: impl IntoIterator<Item = Option<[f64; 4]>>) -> Option<[f64; 4]> {
-    boxes.into_iter().flatten().reduce(|a, b| {
-        [
-            a[0].min(b[0]),
-            a[1].min(b[1]),
-            a[2].max(b[2]),
-            a[3].max(b[3]),
-        ]
-    })
-}
+pub use crate::store::bbox_union as union;
 
 pub fn envelope(g: &geo::Geometry<f64>) -> Option<[f64; 4]> {
     use geo::BoundingRect;
