@@ -86,18 +86,67 @@ map.on('click', (event) => {
   new Popup({ maxWidth: '320px' }).setLngLat(event.lngLat).setDOMContent(body).addTo(map);
 });
 
-// Live: each committed write names the tiles it touched; reload the tiles.
+// Live: each committed write names what it touched (bbox before ∪ after);
+// reload just the tiles of the onemap source that hold it, at every zoom
+// up to the one shown, within a moment of the edit.
+const TILE_BUFFER = 64 / 4096; // the tiles' buffer, as a fraction of a tile
+
+// Fractional XYZ tile coordinates of a position at zoom z.
+function tileX(lon, z) { return ((lon + 180) / 360) * 2 ** z; }
+function tileY(lat, z) {
+  const r = (Math.max(-85.0511, Math.min(85.0511, lat)) * Math.PI) / 180;
+  return ((1 - Math.log(Math.tan(r) + 1 / Math.cos(r)) / Math.PI) / 2) * 2 ** z;
+}
+
+/** The tiles from zoom 0 to `maxZoom` that hold any of `bbox` in their
+ * buffer and meet the `view`, as MapLibre's refreshTiles takes them. */
+export function touchedTiles([w, s, e, n], view, maxZoom) {
+  const tiles = [];
+  for (let z = 0; z <= maxZoom; z++) {
+    const last = 2 ** z - 1;
+    const x0 = Math.max(0, Math.floor(tileX(w, z) - TILE_BUFFER), Math.floor(tileX(view[0], z)));
+    const x1 = Math.min(last, Math.floor(tileX(e, z) + TILE_BUFFER), Math.floor(tileX(view[2], z)));
+    const y0 = Math.max(0, Math.floor(tileY(n, z) - TILE_BUFFER), Math.floor(tileY(view[3], z)));
+    const y1 = Math.min(last, Math.floor(tileY(s, z) + TILE_BUFFER), Math.floor(tileY(view[1], z)));
+    for (let x = x0; x <= x1; x++) for (let y = y0; y <= y1; y++) tiles.push({ z, x, y });
+  }
+  return tiles;
+}
+
 function listen() {
   const source = new EventSource('/api/events');
   let pending = null;
-  source.addEventListener('change', () => {
-    clearTimeout(pending);
-    pending = setTimeout(() => {
-      const tiles = map.getSource('onemap');
-      if (tiles?.setTiles && tiles.tiles) tiles.setTiles(tiles.tiles.map((t) => t.replace(/([?&])v=\d+/, '') + (t.includes('?') ? '&' : '?') + `v=${Date.now()}`));
-      status.textContent = `已更新 ${new Date().toLocaleTimeString('zh-CN')}`;
-    }, 200);
+  let touched = null; // bbox union of the changes not yet reloaded
+  let everything = false;
+  const flush = () => {
+    pending = null;
+    if (!map.getSource('onemap')) return;
+    if (everything || !touched) {
+      map.refreshTiles('onemap');
+    } else {
+      const b = map.getBounds();
+      const view = [b.getWest(), b.getSouth(), b.getEast(), b.getNorth()];
+      map.refreshTiles('onemap', touchedTiles(touched, view, Math.min(22, Math.ceil(map.getZoom()))));
+    }
+    touched = null;
+    everything = false;
+    status.textContent = `已更新 ${new Date().toLocaleTimeString('zh-CN')}`;
+  };
+  source.addEventListener('change', (event) => {
+    let change = null;
+    try { change = JSON.parse(event.data); } catch { everything = true; }
+    for (const bbox of [change?.bbox_before, change?.bbox_after]) {
+      if (!Array.isArray(bbox)) continue;
+      touched = touched
+        ? [Math.min(touched[0], bbox[0]), Math.min(touched[1], bbox[1]), Math.max(touched[2], bbox[2]), Math.max(touched[3], bbox[3])]
+        : [...bbox];
+    }
+    if (change && !change.bbox_before && !change.bbox_after) everything = true;
+    // A burst of writes (an import, a dispatcher's quick edits) is one reload.
+    pending ??= setTimeout(flush, 150);
   });
+  // The server could not replay what we missed: reload everything.
+  source.addEventListener('reset', () => { everything = true; pending ??= setTimeout(flush, 150); });
   source.onerror = () => { status.textContent = '实时连接中断，正在重连…'; };
 }
 

@@ -29,6 +29,9 @@ pub struct Entry {
     pub mercator: Arc<geo::Geometry<f64>>,
     /// The stored feature (WGS84), for properties and filters.
     pub feature: Arc<Feature>,
+    /// Where a named area's label goes (Web Mercator): one point inside it,
+    /// so a label is drawn once instead of once per tile the area crosses.
+    pub label: Option<geo::Point<f64>>,
     envelope: AABB<[f64; 2]>,
 }
 
@@ -49,10 +52,10 @@ impl RTreeObject for Entry {
 impl Entry {
     /// The same feature placed on another datum's Web Mercator grid.
     pub fn shifted(&self, crs: crate::crs::Crs) -> Entry {
+        let mercator = mercator::project(&crs.geometry_from_wgs84(&self.feature.geometry));
         Entry {
-            mercator: Arc::new(mercator::project(
-                &crs.geometry_from_wgs84(&self.feature.geometry),
-            )),
+            label: self.label.and(label_point(&mercator)),
+            mercator: Arc::new(mercator),
             ..self.clone()
         }
     }
@@ -62,12 +65,34 @@ impl Entry {
         let id = feature.id?;
         let mercator = mercator::project(&feature.geometry);
         let r = mercator.bounding_rect()?;
+        let named = feature
+            .properties
+            .get("name")
+            .and_then(|n| n.as_str())
+            .is_some_and(|n| !n.trim().is_empty());
         Some(Self {
             id,
+            label: named.then(|| label_point(&mercator)).flatten(),
             envelope: AABB::from_corners([r.min().x, r.min().y], [r.max().x, r.max().y]),
             mercator: Arc::new(mercator),
             feature: Arc::new(feature),
         })
+    }
+}
+
+/// A point inside an area (none for points and lines: they label
+/// themselves).
+fn label_point(g: &geo::Geometry<f64>) -> Option<geo::Point<f64>> {
+    use geo::{Area, InteriorPoint};
+    match g {
+        geo::Geometry::Polygon(p) => p.interior_point(),
+        // The largest part: a district's label belongs on its main body,
+        // not on an enclave.
+        geo::Geometry::MultiPolygon(m) => m
+            .iter()
+            .max_by(|a, b| a.unsigned_area().total_cmp(&b.unsigned_area()))
+            .and_then(|p| p.interior_point()),
+        _ => None,
     }
 }
 

@@ -142,6 +142,14 @@ pub struct LayerDef {
     /// The schema, `name` first (added when a declaration leaves it out).
     #[serde(default)]
     pub properties: Vec<PropertyDef>,
+    /// Whether the layer's named areas get a label point in tiles
+    /// (`{layer}_label`); off for areas too many or too small to name.
+    #[serde(default = "yes")]
+    pub area_labels: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl LayerDef {

@@ -122,6 +122,19 @@ fn build_named(
             // A layer name is unique per tile by construction.
             let _ = tile.add_layer(mvt_layer);
         }
+        if !super::has_area_labels(layer) {
+            continue;
+        }
+        let labels = labels(
+            tile.create_layer(&label_layer(mvt_name)),
+            layer,
+            &entries,
+            (min, max),
+            &to_tile,
+        );
+        if labels.num_features() > 0 {
+            let _ = tile.add_layer(labels);
+        }
     }
     if tile.num_layers() == 0 {
         return None;
@@ -154,6 +167,40 @@ fn add_properties(f: &mut mvt::Feature, layer: &LayerDef, e: &Entry) {
             _ => {}
         }
     }
+}
+
+/// The MVT layer holding the label points of a layer's named areas.
+pub fn label_layer(layer: &str) -> String {
+    format!("{layer}_label")
+}
+
+/// Label points of the areas whose label falls inside the tile proper (not
+/// its buffer), so each area is labelled by exactly one tile per zoom.
+fn labels(
+    mut mvt_layer: mvt::Layer,
+    layer: &LayerDef,
+    entries: &[Entry],
+    (min, max): ([f64; 2], [f64; 2]),
+    to_tile: &dyn Fn(geo::Coord<f64>) -> (f64, f64),
+) -> mvt::Layer {
+    for e in entries {
+        let Some(p) = e.label else { continue };
+        if p.x() < min[0] || p.x() >= max[0] || p.y() <= min[1] || p.y() > max[1] {
+            continue;
+        }
+        let (x, y) = to_tile(p.0);
+        let Ok(geom) = GeomEncoder::new(GeomType::Point)
+            .point(x, y)
+            .and_then(|g| g.encode())
+        else {
+            continue;
+        };
+        let mut f = mvt_layer.into_feature(geom);
+        f.set_id(u64::try_from(e.id).unwrap_or_default());
+        add_properties(&mut f, layer, e);
+        mvt_layer = f.into_layer();
+    }
+    mvt_layer
 }
 
 /// Grid clustering: a cell with one point keeps the point itself; a cell

@@ -7,6 +7,7 @@
 
 pub mod basemap;
 pub mod build;
+pub mod glyphs;
 pub mod style;
 
 use std::{sync::Arc, time::Duration};
@@ -70,6 +71,7 @@ pub fn router() -> Router<AppState> {
         .route("/tiles/{file}", get(tilejson))
         .route("/tiles/{layers}/{z}/{x}/{y}", get(tile))
         .route("/styles/onemap.json", get(style::get_style))
+        .route("/fonts/{fontstack}/{range}", get(glyphs::get_glyphs))
         .route("/tiles/basemap/{file}", get(basemap::basemap_tilejson))
         .route(
             "/tiles/basemap/{name}/{z}/{x}/{y}",
@@ -210,7 +212,9 @@ async fn tile(
         .await;
     let cache_control = (
         header::CACHE_CONTROL,
-        HeaderValue::from_static("public, max-age=60, stale-while-revalidate=300"),
+        // Live data: a browser keeps the tile but asks again each time (a
+        // 304 when unchanged), so a reload after a change event is fresh.
+        HeaderValue::from_static("public, no-cache"),
     );
     let Some(built) = built.as_ref() else {
         return Ok((StatusCode::NO_CONTENT, [cache_control]).into_response());
@@ -307,7 +311,7 @@ async fn tilejson(
     let (cx, cy) = ((w + e) / 2.0, (s + n) / 2.0);
     let vector_layers: Vec<Value> = layers
         .iter()
-        .map(|l| {
+        .flat_map(|l| {
             let mut fields = serde_json::Map::new();
             fields.insert("id".into(), json!("Number"));
             for (name, kind) in build::tile_fields(l) {
@@ -325,8 +329,14 @@ async fn tilejson(
                 fields.insert("point_count".into(), json!("Number"));
                 fields.insert("cluster".into(), json!("Boolean"));
             }
-            json!({ "id": l.name, "description": format!("{} {}", l.title_zh, l.title_en),
-                    "fields": fields, "minzoom": 0, "maxzoom": MAX_ZOOM })
+            let mut out = vec![json!({ "id": l.name, "description": format!("{} {}", l.title_zh, l.title_en),
+                    "fields": fields, "minzoom": 0, "maxzoom": MAX_ZOOM })];
+            if has_area_labels(l) {
+                out.push(json!({ "id": build::label_layer(&l.name),
+                    "description": format!("{} 标注点 / label points of {}", l.title_zh, l.title_en),
+                    "fields": fields, "minzoom": 0, "maxzoom": MAX_ZOOM }));
+            }
+            out
         })
         .collect();
     Ok(Json(json!({
@@ -340,6 +350,19 @@ async fn tilejson(
         "minzoom": 0,
         "maxzoom": MAX_ZOOM,
     })))
+}
+
+/// Whether a layer's areas get label points (`{layer}_label`): areas with
+/// a `name`, unless the catalog turns them off.
+pub fn has_area_labels(layer: &LayerDef) -> bool {
+    layer.area_labels
+        && layer.geometry.iter().any(|g| {
+            matches!(
+                g,
+                crate::layers::GeometryKind::Polygon | crate::layers::GeometryKind::MultiPolygon
+            )
+        })
+        && layer.properties.iter().any(|p| p.name == "name")
 }
 
 /// The XYZ tile at zoom `z` holding a WGS84 position.

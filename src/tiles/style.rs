@@ -3,12 +3,14 @@
 //! blue risk colours and clusters sized by their counts. Every URL in it
 //! points at this server: the map needs no internet.
 //!
-//! The style has no text layers yet: MapLibre needs glyph PBFs for the
-//! Latin ranges, which onemap does not serve yet; names show in popups.
+//! Labels use onemap's own glyphs (`/fonts/…`, DejaVu Sans) for Latin and
+//! digits; Chinese comes from the browser's fonts through MapLibre's
+//! `localIdeographFontFamily`, as the web map sets it.
 
 use axum::{extract::State, http::HeaderMap, Json};
 use serde_json::{json, Value};
 
+use super::{build::label_layer, glyphs, has_area_labels};
 use crate::{
     features::base_url,
     layers::{GeometryKind, LayerDef},
@@ -155,6 +157,76 @@ fn style_layers(layer: &LayerDef) -> Vec<Value> {
     out
 }
 
+/// The zoom from which a point layer's names are printed: the few things a
+/// dispatcher looks for first, early; the many, late.
+fn label_minzoom(layer: &str) -> f64 {
+    match layer {
+        "incidents" => 9.0,
+        "rescue_teams" | "shelters" | "supply_depots" | "seismic_stations" => 12.0,
+        "hazard_sources" | "waterlogging_points" => 13.0,
+        _ => 15.0,
+    }
+}
+
+const HALO: &str = "rgba(255,255,255,0.9)";
+
+/// The text layers of one catalog layer: cluster counts, point names and
+/// area names (from the `{layer}_label` points).
+fn text_layers(layer: &LayerDef) -> Vec<Value> {
+    let name = &layer.name;
+    let mut out = Vec::new();
+    let has_points = layer
+        .geometry
+        .iter()
+        .any(|g| matches!(g, GeometryKind::Point | GeometryKind::MultiPoint));
+    if has_area_labels(layer) {
+        let (size, colour, minzoom) = match name.as_str() {
+            "districts" => (
+                json!(["interpolate", ["linear"], ["zoom"], 7, 12, 12, 18]),
+                "#5d4037",
+                6.0,
+            ),
+            "flood_zones" => (json!(12), "#0d47a1", 10.0),
+            _ => (json!(12), "#004d40", 13.0),
+        };
+        out.push(json!({ "id": format!("{name}-area-label"), "type": "symbol", "source": "onemap",
+            "source-layer": label_layer(name), "minzoom": minzoom,
+            "layout": { "text-field": ["get", "name"], "text-font": [glyphs::BOLD], "text-size": size },
+            "paint": { "text-color": colour, "text-halo-color": HALO, "text-halo-width": 1.5 },
+            "metadata": meta(layer) }));
+    }
+    if has_points {
+        // 12,345 → 1.2万 : short enough for a cluster circle.
+        let count = json!([
+            "case",
+            [">=", ["get", "point_count"], 10000],
+            [
+                "concat",
+                [
+                    "to-string",
+                    ["/", ["round", ["/", ["get", "point_count"], 1000]], 10]
+                ],
+                "万"
+            ],
+            ["to-string", ["get", "point_count"]]
+        ]);
+        out.push(json!({ "id": format!("{name}-count"), "type": "symbol", "source": "onemap", "source-layer": name,
+            "filter": ["all", ["==", ["geometry-type"], "Point"], ["has", "point_count"]],
+            "layout": { "text-field": count, "text-font": [glyphs::BOLD], "text-size": 11,
+                        "text-allow-overlap": true, "text-ignore-placement": true },
+            "paint": { "text-color": "#ffffff" },
+            "metadata": meta(layer) }));
+        out.push(json!({ "id": format!("{name}-label"), "type": "symbol", "source": "onemap", "source-layer": name,
+            "minzoom": label_minzoom(name),
+            "filter": ["all", ["==", ["geometry-type"], "Point"], ["!", ["has", "point_count"]], ["has", "name"]],
+            "layout": { "text-field": ["get", "name"], "text-font": [glyphs::REGULAR], "text-size": 12,
+                        "text-anchor": "top", "text-offset": [0, 0.8], "text-max-width": 10, "text-optional": true },
+            "paint": { "text-color": "#263238", "text-halo-color": HALO, "text-halo-width": 1.5 },
+            "metadata": meta(layer) }));
+    }
+    out
+}
+
 /// A basemap the style draws under the layers.
 pub struct BasemapSource {
     pub name: String,
@@ -231,6 +303,10 @@ pub fn style(
                 .filter(|s| s["type"] == "circle"),
         );
     }
+    // Text over every shape, cluster counts over their circles.
+    for l in layers {
+        style_layers_all.extend(text_layers(l));
+    }
     sources.insert(
         "onemap".into(),
         json!({ "type": "vector", "url": format!("{base}/tiles/onemap.json"),
@@ -242,6 +318,7 @@ pub fn style(
         "metadata": { "onemap:risk_colours": RISK_COLOURS.iter().map(|(k, c)| json!({ "risk_level": k, "colour": c })).collect::<Vec<_>>() },
         "center": [118.28, 34.95],
         "zoom": 10,
+        "glyphs": format!("{base}/fonts/{{fontstack}}/{{range}}.pbf"),
         "sources": sources,
         "layers": style_layers_all,
     })

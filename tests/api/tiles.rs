@@ -450,7 +450,28 @@ async fn tilejson_describes_layers_fields_and_bounds() {
         .as_str()
         .is_some_and(|t| t.ends_with("/tiles/onemap/{z}/{x}/{y}.mvt")));
     let layers = tj["vector_layers"].as_array().expect("layers");
-    assert_eq!(layers.len(), app.catalog.layers().len());
+    for layer in app.catalog.layers() {
+        assert!(
+            layers.iter().any(|l| l["id"] == layer.name.as_str()),
+            "{}",
+            layer.name
+        );
+    }
+    let labels: Vec<&str> = layers
+        .iter()
+        .filter_map(|l| l["id"].as_str())
+        .filter(|id| app.catalog.get(id).is_none())
+        .collect();
+    assert!(labels.contains(&"districts_label"), "{labels:?}");
+    assert!(
+        !labels.contains(&"population_grid_label"),
+        "unnamed areas get no label points"
+    );
+    assert_eq!(
+        layers.len(),
+        app.catalog.layers().len() + labels.len(),
+        "the catalog's layers plus label points"
+    );
     let shelters = layers
         .iter()
         .find(|l| l["id"] == "shelters")
@@ -531,6 +552,31 @@ async fn the_style_draws_every_layer_from_our_own_tiles_with_no_outside_url() {
         layers.iter().any(|l| l["id"] == "rescue_teams-cluster"),
         "clusters drawn"
     );
+    // Every point layer prints its cluster counts and its names, above
+    // every shape.
+    let first_text = layers
+        .iter()
+        .position(|l| l["type"] == "symbol")
+        .expect("text layers");
+    assert!(layers[first_text..].iter().all(|l| l["type"] == "symbol"));
+    for layer in app
+        .catalog
+        .layers()
+        .iter()
+        .filter(|l| l.geometry.contains(&onemap::layers::GeometryKind::Point))
+    {
+        let count = layers
+            .iter()
+            .find(|l| l["id"] == format!("{}-count", layer.name))
+            .unwrap_or_else(|| panic!("{} counts", layer.name));
+        assert!(count["layout"]["text-field"]
+            .to_string()
+            .contains("point_count"));
+        assert!(count["filter"].to_string().contains("point_count"));
+        assert!(layers
+            .iter()
+            .any(|l| l["id"] == format!("{}-label", layer.name)));
+    }
 }
 
 #[tokio::test]
@@ -631,4 +677,152 @@ async fn the_offline_basemap_is_written_served_and_styled() {
         remote < base && base < ours,
         "basemaps sit under the layers: {ids:?}"
     );
+}
+
+/// One MVT layer of a tile as GDAL's `ogrinfo` prints it.
+async fn ogrinfo_layer(
+    app: &TestApp,
+    layers: &str,
+    (z, x, y): (u8, u32, u32),
+    mvt_layer: &str,
+) -> String {
+    let r = app.get(&format!("/tiles/{layers}/{z}/{x}/{y}.mvt")).await;
+    if r.status() == 204 {
+        return String::new();
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tile = dir.path().join("t.mvt");
+    std::fs::write(&tile, r.bytes().await.expect("bytes")).expect("write");
+    let o = Command::new("ogrinfo")
+        .args(["-ro", "-q", tile.to_str().expect("p"), mvt_layer])
+        .args([
+            "-oo",
+            &format!("X={x}"),
+            "-oo",
+            &format!("Y={y}"),
+            "-oo",
+            &format!("Z={z}"),
+        ])
+        .output()
+        .await
+        .expect("GDAL's ogrinfo is needed for this test (apt-get install gdal-bin)");
+    // A tile without that layer is an error for ogrinfo: no labels there.
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[tokio::test]
+async fn each_named_area_is_labelled_by_one_tile_per_zoom_inside_itself() {
+    let app = spawn_app(true).await;
+    let districts: Value = app
+        .get("/ogc/collections/districts/items")
+        .await
+        .json()
+        .await
+        .expect("json");
+    let features = districts["features"].as_array().expect("features");
+    assert!(features.len() >= 2);
+    let mut bbox = [180.0f64, 90.0f64, -180.0f64, -90.0f64];
+    for f in features {
+        let g: geo::Geometry<f64> = geojson::Geometry::from_json_value(f["geometry"].clone())
+            .ok()
+            .and_then(|g| g.try_into().ok())
+            .expect("geometry");
+        let r = g.bounding_rect().expect("rect");
+        bbox = [
+            bbox[0].min(r.min().x),
+            bbox[1].min(r.min().y),
+            bbox[2].max(r.max().x),
+            bbox[3].max(r.max().y),
+        ];
+    }
+    for z in [7u8, 10] {
+        let (x0, y0) = tile_of(bbox[0], bbox[3], z);
+        let (x1, y1) = tile_of(bbox[2], bbox[1], z);
+        let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+        for x in x0..=x1 {
+            for y in y0..=y1 {
+                let text = ogrinfo_layer(&app, "districts", (z, x, y), "districts_label").await;
+                for line in text.lines() {
+                    if let Some(name) = line.trim().strip_prefix("name (String) = ") {
+                        *seen.entry(name.to_owned()).or_default() += 1;
+                    }
+                }
+            }
+        }
+        for f in features {
+            let name = f["properties"]["name"].as_str().expect("name");
+            assert_eq!(
+                seen.get(name),
+                Some(&1),
+                "z{z}: {name} labelled once: {seen:?}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn glyphs_are_served_for_every_font_the_style_uses_and_bad_requests_are_problems() {
+    let app = spawn_app(true).await;
+    let style: Value = app
+        .get("/styles/onemap.json")
+        .await
+        .json()
+        .await
+        .expect("json");
+    let template = style["glyphs"].as_str().expect("glyphs url");
+    assert!(template.starts_with(&app.url("/fonts/")), "{template}");
+    let mut fonts: Vec<String> = style["layers"]
+        .as_array()
+        .expect("layers")
+        .iter()
+        .filter_map(|l| l["layout"]["text-font"].as_array())
+        .flatten()
+        .filter_map(|f| f.as_str().map(str::to_owned))
+        .collect();
+    fonts.sort();
+    fonts.dedup();
+    assert!(!fonts.is_empty(), "the style prints labels");
+    for font in &fonts {
+        let url = template
+            .replace("{fontstack}", &font.replace(' ', "%20"))
+            .replace("{range}", "0-255");
+        let r = reqwest::get(&url).await.expect("get");
+        assert_eq!(r.status(), 200, "{url}");
+        assert_eq!(r.headers()["content-type"], "application/x-protobuf");
+        let etag = r.headers()["etag"].to_str().expect("etag").to_owned();
+        let body = r.bytes().await.expect("bytes");
+        // Field 1 (a fontstack), length-delimited, naming the font first.
+        assert_eq!(body[0], 0x0a, "{font}: a glyphs message");
+        assert!(
+            body.windows(font.len()).any(|w| w == font.as_bytes()),
+            "{font} names itself"
+        );
+        assert!(
+            body.len() > 10_000,
+            "{font}: {} bytes of SDF glyphs",
+            body.len()
+        );
+        let again = reqwest::Client::new()
+            .get(&url)
+            .header("if-none-match", etag)
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(again.status(), 304);
+    }
+    for (path, status) in [
+        ("/fonts/Comic%20Sans/0-255.pbf", 404),
+        ("/fonts/DejaVu%20Sans%20Book/0-256.pbf", 400),
+        ("/fonts/DejaVu%20Sans%20Book/65536-65791.pbf", 400),
+        ("/fonts/DejaVu%20Sans%20Book/latin.pbf", 400),
+    ] {
+        let r = app.get(path).await;
+        assert_eq!(r.status(), status, "{path}");
+        assert_eq!(r.headers()["content-type"], "application/problem+json");
+    }
+    // A stack falls back to the first font this server has.
+    let r = app
+        .get("/fonts/Open%20Sans%20Regular,DejaVu%20Sans%20Bold/256-511.pbf")
+        .await;
+    assert_eq!(r.status(), 200);
 }

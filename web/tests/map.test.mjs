@@ -1,9 +1,11 @@
 // The web map in a real browser: Debian's Chromium driven by playwright-core
 // loads `/` from a real onemap server with the demo, with no console error
-// and no request leaving 127.0.0.1, and draws features of several layers.
+// and no request leaving 127.0.0.1, draws features and labels of several
+// layers from onemap's own glyphs, and shows an edit by reloading only the
+// tiles that hold it.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, execFileSync } from 'node:child_process';
 import { mkdtempSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -16,12 +18,14 @@ const browserPath = process.env.CHROMIUM ?? '/usr/bin/chromium';
 let server;
 let base;
 let browser;
+let database;
 
 before(async () => {
   assert.ok(existsSync(bin), `the onemap binary is built at ${bin}`);
   assert.ok(existsSync(browserPath), `Chromium is installed at ${browserPath}`);
   const dir = mkdtempSync(join(tmpdir(), 'onemap-web-'));
-  server = spawn(bin, ['--database', `sqlite://${join(dir, 'web.gpkg')}`, 'serve', '--demo',
+  database = `sqlite://${join(dir, 'web.gpkg')}`;
+  server = spawn(bin, ['--database', database, 'serve', '--demo',
     '--bind', '127.0.0.1:0', '--web-dir', webDir], { stdio: ['ignore', 'ignore', 'pipe'] });
   base = await new Promise((ok, fail) => {
     let log = '';
@@ -73,6 +77,10 @@ test('the map loads offline, without errors or warnings, and draws several layer
   for (const name of ['districts', 'rescue_teams', 'hazard_sources', 'shelters']) {
     assert.ok(drawn[name] > 0, `${name} is drawn: ${JSON.stringify(drawn)}`);
   }
+  const labels = await page.evaluate(() => window.onemap.queryRenderedFeatures()
+    .filter((f) => f.layer.type === 'symbol' && f.properties.name).map((f) => f.layer.id));
+  assert.ok(labels.includes('districts-area-label'), `the district is named: ${labels}`);
+  assert.ok(labels.length >= 3, `several labels are printed: ${labels}`);
   assert.deepEqual(errors, [], 'no console errors or warnings');
   assert.deepEqual(outside, [], 'no request leaves 127.0.0.1');
 
@@ -82,5 +90,60 @@ test('the map loads offline, without errors or warnings, and draws several layer
   const after = await page.evaluate(() => window.onemap.queryRenderedFeatures()
     .filter((f) => f.layer.metadata?.['onemap:layer'] === 'rescue_teams').length);
   assert.equal(after, 0, 'unchecking a layer hides it');
+  await page.close();
+});
+
+/** Whether tile z/x/y holds lon/lat within its buffer (64/4096 of a tile). */
+function holds({ z, x, y }, lon, lat) {
+  const n = 2 ** z;
+  const fx = ((lon + 180) / 360) * n;
+  const r = (lat * Math.PI) / 180;
+  const fy = ((1 - Math.log(Math.tan(r) + 1 / Math.cos(r)) / Math.PI) / 2) * n;
+  const pad = 64 / 4096;
+  return fx >= x - pad && fx <= x + 1 + pad && fy >= y - pad && fy <= y + 1 + pad;
+}
+
+test('an edit shows within moments, reloading only the tiles that hold it', async (t) => {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+  const errors = [];
+  page.on('console', (m) => { if (m.type() === 'error' || m.type() === 'warning') errors.push(`${m.type()}: ${m.text()}`); });
+  page.on('pageerror', (e) => errors.push(e.message));
+  const glyphs = [];
+  page.on('response', (r) => { if (r.url().includes('/fonts/')) glyphs.push(`${r.status()} ${decodeURI(r.url())}`); });
+  await page.goto(`${base}/#12/34.99/118.29`);
+  await page.waitForFunction(() => window.onemap?.loaded() && window.onemap.areTilesLoaded(), null, { timeout: 60_000 });
+  // The change stream is open before the edit.
+  await page.waitForFunction(() => document.getElementById('status').textContent === '实时', null, { timeout: 10_000 });
+  const tiles = [];
+  page.on('request', (r) => {
+    const m = r.url().match(/\/tiles\/onemap\/(\d+)\/(\d+)\/(\d+)\.mvt/);
+    if (m) tiles.push({ z: +m[1], x: +m[2], y: +m[3] });
+  });
+
+  const token = execFileSync(bin, ['--database', database, '--log', 'error', 'token', 'create', '--name', 'web-test', '--role', 'dispatcher'])
+    .toString().trim().split('\n').pop();
+  const [lon, lat] = [118.2912, 34.9893];
+  const posted = Date.now();
+  const r = await fetch(`${base}/ogc/collections/incidents/items`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/geo+json', authorization: `Bearer ${token}` },
+    body: JSON.stringify({ type: 'Feature', geometry: { type: 'Point', coordinates: [lon, lat] },
+      properties: { name: 'LIVE-1', type: 'waterlogging', status: 'reported', reported_at: new Date().toISOString() } }),
+  });
+  assert.equal(r.status, 201, await r.text());
+  await page.waitForFunction(() => window.onemap.queryRenderedFeatures({ layers: ['incidents'] })
+    .some((f) => f.properties.name === 'LIVE-1'), null, { timeout: 5_000 });
+  const shown = Date.now() - posted;
+  // Its Latin name is printed with onemap's own glyphs.
+  await page.waitForFunction(() => window.onemap.queryRenderedFeatures({ layers: ['incidents-label'] })
+    .some((f) => f.properties.name === 'LIVE-1'), null, { timeout: 5_000 });
+  assert.ok(glyphs.some((g) => g.endsWith('/0-255.pbf')) && glyphs.every((g) => g.startsWith('200 ')),
+    `Latin glyphs come from onemap: ${glyphs}`);
+  assert.ok(tiles.length > 0, 'tiles were reloaded');
+  const others = tiles.filter((t) => !holds(t, lon, lat));
+  assert.deepEqual(others, [], `only tiles holding the edit are reloaded (${tiles.length} reloaded)`);
+  assert.ok(shown < 3_000, `the edit showed after ${shown} ms`);
+  t.diagnostic(`edit shown after ${shown} ms; ${tiles.length} tiles reloaded: ${tiles.map((x) => `${x.z}/${x.x}/${x.y}`).join(' ')}`);
+  assert.deepEqual(errors, [], 'no console errors or warnings');
   await page.close();
 });
