@@ -25,6 +25,7 @@ test: test-rust test-web
 
 test-rust:
 	@command -v ogrinfo >/dev/null || { echo "!!! GDAL's ogrinfo is missing: the GeoPackage tests will FAIL (apt-get install gdal-bin)"; }
+	@python3 -c "import pmtiles" 2>/dev/null || { echo "!!! Python's pmtiles is missing: the PMTiles test will FAIL (pip install -r tests/support/requirements.txt)"; }
 	@if cargo nextest --version >/dev/null 2>&1; then \
 		cargo nextest run --locked --no-fail-fast; \
 	else \

@@ -76,7 +76,8 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct BasemapArgs {
-    /// The MBTiles file to write (replaced if present).
+    /// The file to write (replaced if present): PMTiles when it ends in
+    /// `.pmtiles`, else MBTiles.
     #[arg(long, short, default_value = "tiles/linyi-basemap.mbtiles")]
     pub output: PathBuf,
     /// The deepest zoom to cut.

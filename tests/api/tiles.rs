@@ -826,3 +826,118 @@ async fn glyphs_are_served_for_every_font_the_style_uses_and_bad_requests_are_pr
         .await;
     assert_eq!(r.status(), 200);
 }
+
+/// `python3 tests/support/pmtiles_ref.py …` (Protomaps' reference library).
+async fn pmtiles_ref(args: &[&str]) -> String {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/pmtiles_ref.py");
+    let o = Command::new("python3")
+        .arg(script)
+        .args(args)
+        .output()
+        .await
+        .expect("python3 runs");
+    assert!(
+        o.status.success(),
+        "Protomaps' pmtiles library is needed (pip install pmtiles): {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[tokio::test]
+async fn pmtiles_basemaps_are_written_and_served_like_mbtiles() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = format!("sqlite://{}", dir.path().join("onemap.gpkg").display());
+    let tiles_dir = dir.path().join("tiles");
+    let mb = tiles_dir.join("linyi-mb.mbtiles");
+    let pm = tiles_dir.join("linyi-pm.pmtiles");
+    let reference = tiles_dir.join("linyi-ref.pmtiles");
+    for out in [&mb, &pm] {
+        let o = Command::new(env!("CARGO_BIN_EXE_onemap"))
+            .args([
+                "--database",
+                &db,
+                "basemap",
+                "--demo",
+                "--max-zoom",
+                "10",
+                "-o",
+            ])
+            .arg(out)
+            .output()
+            .await
+            .expect("runs");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    // Our PMTiles as Protomaps' reader sees it: the same tiles as our
+    // MBTiles, gzipped vector tiles, clustered, with the layer described.
+    let report: Value = serde_json::from_str(
+        &pmtiles_ref(&["compare", mb.to_str().expect("p"), pm.to_str().expect("p")]).await,
+    )
+    .expect("json");
+    assert_eq!(report["identical"], true, "{report}");
+    assert!(report["pmtiles_tiles"].as_u64() > Some(10), "{report}");
+    assert_eq!(report["max_zoom"], 10);
+    assert_eq!(report["tile_type"], 1, "MVT");
+    assert_eq!(report["tile_compression"], 2, "gzip");
+    assert_eq!(report["clustered"], true);
+    assert_eq!(report["vector_layers"], json!(["boundary"]));
+    // And an archive written by Protomaps' converter is served too.
+    pmtiles_ref(&[
+        "convert",
+        mb.to_str().expect("p"),
+        reference.to_str().expect("p"),
+    ])
+    .await;
+
+    let app = crate::helpers::spawn_app_with(dir, false, |s| s.tiles_dir = tiles_dir).await;
+    for name in ["linyi-pm", "linyi-ref"] {
+        let tj: Value = app
+            .get(&format!("/tiles/basemap/{name}.json"))
+            .await
+            .json()
+            .await
+            .expect("json");
+        assert_eq!(tj["tilejson"], "3.0.0");
+        assert_eq!(tj["maxzoom"], 10.0);
+        assert_eq!(tj["vector_layers"][0]["id"], "boundary", "{name}: {tj}");
+        let b = &tj["bounds"];
+        assert!(
+            b[0].as_f64() > Some(117.0) && b[2].as_f64() < Some(120.0),
+            "{b}"
+        );
+    }
+    let mut compared = 0;
+    for z in [0u8, 6, 9, 10] {
+        let (x0, y0) = tile_of(117.9, 35.3, z);
+        let (x1, y1) = tile_of(118.6, 34.6, z);
+        for x in x0..=x1 {
+            for y in y0..=y1 {
+                let mut bodies = Vec::new();
+                for name in ["linyi-mb", "linyi-pm", "linyi-ref"] {
+                    let r = app
+                        .get(&format!("/tiles/basemap/{name}/{z}/{x}/{y}.mvt"))
+                        .await;
+                    let status = r.status().as_u16();
+                    assert!(
+                        status == 200 || status == 204,
+                        "{name} {z}/{x}/{y}: {status}"
+                    );
+                    // reqwest inflates a gzipped answer, as a browser does.
+                    bodies.push((status, r.bytes().await.expect("bytes")));
+                }
+                assert_eq!(bodies[0], bodies[1], "ours {z}/{x}/{y}");
+                assert_eq!(bodies[0], bodies[2], "reference {z}/{x}/{y}");
+                compared += usize::from(bodies[0].0 == 200);
+            }
+        }
+    }
+    assert!(compared >= 4, "{compared} tiles compared");
+    let style: Value = app
+        .get("/styles/onemap.json")
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(style["sources"]["basemap-linyi-pm"]["type"], "vector");
+}
