@@ -32,6 +32,9 @@ pub struct Entry {
     /// Where a named area's label goes (Web Mercator): one point inside it,
     /// so a label is drawn once instead of once per tile the area crosses.
     pub label: Option<geo::Point<f64>>,
+    /// The position of a point feature (Web Mercator), kept inline: a
+    /// clustered tile reads it for every point without chasing `mercator`.
+    pub point: Option<[f64; 2]>,
     envelope: AABB<[f64; 2]>,
 }
 
@@ -55,6 +58,7 @@ impl Entry {
         let mercator = mercator::project(&crs.geometry_from_wgs84(&self.feature.geometry));
         Entry {
             label: self.label.and(label_point(&mercator)),
+            point: point_of(&mercator),
             mercator: Arc::new(mercator),
             ..self.clone()
         }
@@ -73,10 +77,18 @@ impl Entry {
         Some(Self {
             id,
             label: named.then(|| label_point(&mercator)).flatten(),
+            point: point_of(&mercator),
             envelope: AABB::from_corners([r.min().x, r.min().y], [r.max().x, r.max().y]),
             mercator: Arc::new(mercator),
             feature: Arc::new(feature),
         })
+    }
+}
+
+fn point_of(g: &geo::Geometry<f64>) -> Option<[f64; 2]> {
+    match g {
+        geo::Geometry::Point(p) => Some([p.x(), p.y()]),
+        _ => None,
     }
 }
 
@@ -153,6 +165,25 @@ impl SpatialIndex {
             .locate_in_envelope_intersecting(&AABB::from_corners(min, max))
             .cloned()
             .collect()
+    }
+
+    /// Call `f` with the features whose envelope meets the Web Mercator box,
+    /// borrowed under the layer's read lock: no entry is cloned, which is
+    /// most of the cost of a low-zoom tile of a dense layer.
+    pub fn visit<R>(
+        &self,
+        layer: &str,
+        min: [f64; 2],
+        max: [f64; 2],
+        f: impl FnOnce(Vec<&Entry>) -> R,
+    ) -> R {
+        let Some(l) = self.layers.get(layer) else {
+            return f(Vec::new());
+        };
+        let l = l.read().unwrap_or_else(|p| p.into_inner());
+        f(l.tree
+            .locate_in_envelope_intersecting(&AABB::from_corners(min, max))
+            .collect())
     }
 
     /// The WGS84 `[west, south, east, north]` of a layer's features.

@@ -6,8 +6,6 @@
 //! 4096 extent. Dense point layers are clustered on a grid so a tile stays
 //! small, and every point is either drawn or counted in a cluster.
 
-use std::collections::BTreeMap;
-
 use geo::{BooleanOps, Orient, Simplify};
 use mvt::{GeomEncoder, GeomType};
 use serde_json::Value;
@@ -77,15 +75,26 @@ fn build_named(
         |c: geo::Coord<f64>| -> (f64, f64) { ((c.x - min[0]) / unit, (max[1] - c.y) / unit) };
 
     let mut tile = mvt::Tile::new(EXTENT);
+    let cut = Cut {
+        z,
+        bounds: (min, max),
+        clip: &clip_rect,
+        unit,
+        to_tile: &to_tile,
+    };
     for &(layer, mvt_name) in layers {
         let condition = filter(layer);
-        let entries: Vec<Entry> = if crs == Crs::Wgs84 {
-            index.query(&layer.name, bmin, bmax)
+        let keep = |e: &&Entry| condition.as_ref().is_none_or(|c| c.matches(&e.feature));
+        if crs == Crs::Wgs84 {
+            index.visit(&layer.name, bmin, bmax, |found| {
+                let entries: Vec<&Entry> = found.into_iter().filter(keep).collect();
+                add_layer(&mut tile, layer, mvt_name, &entries, &cut);
+            });
         } else {
             // The datums differ by well under 1 km here: look that much
             // further, then place each feature on the datum's grid.
             let slack = 1_000.0;
-            index
+            let shifted: Vec<Entry> = index
                 .query(
                     &layer.name,
                     [bmin[0] - slack, bmin[1] - slack],
@@ -93,53 +102,70 @@ fn build_named(
                 )
                 .into_iter()
                 .map(|e| e.shifted(crs))
-                .collect()
-        }
-        .into_iter()
-        .filter(|e| condition.as_ref().is_none_or(|c| c.matches(&e.feature)))
-        .collect();
-        if entries.is_empty() {
-            continue;
-        }
-        let mut mvt_layer = tile.create_layer(mvt_name);
-        let points_only = entries
-            .iter()
-            .all(|e| matches!(*e.mercator, geo::Geometry::Point(_)));
-        if points_only && z < CLUSTER_BELOW_ZOOM && entries.len() > POINT_BUDGET {
-            mvt_layer = clustered(mvt_layer, layer, &entries, &to_tile);
-        } else {
-            for e in &entries {
-                let Some(geom) = encode(&e.mercator, &clip_rect, unit, &to_tile) else {
-                    continue;
-                };
-                let mut f = mvt_layer.into_feature(geom);
-                f.set_id(u64::try_from(e.id).unwrap_or_default());
-                add_properties(&mut f, layer, e);
-                mvt_layer = f.into_layer();
-            }
-        }
-        if mvt_layer.num_features() > 0 {
-            // A layer name is unique per tile by construction.
-            let _ = tile.add_layer(mvt_layer);
-        }
-        if !super::has_area_labels(layer) {
-            continue;
-        }
-        let labels = labels(
-            tile.create_layer(&label_layer(mvt_name)),
-            layer,
-            &entries,
-            (min, max),
-            &to_tile,
-        );
-        if labels.num_features() > 0 {
-            let _ = tile.add_layer(labels);
+                .collect();
+            let entries: Vec<&Entry> = shifted.iter().filter(keep).collect();
+            add_layer(&mut tile, layer, mvt_name, &entries, &cut);
         }
     }
     if tile.num_layers() == 0 {
         return None;
     }
     tile.to_bytes().ok()
+}
+
+/// Where a tile is cut: its zoom, Mercator bounds, buffered clip polygon,
+/// metres per tile unit and the Mercator → tile-unit transform.
+struct Cut<'a> {
+    z: u8,
+    bounds: ([f64; 2], [f64; 2]),
+    clip: &'a geo::Polygon<f64>,
+    unit: f64,
+    to_tile: &'a dyn Fn(geo::Coord<f64>) -> (f64, f64),
+}
+
+/// One catalog layer's MVT layer (and its label points) in the tile.
+fn add_layer(
+    tile: &mut mvt::Tile,
+    layer: &LayerDef,
+    mvt_name: &str,
+    entries: &[&Entry],
+    cut: &Cut,
+) {
+    if entries.is_empty() {
+        return;
+    }
+    let mut mvt_layer = tile.create_layer(mvt_name);
+    let points_only = entries.iter().all(|e| e.point.is_some());
+    if points_only && cut.z < CLUSTER_BELOW_ZOOM && entries.len() > POINT_BUDGET {
+        mvt_layer = clustered(mvt_layer, layer, entries, cut.to_tile);
+    } else {
+        for e in entries {
+            let Some(geom) = encode(&e.mercator, cut.clip, cut.unit, cut.to_tile) else {
+                continue;
+            };
+            let mut f = mvt_layer.into_feature(geom);
+            f.set_id(u64::try_from(e.id).unwrap_or_default());
+            add_properties(&mut f, layer, e);
+            mvt_layer = f.into_layer();
+        }
+    }
+    if mvt_layer.num_features() > 0 {
+        // A layer name is unique per tile by construction.
+        let _ = tile.add_layer(mvt_layer);
+    }
+    if !super::has_area_labels(layer) {
+        return;
+    }
+    let labels = labels(
+        tile.create_layer(&label_layer(mvt_name)),
+        layer,
+        entries,
+        cut.bounds,
+        cut.to_tile,
+    );
+    if labels.num_features() > 0 {
+        let _ = tile.add_layer(labels);
+    }
 }
 
 /// The properties a tile carries for styling and popups: id, name and every
@@ -179,7 +205,7 @@ pub fn label_layer(layer: &str) -> String {
 fn labels(
     mut mvt_layer: mvt::Layer,
     layer: &LayerDef,
-    entries: &[Entry],
+    entries: &[&Entry],
     (min, max): ([f64; 2], [f64; 2]),
     to_tile: &dyn Fn(geo::Coord<f64>) -> (f64, f64),
 ) -> mvt::Layer {
@@ -208,42 +234,59 @@ fn labels(
 fn clustered(
     mut mvt_layer: mvt::Layer,
     layer: &LayerDef,
-    entries: &[Entry],
+    entries: &[&Entry],
     to_tile: &dyn Fn(geo::Coord<f64>) -> (f64, f64),
 ) -> mvt::Layer {
-    // Grid cell → its points with their tile positions.
-    type Members<'a> = Vec<(&'a Entry, (f64, f64))>;
-    let mut cells: BTreeMap<(i64, i64), Members> = BTreeMap::new();
+    /// A cell's members: how many, the sum of their tile positions, and the
+    /// first (drawn as itself when alone).
+    #[derive(Clone, Copy)]
+    struct Cell<'a> {
+        n: u64,
+        sx: f64,
+        sy: f64,
+        first: Option<&'a Entry>,
+    }
+    // The buffered tile spans cells -1..=64 each way (65 for a point exactly
+    // on the buffer's far edge): a flat grid, not a map.
+    const SIDE: usize = (EXTENT as f64 / CLUSTER_CELL) as usize + 3;
+    let slot = |t: f64| ((t / CLUSTER_CELL).floor() + 1.0).clamp(0.0, (SIDE - 1) as f64) as usize;
+    let mut cells = vec![
+        Cell {
+            n: 0,
+            sx: 0.0,
+            sy: 0.0,
+            first: None,
+        };
+        SIDE * SIDE
+    ];
     for e in entries {
-        if let geo::Geometry::Point(p) = *e.mercator {
-            let (tx, ty) = to_tile(p.0);
-            let key = (
-                (tx / CLUSTER_CELL).floor() as i64,
-                (ty / CLUSTER_CELL).floor() as i64,
-            );
-            cells.entry(key).or_default().push((e, (tx, ty)));
+        if let Some([x, y]) = e.point {
+            let (tx, ty) = to_tile(geo::coord! { x: x, y: y });
+            let c = &mut cells[slot(tx) * SIDE + slot(ty)];
+            c.n += 1;
+            c.sx += tx;
+            c.sy += ty;
+            c.first.get_or_insert(e);
         }
     }
-    for members in cells.values() {
-        let n = members.len();
-        let (sx, sy) = members
-            .iter()
-            .fold((0.0, 0.0), |a, (_, (x, y))| (a.0 + x, a.1 + y));
-        let (cx, cy) = (sx / n as f64, sy / n as f64);
+    for c in cells.iter().filter(|c| c.n > 0) {
+        let n = c.n as f64;
         let Ok(geom) = GeomEncoder::new(GeomType::Point)
-            .point(cx, cy)
+            .point(c.sx / n, c.sy / n)
             .and_then(|g| g.encode())
         else {
             continue;
         };
         let mut f = mvt_layer.into_feature(geom);
-        if n == 1 {
-            let e = members[0].0;
-            f.set_id(u64::try_from(e.id).unwrap_or_default());
-            add_properties(&mut f, layer, e);
-        } else {
-            f.add_tag_bool("cluster", true);
-            f.add_tag_uint("point_count", n as u64);
+        match (c.n, c.first) {
+            (1, Some(e)) => {
+                f.set_id(u64::try_from(e.id).unwrap_or_default());
+                add_properties(&mut f, layer, e);
+            }
+            _ => {
+                f.add_tag_bool("cluster", true);
+                f.add_tag_uint("point_count", c.n);
+            }
         }
         mvt_layer = f.into_layer();
     }
@@ -287,7 +330,11 @@ fn encode(
                 geo::Geometry::MultiLineString(m) => m.clone(),
                 _ => return None,
             };
-            let clipped = clip.clip(&lines, false).simplify(unit / 2.0);
+            let clipped = if inside(&lines, clip) {
+                lines.simplify(unit / 2.0)
+            } else {
+                clip.clip(&lines, false).simplify(unit / 2.0)
+            };
             let mut enc = GeomEncoder::new(GeomType::Linestring);
             let mut any = false;
             for line in clipped.iter().filter(|l| l.0.len() >= 2) {
@@ -307,7 +354,12 @@ fn encode(
                 _ => return None,
             };
             // Exact clip to the buffered tile, then generalise to half a pixel.
-            let clipped = polys.intersection(clip).simplify(unit / 2.0);
+            // (An area wholly inside the buffered tile needs no clipping.)
+            let clipped = if inside(&polys, clip) {
+                polys.simplify(unit / 2.0)
+            } else {
+                polys.intersection(clip).simplify(unit / 2.0)
+            };
             // Exterior rings counter-clockwise in Mercator (y up) are
             // clockwise in tile space (y down), as MVT 2.1 §4.3.4.4 wants.
             let oriented = clipped.orient(geo::orient::Direction::Default);
@@ -325,6 +377,23 @@ fn encode(
             any.then(|| enc.encode().ok()).flatten()
         }
         _ => None,
+    }
+}
+
+/// Whether a shape's bounding box lies within the (rectangular) clip.
+fn inside(
+    shape: &impl geo::BoundingRect<f64, Output = Option<geo::Rect<f64>>>,
+    clip: &geo::Polygon<f64>,
+) -> bool {
+    use geo::BoundingRect;
+    match (shape.bounding_rect(), clip.bounding_rect()) {
+        (Some(s), Some(c)) => {
+            s.min().x >= c.min().x
+                && s.min().y >= c.min().y
+                && s.max().x <= c.max().x
+                && s.max().y <= c.max().y
+        }
+        _ => false,
     }
 }
 
