@@ -1,6 +1,7 @@
 //! Cutting one Mapbox Vector Tile (spec 2.1) from the in-memory index.
 //!
-//! Geometries are clipped exactly (geo's boolean operations) to the tile
+//! Geometries are clipped exactly (areas ring by ring against the box, see
+//! `clip`; lines with geo's boolean operations) to the tile
 //! grown by a buffer, simplified to a fraction of a pixel, oriented as the
 //! spec wants (exterior rings clockwise in tile space), and quantised to the
 //! 4096 extent. Dense point layers are clustered on a grid so a tile stays
@@ -358,7 +359,8 @@ fn encode(
             let clipped = if inside(&polys, clip) {
                 polys.simplify(unit / 2.0)
             } else {
-                polys.intersection(clip).simplify(unit / 2.0)
+                let rect = geo::BoundingRect::bounding_rect(clip)?;
+                super::clip::clip_polygons(&polys, &rect)?.simplify(unit / 2.0)
             };
             // Exterior rings counter-clockwise in Mercator (y up) are
             // clockwise in tile space (y down), as MVT 2.1 §4.3.4.4 wants.

@@ -7,6 +7,7 @@
 
 pub mod basemap;
 pub mod build;
+mod clip;
 pub mod glyphs;
 pub mod style;
 
