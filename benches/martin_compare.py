@@ -99,6 +99,7 @@ def main():
     ap.add_argument("--points", type=int, default=1_000_000)
     ap.add_argument("--skip-load", action="store_true", help="reuse the onemap_bench database")
     ap.add_argument("--only", default="cameras,districts,onemap", help="tile sets to compare")
+    ap.add_argument("--bands", default="z8-12,z13-16,z15-16,all", help="zoom bands to compare")
     args = ap.parse_args()
     if not os.path.exists(args.martin):
         raise SystemExit(f"no Martin binary at {args.martin}")
@@ -111,7 +112,11 @@ def main():
     os.makedirs(web, exist_ok=True)
     # More tiles than the hot list: a cold run must outlast start-up noise.
     tiles = tiles_load.tile_list(per_zoom=64)
-    bands = {"z8-12": [t for t in tiles if t[0] <= 12], "z13-16": [t for t in tiles if t[0] >= 13], "all": tiles}
+    bands = {"z8-12": [t for t in tiles if t[0] <= 12], "z13-16": [t for t in tiles if t[0] >= 13],
+             # onemap clusters dense points below z15, Martin never does:
+             # from z15 both send every point, the like-for-like band.
+             "z15-16": [t for t in tiles if t[0] >= 15], "all": tiles}
+    bands = {k: v for k, v in bands.items() if k in args.bands.split(",")}
     report = {}
     martin_layers = ",".join("cameras_tile" if l == "cameras" else l for l in LAYERS)
     for spec, martin_spec in [("cameras", "cameras_tile"), ("districts", "districts"), ("onemap", martin_layers)]:

@@ -7,7 +7,10 @@ mod mercator;
 
 use std::{
     collections::HashMap,
-    sync::{Arc, RwLock},
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc, RwLock,
+    },
 };
 
 use futures_util::TryStreamExt;
@@ -112,14 +115,31 @@ fn label_point(g: &geo::Geometry<f64>) -> Option<geo::Point<f64>> {
 struct LayerIndex {
     tree: RTree<Entry>,
     by_id: HashMap<i64, Entry>,
-    /// Bumped on every change: tile cache keys carry it.
-    version: u64,
+}
+
+/// One layer's tree and its version, the version outside the lock: every
+/// tile request reads it, and an atomic load does not contend as a
+/// read-lock does.
+struct Slot {
+    tree: RwLock<LayerIndex>,
+    /// Bumped after every change, while the tree's write lock is held:
+    /// tile cache keys carry it, so whoever sees a new version builds from
+    /// the new tree.
+    version: AtomicU64,
+}
+
+impl std::ops::Deref for Slot {
+    type Target = RwLock<LayerIndex>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.tree
+    }
 }
 
 /// Every layer's R-tree.
 #[derive(Default)]
 pub struct SpatialIndex {
-    layers: HashMap<String, RwLock<LayerIndex>>,
+    layers: HashMap<String, Slot>,
 }
 
 impl SpatialIndex {
@@ -137,11 +157,13 @@ impl SpatialIndex {
             let by_id = entries.iter().map(|e| (e.id, e.clone())).collect();
             layers.insert(
                 layer.name.clone(),
-                RwLock::new(LayerIndex {
-                    tree: RTree::bulk_load(entries),
-                    by_id,
-                    version: 1,
-                }),
+                Slot {
+                    tree: RwLock::new(LayerIndex {
+                        tree: RTree::bulk_load(entries),
+                        by_id,
+                    }),
+                    version: AtomicU64::new(1),
+                },
             );
         }
         Ok(Self { layers })
@@ -151,7 +173,7 @@ impl SpatialIndex {
     pub fn version(&self, layer: &str) -> u64 {
         self.layers
             .get(layer)
-            .map(|l| l.read().unwrap_or_else(|p| p.into_inner()).version)
+            .map(|l| l.version.load(Ordering::Acquire))
             .unwrap_or(0)
     }
 
@@ -238,10 +260,10 @@ impl SpatialIndex {
         }
         let fresh: Vec<(i64, Option<Feature>)> =
             ids.iter().map(|id| (*id, found.remove(id))).collect();
-        let Some(l) = self.layers.get(&layer.name) else {
+        let Some(slot) = self.layers.get(&layer.name) else {
             return Ok(());
         };
-        let mut l = l.write().unwrap_or_else(|p| p.into_inner());
+        let mut l = slot.write().unwrap_or_else(|p| p.into_inner());
         for (id, feature) in fresh {
             if let Some(old) = l.by_id.remove(&id) {
                 l.tree.remove(&old);
@@ -251,7 +273,8 @@ impl SpatialIndex {
                 l.by_id.insert(id, entry);
             }
         }
-        l.version += 1;
+        slot.version.fetch_add(1, Ordering::AcqRel);
+        drop(l);
         Ok(())
     }
 }

@@ -11,7 +11,7 @@ mod clip;
 pub mod glyphs;
 pub mod style;
 
-use std::{sync::Arc, time::Duration};
+use std::{fmt::Write as _, sync::Arc, time::Duration};
 
 use axum::{
     body::Body,
@@ -80,17 +80,18 @@ pub fn router() -> Router<AppState> {
         )
 }
 
-/// `onemap` means every layer; otherwise a comma-separated list.
-fn resolve_layers(state: &AppState, spec: &str) -> Result<Vec<Arc<LayerDef>>, AppError> {
+/// `onemap` means every layer; otherwise a comma-separated list. Borrowed
+/// from the catalog: a cached tile is answered without touching the
+/// layers' shared reference counts.
+fn resolve_layers<'a>(state: &'a AppState, spec: &str) -> Result<Vec<&'a Arc<LayerDef>>, AppError> {
     if spec == "onemap" {
-        return Ok(state.catalog.layers().to_vec());
+        return Ok(state.catalog.layers().iter().collect());
     }
     spec.split(',')
         .map(|name| {
             state
                 .catalog
                 .get(name.trim())
-                .cloned()
                 .ok_or_else(|| AppError::NotFound {
                     what: format!("layer `{}`", name.trim()),
                 })
@@ -125,20 +126,23 @@ fn tile_params(raw: Option<&str>) -> Result<TileParams, AppError> {
     Ok(p)
 }
 
+/// Each layer of a tile with its own parse of the filter.
+type LayerFilters<'a> = Vec<(&'a Arc<LayerDef>, Option<Expr>)>;
+
 /// Parse the filter for each layer; a layer that lacks a property the filter
 /// names is left out of a filtered tile (it cannot match).
-/// Each layer of a tile with its own parse of the filter.
-type LayerFilters = Vec<(Arc<LayerDef>, Option<Expr>)>;
-
-fn layer_filters(layers: &[Arc<LayerDef>], text: Option<&str>) -> Result<LayerFilters, AppError> {
+fn layer_filters<'a>(
+    layers: &[&'a Arc<LayerDef>],
+    text: Option<&str>,
+) -> Result<LayerFilters<'a>, AppError> {
     let Some(text) = text else {
-        return Ok(layers.iter().map(|l| (l.clone(), None)).collect());
+        return Ok(layers.iter().map(|l| (*l, None)).collect());
     };
     let mut out = Vec::new();
     let mut last_error = None;
     for l in layers {
         match filter::parse_cql2(text, l) {
-            Ok(e) => out.push((l.clone(), Some(e))),
+            Ok(e) => out.push((*l, Some(e))),
             Err(e) => last_error = Some(e),
         }
     }
@@ -182,35 +186,21 @@ async fn tile(
     let params = tile_params(raw.as_deref())?;
     let filters = layer_filters(&layers, params.filter.as_deref())?;
 
-    // The key names every input of the tile: layers with their versions, the
-    // normalised filter of each, the datum and the tile address.
-    let mut key = format!("{z}/{x}/{y}|{}", params.crs);
+    // The key names every input of the tile: the layers asked for with
+    // their versions, the normalised filter of each, the datum and the tile
+    // address.
+    let mut key = String::with_capacity(48 + 24 * filters.len());
+    let _ = write!(key, "{spec}/{z}/{x}/{y}|{}", params.crs);
     for (l, f) in &filters {
-        key.push_str(&format!("|{}@{}", l.name, state.index.version(&l.name)));
+        let _ = write!(key, "|{}", state.index.version(&l.name));
         if let Some(f) = f {
-            key.push_str(&format!("?{f}"));
+            let _ = write!(key, "?{f}");
         }
     }
-    let index = state.index.clone();
-    let crs = params.crs;
-    let built = state
-        .tiles
-        .get_with(key, async move {
-            tokio::task::spawn_blocking(move || {
-                let lookup = |l: &LayerDef| {
-                    filters
-                        .iter()
-                        .find(|(d, _)| d.name == l.name)
-                        .and_then(|(_, f)| f.clone())
-                };
-                let defs: Vec<&LayerDef> = filters.iter().map(|(l, _)| l.as_ref()).collect();
-                let bytes = build::build_tile(&index, &defs, (z, x, y), &lookup, crs);
-                Arc::new(bytes.map(finish))
-            })
-            .await
-            .unwrap_or_else(|_| Arc::new(None))
-        })
-        .await;
+    let built = match state.tiles.get(&key).await {
+        Some(hit) => hit,
+        None => build_and_cache(&state, key, (z, x, y), &filters, params.crs).await,
+    };
     let cache_control = (
         header::CACHE_CONTROL,
         // Live data: a browser keeps the tile but asks again each time (a
@@ -251,6 +241,40 @@ async fn tile(
     h.insert(cache_control.0, cache_control.1);
     h.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
     Ok(response)
+}
+
+/// Cut a tile on a blocking thread and cache it; concurrent misses of one
+/// key wait for a single build.
+async fn build_and_cache(
+    state: &AppState,
+    key: String,
+    (z, x, y): (u8, u32, u32),
+    filters: &LayerFilters<'_>,
+    crs: Crs,
+) -> Arc<Option<Built>> {
+    let owned: Vec<(Arc<LayerDef>, Option<Expr>)> = filters
+        .iter()
+        .map(|(l, f)| (Arc::clone(l), f.clone()))
+        .collect();
+    let index = state.index.clone();
+    state
+        .tiles
+        .get_with(key, async move {
+            tokio::task::spawn_blocking(move || {
+                let lookup = |l: &LayerDef| {
+                    owned
+                        .iter()
+                        .find(|(d, _)| d.name == l.name)
+                        .and_then(|(_, f)| f.clone())
+                };
+                let defs: Vec<&LayerDef> = owned.iter().map(|(l, _)| l.as_ref()).collect();
+                let bytes = build::build_tile(&index, &defs, (z, x, y), &lookup, crs);
+                Arc::new(bytes.map(finish))
+            })
+            .await
+            .unwrap_or_else(|_| Arc::new(None))
+        })
+        .await
 }
 
 fn finish(raw: Vec<u8>) -> Built {
