@@ -11,7 +11,7 @@ mod clip;
 pub mod glyphs;
 pub mod style;
 
-use std::{fmt::Write as _, sync::Arc, time::Duration};
+use std::{fmt::Write as _, sync::Arc};
 
 use axum::{
     body::Body,
@@ -49,9 +49,13 @@ pub struct Built {
     pub raw: axum::body::Bytes,
     pub gzip: axum::body::Bytes,
     pub etag: String,
+    /// The ETag as a header, made once.
+    etag_header: HeaderValue,
 }
 
-pub type TileCache = Cache<String, Arc<Option<Built>>>;
+/// Keys hashed with foldhash: they are ours, not an attacker's choice of
+/// collisions (each names a version and a validated tile address).
+pub type TileCache = Cache<String, Arc<Option<Built>>, foldhash::fast::RandomState>;
 
 pub fn cache() -> TileCache {
     Cache::builder()
@@ -63,8 +67,10 @@ pub fn cache() -> TileCache {
                 .map_or(0, |b| b.raw.len() + b.gzip.len());
             u32::try_from(bytes + k.len() + 64).unwrap_or(u32::MAX)
         })
-        .time_to_idle(Duration::from_secs(3600))
-        .build()
+        // No idle timer: a key names its layers' versions, so an outdated
+        // tile is never asked for again and ages out by size; a hit then
+        // costs no clock read.
+        .build_with_hasher(foldhash::fast::RandomState::default())
 }
 
 pub fn router() -> Router<AppState> {
@@ -158,8 +164,11 @@ async fn tile(
     Path((spec, z, x, y)): Path<(String, String, String, String)>,
     caller: Caller,
     RawQuery(raw): RawQuery,
-    headers: HeaderMap,
+    // The request itself, last: its headers are read in place (a
+    // `HeaderMap` extractor would copy them on every hit).
+    request: axum::extract::Request,
 ) -> Result<Response, AppError> {
+    let headers = request.headers();
     caller.require_reader(&state)?;
     let bad = |what: &str, v: &str| AppError::BadRequest(format!("tile {what} `{v}` is not valid"));
     let z: u8 = z
@@ -210,8 +219,7 @@ async fn tile(
     let Some(built) = built.as_ref() else {
         return Ok((StatusCode::NO_CONTENT, [cache_control]).into_response());
     };
-    let etag =
-        HeaderValue::from_str(&built.etag).unwrap_or_else(|_| HeaderValue::from_static("\"\""));
+    let etag = built.etag_header.clone();
     let fresh = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
@@ -291,6 +299,8 @@ fn finish(raw: Vec<u8>) -> Built {
     Built {
         raw: raw.into(),
         gzip: gzip.into(),
+        etag_header: HeaderValue::from_str(&etag)
+            .unwrap_or_else(|_| HeaderValue::from_static("\"\"")),
         etag,
     }
 }
