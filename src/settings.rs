@@ -144,9 +144,11 @@ pub struct ServeArgs {
     /// Largest body of `POST /api/import/{layer}` in bytes [default: 256 MiB].
     #[arg(long, env = "ONEMAP_IMPORT_LIMIT")]
     pub import_limit: Option<usize>,
-    /// An online raster basemap for sites that have one: an XYZ URL template
-    /// such as Tianditu's with its key, or the operator's own tile server.
-    /// Drawn under the layers; the offline basemaps stay available.
+    /// An online basemap for sites that have one: a raster XYZ URL template
+    /// such as Tianditu's with its key, or the TileJSON URL (`….json`) of a
+    /// vector basemap on the operator's own tile server (drawn in the
+    /// OpenMapTiles schema). Drawn under the layers; the offline basemaps
+    /// stay available.
     #[arg(long, env = "ONEMAP_BASEMAP_URL")]
     pub basemap_url: Option<String>,
     /// Attribution shown for `--basemap-url`.

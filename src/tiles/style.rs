@@ -227,6 +227,108 @@ fn text_layers(layer: &LayerDef) -> Vec<Value> {
     out
 }
 
+/// Whether a basemap URL names a TileJSON (a vector source) rather than a
+/// raster tile template.
+pub fn is_tilejson(url: &str) -> bool {
+    let path = url.split(['?', '#']).next().unwrap_or_default();
+    path.ends_with(".json") && !url.contains("{z}")
+}
+
+/// The layers of the OpenMapTiles schema (Planetiler, OpenMapTiles,
+/// tileserver-gl and most self-hosted vector basemaps), bottom to top.
+pub const OPENMAPTILES: &[&str] = &[
+    "landcover",
+    "landuse",
+    "park",
+    "water",
+    "waterway",
+    "aeroway",
+    "building",
+    "transportation",
+    "boundary",
+    "water_name",
+    "transportation_name",
+    "place",
+];
+
+/// Muted style layers for a vector basemap's `layers`: the OpenMapTiles
+/// ones drawn as what they are, any other as outlines and light fills (the
+/// demo's own `boundary` basemap among them). Muted, because the one map's
+/// own layers carry the colour.
+fn vector_basemap_layers(source: &str, layers: &[&str]) -> Vec<Value> {
+    let mut out = Vec::new();
+    let ordered = OPENMAPTILES
+        .iter()
+        .filter(|l| layers.contains(l))
+        .chain(layers.iter().filter(|l| !OPENMAPTILES.contains(l)));
+    for l in ordered {
+        let id = format!("{source}-{l}");
+        let common = json!({ "source": source, "source-layer": l });
+        let mut add = |suffix: &str, extra: Value| {
+            let mut layer = common.clone();
+            if let (Some(o), Some(e)) = (layer.as_object_mut(), extra.as_object()) {
+                o.insert("id".into(), json!(format!("{id}{suffix}")));
+                o.extend(e.clone());
+            }
+            out.push(layer);
+        };
+        match *l {
+            "landcover" | "park" => add(
+                "",
+                json!({ "type": "fill", "paint": { "fill-color": "#e3ecd9", "fill-opacity": 0.6 } }),
+            ),
+            "landuse" => add(
+                "",
+                json!({ "type": "fill", "paint": { "fill-color": "#ece9e2", "fill-opacity": 0.6 } }),
+            ),
+            "water" => add(
+                "",
+                json!({ "type": "fill", "paint": { "fill-color": "#c6dbe9" } }),
+            ),
+            "waterway" => add(
+                "",
+                json!({ "type": "line", "paint": { "line-color": "#a9c7dd", "line-width": 1 } }),
+            ),
+            "aeroway" => add(
+                "",
+                json!({ "type": "fill", "filter": ["==", ["geometry-type"], "Polygon"], "paint": { "fill-color": "#e6e4ea" } }),
+            ),
+            "building" => add(
+                "",
+                json!({ "type": "fill", "minzoom": 14, "paint": { "fill-color": "#e1ddd6" } }),
+            ),
+            "transportation" => add(
+                "",
+                json!({ "type": "line", "paint": { "line-color": "#ffffff",
+                "line-width": ["interpolate", ["linear"], ["zoom"], 8, 0.5, 16, 6] } }),
+            ),
+            "boundary" => add(
+                "",
+                json!({ "type": "line", "paint": { "line-color": "#a1887f", "line-width": 0.8, "line-dasharray": [3, 2] } }),
+            ),
+            "water_name" | "transportation_name" | "place" => add(
+                "",
+                json!({ "type": "symbol",
+                "layout": { "text-field": ["coalesce", ["get", "name:zh"], ["get", "name"]], "text-font": [glyphs::REGULAR], "text-size": 11,
+                            "symbol-placement": if *l == "transportation_name" { "line" } else { "point" } },
+                "paint": { "text-color": "#6d6d6d", "text-halo-color": HALO, "text-halo-width": 1 } }),
+            ),
+            _ => {
+                add(
+                    "-fill",
+                    json!({ "type": "fill", "filter": ["==", ["geometry-type"], "Polygon"],
+                    "paint": { "fill-color": "#f1efe6", "fill-opacity": 0.9 } }),
+                );
+                add(
+                    "-line",
+                    json!({ "type": "line", "paint": { "line-color": "#a1887f", "line-width": 0.8, "line-dasharray": [3, 2] } }),
+                );
+            }
+        }
+    }
+    out
+}
+
 /// A basemap the style draws under the layers.
 pub struct BasemapSource {
     pub name: String,
@@ -249,13 +351,25 @@ pub fn style(
     ];
     let mut sources = serde_json::Map::new();
     if let Some((url, attribution)) = remote {
-        sources.insert(
-            "remote-basemap".into(),
-            json!({ "type": "raster", "tiles": [url], "tileSize": 256,
-            "attribution": attribution.unwrap_or_default() }),
-        );
-        style_layers_all
-            .push(json!({ "id": "remote-basemap", "type": "raster", "source": "remote-basemap" }));
+        let attribution = attribution.unwrap_or_default();
+        if is_tilejson(url) {
+            // A vector basemap (the operator's own tile server): its layers
+            // are not known before it answers, so the style draws the
+            // OpenMapTiles schema most self-hosted vector basemaps use.
+            sources.insert(
+                "remote-basemap".into(),
+                json!({ "type": "vector", "url": url, "attribution": attribution }),
+            );
+            style_layers_all.extend(vector_basemap_layers("remote-basemap", OPENMAPTILES));
+        } else {
+            sources.insert(
+                "remote-basemap".into(),
+                json!({ "type": "raster", "tiles": [url], "tileSize": 256, "attribution": attribution }),
+            );
+            style_layers_all.push(
+                json!({ "id": "remote-basemap", "type": "raster", "source": "remote-basemap" }),
+            );
+        }
     }
     for b in basemaps {
         let id = format!("basemap-{}", b.name);
@@ -264,12 +378,8 @@ pub fn style(
                 id.clone(),
                 json!({ "type": "vector", "url": format!("{base}/tiles/basemap/{}.json", b.name) }),
             );
-            for l in &b.layers {
-                style_layers_all.push(json!({ "id": format!("{id}-{l}-fill"), "type": "fill", "source": id, "source-layer": l,
-                    "filter": ["==", ["geometry-type"], "Polygon"], "paint": { "fill-color": "#f1efe6", "fill-opacity": 0.9 } }));
-                style_layers_all.push(json!({ "id": format!("{id}-{l}-line"), "type": "line", "source": id, "source-layer": l,
-                    "paint": { "line-color": "#a1887f", "line-width": 0.8, "line-dasharray": [3, 2] } }));
-            }
+            let layers: Vec<&str> = b.layers.iter().map(String::as_str).collect();
+            style_layers_all.extend(vector_basemap_layers(&id, &layers));
         } else {
             sources.insert(id.clone(), json!({ "type": "raster", "url": format!("{base}/tiles/basemap/{}.json", b.name), "tileSize": 256 }));
             style_layers_all.push(json!({ "id": id, "type": "raster", "source": id }));
@@ -353,4 +463,40 @@ pub async fn get_style(State(state): State<AppState>, headers: HeaderMap) -> Jso
         &basemaps,
         remote,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tilejson_url_is_a_vector_basemap_and_a_template_is_raster() {
+        assert!(is_tilejson("http://10.1.2.3:3000/planet.json"));
+        assert!(is_tilejson(
+            "https://gis.example.gov.cn/tiles/osm.json?key=k"
+        ));
+        assert!(!is_tilejson(
+            "https://t0.tianditu.gov.cn/vec_w/wmts?x={x}&y={y}&l={z}&tk=k"
+        ));
+        assert!(!is_tilejson("http://tiles.local/{z}/{x}/{y}.png"));
+    }
+
+    #[test]
+    fn openmaptiles_layers_are_drawn_in_order_and_others_as_outlines() {
+        let layers =
+            vector_basemap_layers("b", &["place", "water", "roads_custom", "transportation"]);
+        let ids: Vec<&str> = layers.iter().filter_map(|l| l["id"].as_str()).collect();
+        assert_eq!(
+            ids,
+            [
+                "b-water",
+                "b-transportation",
+                "b-place",
+                "b-roads_custom-fill",
+                "b-roads_custom-line"
+            ]
+        );
+        assert_eq!(layers[2]["type"], "symbol");
+        assert_eq!(layers[2]["layout"]["text-font"][0], glyphs::REGULAR);
+    }
 }

@@ -941,3 +941,37 @@ async fn pmtiles_basemaps_are_written_and_served_like_mbtiles() {
         .expect("json");
     assert_eq!(style["sources"]["basemap-linyi-pm"]["type"], "vector");
 }
+
+#[tokio::test]
+async fn a_remote_vector_basemap_is_a_tilejson_source_drawn_under_the_layers() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let app = crate::helpers::spawn_app_with(dir, true, |s| {
+        s.basemap_url = Some("http://10.20.30.40:3000/luozhuang.json".into());
+        s.basemap_attribution = Some("© 罗庄区自然资源局".into());
+    })
+    .await;
+    let style: Value = app
+        .get("/styles/onemap.json")
+        .await
+        .json()
+        .await
+        .expect("json");
+    let source = &style["sources"]["remote-basemap"];
+    assert_eq!(source["type"], "vector");
+    assert_eq!(source["url"], "http://10.20.30.40:3000/luozhuang.json");
+    assert_eq!(source["attribution"], "© 罗庄区自然资源局");
+    let ids: Vec<&str> = style["layers"]
+        .as_array()
+        .expect("layers")
+        .iter()
+        .filter_map(|l| l["id"].as_str())
+        .collect();
+    let water = ids.iter().position(|i| *i == "remote-basemap-water");
+    let place = ids.iter().position(|i| *i == "remote-basemap-place");
+    let ours = ids.iter().position(|i| *i == "districts-fill");
+    assert!(water.is_some() && place.is_some(), "{ids:?}");
+    assert!(
+        water < ours && place < ours,
+        "under the one map's layers: {ids:?}"
+    );
+}
