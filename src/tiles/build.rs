@@ -70,8 +70,8 @@ fn build_named(
     let clip_rect = geo::Rect::new(
         geo::coord! { x: bmin[0], y: bmin[1] },
         geo::coord! { x: bmax[0], y: bmax[1] },
-    )
-    .to_polygon();
+    );
+    let clip_polygon = clip_rect.to_polygon();
     let to_tile =
         |c: geo::Coord<f64>| -> (f64, f64) { ((c.x - min[0]) / unit, (max[1] - c.y) / unit) };
 
@@ -79,7 +79,8 @@ fn build_named(
     let cut = Cut {
         z,
         bounds: (min, max),
-        clip: &clip_rect,
+        rect: clip_rect,
+        clip: &clip_polygon,
         unit,
         to_tile: &to_tile,
     };
@@ -114,11 +115,13 @@ fn build_named(
     tile.to_bytes().ok()
 }
 
-/// Where a tile is cut: its zoom, Mercator bounds, buffered clip polygon,
-/// metres per tile unit and the Mercator → tile-unit transform.
+/// Where a tile is cut: its zoom, Mercator bounds, the buffered tile (as a
+/// box and as a polygon), metres per tile unit and the Mercator → tile-unit
+/// transform.
 struct Cut<'a> {
     z: u8,
     bounds: ([f64; 2], [f64; 2]),
+    rect: geo::Rect<f64>,
     clip: &'a geo::Polygon<f64>,
     unit: f64,
     to_tile: &'a dyn Fn(geo::Coord<f64>) -> (f64, f64),
@@ -141,7 +144,7 @@ fn add_layer(
         mvt_layer = clustered(mvt_layer, layer, entries, cut.to_tile);
     } else {
         for e in entries {
-            let Some(geom) = encode(&e.mercator, cut.clip, cut.unit, cut.to_tile) else {
+            let Some(geom) = encode(&e.mercator, cut) else {
                 continue;
             };
             let mut f = mvt_layer.into_feature(geom);
@@ -296,13 +299,9 @@ fn clustered(
 
 /// Clip, simplify, orient and encode one geometry; `None` when nothing of
 /// it is left in the buffered tile.
-fn encode(
-    g: &geo::Geometry<f64>,
-    clip: &geo::Polygon<f64>,
-    unit: f64,
-    to_tile: &dyn Fn(geo::Coord<f64>) -> (f64, f64),
-) -> Option<mvt::GeomData> {
+fn encode(g: &geo::Geometry<f64>, cut: &Cut) -> Option<mvt::GeomData> {
     use geo::Intersects;
+    let (clip, unit, to_tile) = (cut.clip, cut.unit, cut.to_tile);
     match g {
         geo::Geometry::Point(p) => {
             if !clip.intersects(p) {
@@ -331,7 +330,7 @@ fn encode(
                 geo::Geometry::MultiLineString(m) => m.clone(),
                 _ => return None,
             };
-            let clipped = if inside(&lines, clip) {
+            let clipped = if inside(&lines, &cut.rect) {
                 lines.simplify(unit / 2.0)
             } else {
                 clip.clip(&lines, false).simplify(unit / 2.0)
@@ -356,11 +355,10 @@ fn encode(
             };
             // Exact clip to the buffered tile, then generalise to half a pixel.
             // (An area wholly inside the buffered tile needs no clipping.)
-            let clipped = if inside(&polys, clip) {
+            let clipped = if inside(&polys, &cut.rect) {
                 polys.simplify(unit / 2.0)
             } else {
-                let rect = geo::BoundingRect::bounding_rect(clip)?;
-                super::clip::clip_polygons(&polys, &rect)?.simplify(unit / 2.0)
+                super::clip::clip_polygons(&polys, &cut.rect)?.simplify(unit / 2.0)
             };
             // Exterior rings counter-clockwise in Mercator (y up) are
             // clockwise in tile space (y down), as MVT 2.1 §4.3.4.4 wants.
@@ -382,21 +380,17 @@ fn encode(
     }
 }
 
-/// Whether a shape's bounding box lies within the (rectangular) clip.
+/// Whether a shape's bounding box lies within the box.
 fn inside(
     shape: &impl geo::BoundingRect<f64, Output = Option<geo::Rect<f64>>>,
-    clip: &geo::Polygon<f64>,
+    clip: &geo::Rect<f64>,
 ) -> bool {
-    use geo::BoundingRect;
-    match (shape.bounding_rect(), clip.bounding_rect()) {
-        (Some(s), Some(c)) => {
-            s.min().x >= c.min().x
-                && s.min().y >= c.min().y
-                && s.max().x <= c.max().x
-                && s.max().y <= c.max().y
-        }
-        _ => false,
-    }
+    shape.bounding_rect().is_some_and(|s| {
+        s.min().x >= clip.min().x
+            && s.min().y >= clip.min().y
+            && s.max().x <= clip.max().x
+            && s.max().y <= clip.max().y
+    })
 }
 
 /// Add one ring (without its closing position: MVT closes it). `Some(false)`

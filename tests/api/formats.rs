@@ -68,12 +68,9 @@ async fn csv_and_geopackage_uploads_import_all_or_nothing() {
         .await
         .expect("answers");
     assert_eq!(r.status(), 201);
-    let fc: Value = app
-        .get("/ogc/collections/equipment/items?name=排涝泵车&crs=gcj02")
-        .await
-        .json()
-        .await
-        .expect("json");
+    let fc = app
+        .get_json("/ogc/collections/equipment/items?name=排涝泵车&crs=gcj02")
+        .await;
     let c = &fc["features"][0]["geometry"]["coordinates"];
     assert!(
         (c[0].as_f64().unwrap_or(0.0) - 118.30).abs() < 1e-9,
@@ -97,22 +94,12 @@ async fn csv_and_geopackage_uploads_import_all_or_nothing() {
         .await
         .expect("gpkg")
         .to_vec();
-    let before: Value = app
-        .get("/ogc/collections/shelters/items")
-        .await
-        .json()
-        .await
-        .expect("json");
+    let before = app.get_json("/ogc/collections/shelters/items").await;
     let r = upload("application/geopackage+sqlite3", gpkg, "shelters", "wgs84")
         .await
         .expect("answers");
     assert_eq!(r.status(), 201);
-    let after: Value = app
-        .get("/ogc/collections/shelters/items")
-        .await
-        .json()
-        .await
-        .expect("json");
+    let after = app.get_json("/ogc/collections/shelters/items").await;
     assert_eq!(
         after["numberMatched"].as_u64(),
         before["numberMatched"].as_u64().map(|n| n * 2)
@@ -286,11 +273,8 @@ async fn gbk_shapefiles_import_from_a_path_and_as_a_zip_upload() {
         .await
         .expect("answers");
     assert_eq!(r.status(), 201, "{}", r.text().await.unwrap_or_default());
-    let fc: Value = app
-        .get("/ogc/collections/supply_depots/items?level=town")
-        .await
-        .json()
-        .await
-        .expect("json");
+    let fc = app
+        .get_json("/ogc/collections/supply_depots/items?level=town")
+        .await;
     assert_eq!(fc["features"][0]["properties"]["manager"], "李秀英");
 }

@@ -31,6 +31,11 @@ impl TestApp {
             .expect("the server answers")
     }
 
+    /// GET a JSON document (asserting it is one).
+    pub async fn get_json(&self, path: &str) -> serde_json::Value {
+        self.get(path).await.json().await.expect("a JSON answer")
+    }
+
     /// Stop the server the way SIGTERM does and wait until it has closed
     /// the store.
     pub async fn stop(mut self) -> TempDir {

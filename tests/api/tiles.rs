@@ -287,12 +287,7 @@ async fn an_edit_changes_the_tiles_that_cover_it_and_only_those() {
     let app = spawn_app(true).await;
     let token = app.token(Role::Dispatcher).await;
     let z = 14;
-    let team: Value = app
-        .get("/ogc/collections/rescue_teams/items/1")
-        .await
-        .json()
-        .await
-        .expect("json");
+    let team = app.get_json("/ogc/collections/rescue_teams/items/1").await;
     let (lon, lat) = (
         team["geometry"]["coordinates"][0].as_f64().expect("lon"),
         team["geometry"]["coordinates"][1].as_f64().expect("lat"),
@@ -309,12 +304,7 @@ async fn an_edit_changes_the_tiles_that_cover_it_and_only_those() {
         }
     };
     let covering = format!("/tiles/rescue_teams/{z}/{x}/{y}.mvt");
-    let other_team: Value = app
-        .get("/ogc/collections/rescue_teams/items/9")
-        .await
-        .json()
-        .await
-        .expect("json");
+    let other_team = app.get_json("/ogc/collections/rescue_teams/items/9").await;
     let (ox, oy) = tile_of(
         other_team["geometry"]["coordinates"][0]
             .as_f64()
@@ -439,12 +429,7 @@ async fn filtered_tiles_hold_only_matching_features() {
 #[tokio::test]
 async fn tilejson_describes_layers_fields_and_bounds() {
     let app = spawn_app(true).await;
-    let tj: Value = app
-        .get("/tiles/onemap.json")
-        .await
-        .json()
-        .await
-        .expect("json");
+    let tj = app.get_json("/tiles/onemap.json").await;
     assert_eq!(tj["tilejson"], "3.0.0");
     assert!(tj["tiles"][0]
         .as_str()
@@ -483,12 +468,9 @@ async fn tilejson_describes_layers_fields_and_bounds() {
         b[0].as_f64().unwrap_or(0.0) > 117.0 && b[2].as_f64().unwrap_or(0.0) < 120.0,
         "{b}"
     );
-    let filtered: Value = app
-        .get("/tiles/shelters.json?filter=capacity%20%3E%201000")
-        .await
-        .json()
-        .await
-        .expect("json");
+    let filtered = app
+        .get_json("/tiles/shelters.json?filter=capacity%20%3E%201000")
+        .await;
     assert!(filtered["tiles"][0]
         .as_str()
         .is_some_and(|t| t.contains("filter=capacity")));
@@ -497,12 +479,7 @@ async fn tilejson_describes_layers_fields_and_bounds() {
 #[tokio::test]
 async fn the_style_draws_every_layer_from_our_own_tiles_with_no_outside_url() {
     let app = spawn_app(true).await;
-    let style: Value = app
-        .get("/styles/onemap.json")
-        .await
-        .json()
-        .await
-        .expect("json");
+    let style = app.get_json("/styles/onemap.json").await;
     assert_eq!(style["version"], 8);
     let text = style.to_string();
     for url in text.split("http").skip(1) {
@@ -512,12 +489,7 @@ async fn the_style_draws_every_layer_from_our_own_tiles_with_no_outside_url() {
             &url[..40.min(url.len())]
         );
     }
-    let tj: Value = app
-        .get("/tiles/onemap.json")
-        .await
-        .json()
-        .await
-        .expect("json");
+    let tj = app.get_json("/tiles/onemap.json").await;
     let ids: Vec<&str> = tj["vector_layers"]
         .as_array()
         .expect("layers")
@@ -605,12 +577,7 @@ async fn the_offline_basemap_is_written_served_and_styled() {
         s.basemap_url = Some("https://tiles.example.gov.cn/{z}/{x}/{y}.png?tk=secret".into());
     })
     .await;
-    let tj: Value = app
-        .get("/tiles/basemap/linyi-basemap.json")
-        .await
-        .json()
-        .await
-        .expect("json");
+    let tj = app.get_json("/tiles/basemap/linyi-basemap.json").await;
     assert_eq!(tj["tilejson"], "3.0.0");
     assert_eq!(tj["vector_layers"][0]["id"], "boundary");
     let (x, y) = tile_of(118.3, 35.0, 9);
@@ -651,12 +618,7 @@ async fn the_offline_basemap_is_written_served_and_styled() {
         404
     );
 
-    let style: Value = app
-        .get("/styles/onemap.json")
-        .await
-        .json()
-        .await
-        .expect("json");
+    let style = app.get_json("/styles/onemap.json").await;
     assert_eq!(style["sources"]["basemap-linyi-basemap"]["type"], "vector");
     assert_eq!(
         style["sources"]["remote-basemap"]["tiles"][0],
@@ -713,12 +675,7 @@ async fn ogrinfo_layer(
 #[tokio::test]
 async fn each_named_area_is_labelled_by_one_tile_per_zoom_inside_itself() {
     let app = spawn_app(true).await;
-    let districts: Value = app
-        .get("/ogc/collections/districts/items")
-        .await
-        .json()
-        .await
-        .expect("json");
+    let districts = app.get_json("/ogc/collections/districts/items").await;
     let features = districts["features"].as_array().expect("features");
     assert!(features.len() >= 2);
     let mut bbox = [180.0f64, 90.0f64, -180.0f64, -90.0f64];
@@ -763,12 +720,7 @@ async fn each_named_area_is_labelled_by_one_tile_per_zoom_inside_itself() {
 #[tokio::test]
 async fn glyphs_are_served_for_every_font_the_style_uses_and_bad_requests_are_problems() {
     let app = spawn_app(true).await;
-    let style: Value = app
-        .get("/styles/onemap.json")
-        .await
-        .json()
-        .await
-        .expect("json");
+    let style = app.get_json("/styles/onemap.json").await;
     let template = style["glyphs"].as_str().expect("glyphs url");
     assert!(template.starts_with(&app.url("/fonts/")), "{template}");
     let mut fonts: Vec<String> = style["layers"]
@@ -892,12 +844,7 @@ async fn pmtiles_basemaps_are_written_and_served_like_mbtiles() {
 
     let app = crate::helpers::spawn_app_with(dir, false, |s| s.tiles_dir = tiles_dir).await;
     for name in ["linyi-pm", "linyi-ref"] {
-        let tj: Value = app
-            .get(&format!("/tiles/basemap/{name}.json"))
-            .await
-            .json()
-            .await
-            .expect("json");
+        let tj = app.get_json(&format!("/tiles/basemap/{name}.json")).await;
         assert_eq!(tj["tilejson"], "3.0.0");
         assert_eq!(tj["maxzoom"], 10.0);
         assert_eq!(tj["vector_layers"][0]["id"], "boundary", "{name}: {tj}");
@@ -933,12 +880,7 @@ async fn pmtiles_basemaps_are_written_and_served_like_mbtiles() {
         }
     }
     assert!(compared >= 4, "{compared} tiles compared");
-    let style: Value = app
-        .get("/styles/onemap.json")
-        .await
-        .json()
-        .await
-        .expect("json");
+    let style = app.get_json("/styles/onemap.json").await;
     assert_eq!(style["sources"]["basemap-linyi-pm"]["type"], "vector");
 }
 
@@ -950,12 +892,7 @@ async fn a_remote_vector_basemap_is_a_tilejson_source_drawn_under_the_layers() {
         s.basemap_attribution = Some("© 罗庄区自然资源局".into());
     })
     .await;
-    let style: Value = app
-        .get("/styles/onemap.json")
-        .await
-        .json()
-        .await
-        .expect("json");
+    let style = app.get_json("/styles/onemap.json").await;
     let source = &style["sources"]["remote-basemap"];
     assert_eq!(source["type"], "vector");
     assert_eq!(source["url"], "http://10.20.30.40:3000/luozhuang.json");

@@ -447,23 +447,15 @@ async fn an_import_with_one_bad_feature_among_ten_thousand_stores_none() {
     let report: Value = r.json().await.expect("json");
     assert_eq!(report["errors"][0]["line"], 6_790);
     assert_eq!(report["errors"][0]["field"], "status");
-    let fc: Value = app
-        .get("/ogc/collections/rescue_teams/items")
-        .await
-        .json()
-        .await
-        .expect("json");
+    let fc = app.get_json("/ogc/collections/rescue_teams/items").await;
     assert_eq!(fc["numberMatched"], 0, "all or nothing");
 
     lines[6_789] = lines[6_789].replace("asleep", "standby");
     let r = import(lines.join("\n")).await.expect("answers");
     assert_eq!(r.status(), 201);
-    let fc: Value = app
-        .get("/ogc/collections/rescue_teams/items?limit=10000")
-        .await
-        .json()
-        .await
-        .expect("json");
+    let fc = app
+        .get_json("/ogc/collections/rescue_teams/items?limit=10000")
+        .await;
     assert_eq!(fc["numberMatched"], 10_000);
     assert_eq!(fc["numberReturned"], 10_000);
 }
