@@ -202,3 +202,54 @@ async fn features_appended_by_gdal_are_indexed_and_read_back() {
     );
     assert_eq!(team.properties["headcount"], 12);
 }
+
+#[tokio::test]
+async fn a_write_waits_for_another_program_holding_the_file_instead_of_failing() {
+    use sqlx::Connection;
+    let app = spawn_app(true).await;
+    let token = app.token(onemap::auth::Role::Dispatcher).await;
+    // Another program (QGIS, GDAL, a script) in the middle of its own write.
+    let mut other = sqlx::SqliteConnection::connect(&format!("sqlite://{}", app.db_path.display()))
+        .await
+        .expect("a second connection");
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut other)
+        .await
+        .expect("the other program takes the write lock");
+    sqlx::query(
+        "UPDATE gpkg_contents SET description = 'edited elsewhere' WHERE table_name = 'incidents'",
+    )
+    .execute(&mut other)
+    .await
+    .expect("its write");
+    let (client, url) = (
+        app.client.clone(),
+        app.url("/ogc/collections/incidents/items"),
+    );
+    let post = tokio::spawn(async move {
+        client
+            .post(url)
+            .bearer_auth(token)
+            .header("content-type", "application/geo+json")
+            .body(
+                serde_json::json!({ "type": "Feature", "geometry": { "type": "Point", "coordinates": [118.3, 35.0] },
+                    "properties": { "name": "while QGIS saves", "type": "flood", "status": "reported",
+                                    "reported_at": "2026-07-20T02:00:00Z" } })
+                .to_string(),
+            )
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+            .unwrap_or(0)
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    sqlx::query("COMMIT")
+        .execute(&mut other)
+        .await
+        .expect("the other program commits");
+    assert_eq!(post.await.expect("task"), 201, "the write waited its turn");
+    let found = app
+        .get_json("/ogc/collections/incidents/items?name=while%20QGIS%20saves")
+        .await;
+    assert_eq!(found["numberReturned"], 1);
+}

@@ -111,6 +111,65 @@ impl GpkgStore {
         row.map(|r| read_feature(layer, &r)).transpose()
     }
 
+    /// Begin a write on `layer` (the caller holds the single-writer lock):
+    /// a transaction in which the layer is known.
+    ///
+    /// `BEGIN IMMEDIATE` takes SQLite's write lock at once, waiting (the
+    /// busy timeout) while another holds it: QGIS or GDAL editing the file,
+    /// or an earlier write that ended early and whose dropped transaction
+    /// the pool has not rolled back yet. A deferred transaction that read
+    /// first would instead fail with "database is locked" on its first
+    /// write, without waiting.
+    async fn begin_write(
+        &self,
+        layer: &LayerDef,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, StoreError> {
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(StoreError::db("starting a transaction"))?;
+        Self::check_layer(&mut tx, layer).await?;
+        Ok(tx)
+    }
+
+    /// The feature a replace or delete acts on, as stored, if its ETag
+    /// matches `if_match`; `None` when there is no such feature.
+    async fn current(
+        conn: &mut SqliteConnection,
+        layer: &LayerDef,
+        id: i64,
+        if_match: Option<&str>,
+    ) -> Result<Option<Feature>, StoreError> {
+        let Some(current) = Self::read_one(conn, layer, id).await? else {
+            return Ok(None);
+        };
+        if if_match.is_some_and(|tag| tag != current.etag()) {
+            return Err(StoreError::PreconditionFailed {
+                layer: layer.name.clone(),
+                id,
+            });
+        }
+        Ok(Some(current))
+    }
+
+    /// End a write (its triggers dropped once it began writing): stamp the
+    /// layer, restore its triggers, log the change in the same transaction,
+    /// commit.
+    async fn finish(
+        mut tx: sqlx::Transaction<'static, sqlx::Sqlite>,
+        layer: &LayerDef,
+        entry: log::Entry<'_>,
+    ) -> Result<Written, StoreError> {
+        touch(&mut tx, layer).await?;
+        let ids = entry.ids.clone();
+        let change = log::append(&mut tx, entry).await?;
+        tx.commit()
+            .await
+            .map_err(StoreError::db(format!("committing {}", layer.name)))?;
+        Ok(Written { ids, change })
+    }
+
     fn select_sql(layer: &LayerDef) -> String {
         let cols: Vec<String> = layer
             .properties
@@ -427,12 +486,7 @@ impl Store for GpkgStore {
         let row = format!("({})", vec!["?"; cols.len() + 1].join(", "));
         let per_statement = (30_000 / (cols.len() + 1)).clamp(1, ROWS_PER_STATEMENT);
         let _writer = self.write_lock.lock().await;
-        let mut tx = self
-            .pool
-            .begin()
-            .await
-            .map_err(StoreError::db("starting a transaction"))?;
-        Self::check_layer(&mut tx, layer).await?;
+        let mut tx = self.begin_write(layer).await?;
         schema::drop_triggers(&mut tx, layer).await?;
         let mut ids = Vec::with_capacity(features.len());
         for chunk in features.chunks(per_statement) {
@@ -461,14 +515,14 @@ impl Store for GpkgStore {
         }
         let pairs: Vec<(i64, &Feature)> = ids.iter().copied().zip(features.iter()).collect();
         index_features(&mut tx, layer, &pairs).await?;
-        touch(&mut tx, layer).await?;
-        let change = log::append(
-            &mut tx,
+        Self::finish(
+            tx,
+            layer,
             log::Entry {
                 layer: &layer.name,
                 actor,
                 op: Op::Create,
-                ids: ids.clone(),
+                ids,
                 bbox_before: None,
                 bbox_after: log::union(features.iter().map(|f| log::envelope(&f.geometry))),
                 before: None,
@@ -480,11 +534,7 @@ impl Store for GpkgStore {
                 )),
             },
         )
-        .await?;
-        tx.commit()
-            .await
-            .map_err(StoreError::db(format!("committing {}", layer.name)))?;
-        Ok(Written { ids, change })
+        .await
     }
 
     async fn feature(&self, layer: &LayerDef, id: i64) -> Result<Option<Feature>, StoreError> {
@@ -590,21 +640,10 @@ impl Store for GpkgStore {
             sets.join(", ")
         );
         let _writer = self.write_lock.lock().await;
-        let mut tx = self
-            .pool
-            .begin()
-            .await
-            .map_err(StoreError::db("starting a transaction"))?;
-        Self::check_layer(&mut tx, layer).await?;
-        let Some(current) = Self::read_one(&mut tx, layer, id).await? else {
+        let mut tx = self.begin_write(layer).await?;
+        let Some(current) = Self::current(&mut tx, layer, id, if_match).await? else {
             return Ok(None);
         };
-        if if_match.is_some_and(|tag| tag != current.etag()) {
-            return Err(StoreError::PreconditionFailed {
-                layer: layer.name.clone(),
-                id,
-            });
-        }
         schema::drop_triggers(&mut tx, layer).await?;
         bind_feature(sqlx::query(&sql), layer, &f)?
             .bind(id)
@@ -612,9 +651,9 @@ impl Store for GpkgStore {
             .await
             .map_err(StoreError::db(format!("updating {} {id}", layer.name)))?;
         index_features(&mut tx, layer, &[(id, &f)]).await?;
-        touch(&mut tx, layer).await?;
-        let change = log::append(
-            &mut tx,
+        Self::finish(
+            tx,
+            layer,
             log::Entry {
                 layer: &layer.name,
                 actor,
@@ -626,14 +665,8 @@ impl Store for GpkgStore {
                 after: Some(Value::Array(vec![Value::Object(f.properties.clone())])),
             },
         )
-        .await?;
-        tx.commit()
-            .await
-            .map_err(StoreError::db(format!("committing {}", layer.name)))?;
-        Ok(Some(Written {
-            ids: vec![id],
-            change,
-        }))
+        .await
+        .map(Some)
     }
 
     async fn delete(
@@ -644,21 +677,10 @@ impl Store for GpkgStore {
         if_match: Option<&str>,
     ) -> Result<Option<Written>, StoreError> {
         let _writer = self.write_lock.lock().await;
-        let mut tx = self
-            .pool
-            .begin()
-            .await
-            .map_err(StoreError::db("starting a transaction"))?;
-        Self::check_layer(&mut tx, layer).await?;
-        let Some(current) = Self::read_one(&mut tx, layer, id).await? else {
+        let mut tx = self.begin_write(layer).await?;
+        let Some(current) = Self::current(&mut tx, layer, id, if_match).await? else {
             return Ok(None);
         };
-        if if_match.is_some_and(|tag| tag != current.etag()) {
-            return Err(StoreError::PreconditionFailed {
-                layer: layer.name.clone(),
-                id,
-            });
-        }
         schema::drop_triggers(&mut tx, layer).await?;
         sqlx::query(&format!("DELETE FROM \"{}\" WHERE fid = ?", layer.name))
             .bind(id)
@@ -673,9 +695,9 @@ impl Store for GpkgStore {
         .execute(&mut *tx)
         .await
         .map_err(StoreError::db(format!("unindexing {} {id}", layer.name)))?;
-        touch(&mut tx, layer).await?;
-        let change = log::append(
-            &mut tx,
+        Self::finish(
+            tx,
+            layer,
             log::Entry {
                 layer: &layer.name,
                 actor,
@@ -687,14 +709,8 @@ impl Store for GpkgStore {
                 after: None,
             },
         )
-        .await?;
-        tx.commit()
-            .await
-            .map_err(StoreError::db(format!("committing {}", layer.name)))?;
-        Ok(Some(Written {
-            ids: vec![id],
-            change,
-        }))
+        .await
+        .map(Some)
     }
 
     async fn changes_since(&self, seq: i64, limit: u64) -> Result<Vec<Change>, StoreError> {
