@@ -27,8 +27,10 @@ pub const BUFFER: f64 = 64.0;
 /// a tile is clustered.
 pub const CLUSTER_BELOW_ZOOM: u8 = 15;
 pub const POINT_BUDGET: usize = 300;
-/// Cluster grid cell, in tile units (64 cells across a tile).
-pub const CLUSTER_CELL: f64 = 64.0;
+/// Cluster grid cell, in tile units: 16 cells across a tile, 32 screen
+/// pixels apart as MapLibre draws 512-pixel tiles, so neighbouring cluster
+/// circles and their counts stay apart (a 64-unit grid piled them up).
+pub const CLUSTER_CELL: f64 = 256.0;
 
 /// The tile z/x/y of the given layers, or `None` when it holds nothing.
 ///
@@ -250,8 +252,8 @@ fn clustered(
         sy: f64,
         first: Option<&'a Entry>,
     }
-    // The buffered tile spans cells -1..=64 each way (65 for a point exactly
-    // on the buffer's far edge): a flat grid, not a map.
+    // The buffered tile spans cells -1..=16 each way (one more for a point
+    // exactly on the buffer's far edge): a flat grid, not a map.
     const SIDE: usize = (EXTENT as f64 / CLUSTER_CELL) as usize + 3;
     let slot = |t: f64| ((t / CLUSTER_CELL).floor() + 1.0).clamp(0.0, (SIDE - 1) as f64) as usize;
     let mut cells = vec![
@@ -273,7 +275,30 @@ fn clustered(
             c.first.get_or_insert(e);
         }
     }
-    for c in cells.iter().filter(|c| c.n > 0) {
+    // Points that straddle a cell corner would pile up overlapping
+    // circles: a cluster whose centre lies within a cell's width of a
+    // larger one joins it (largest first, so the big ones stay put), and
+    // the circles left stand a cell apart.
+    let mut occupied: Vec<Cell> = cells.into_iter().filter(|c| c.n > 0).collect();
+    occupied.sort_by_key(|c| std::cmp::Reverse(c.n));
+    let mut merged: Vec<Cell> = Vec::with_capacity(occupied.len());
+    let near = CLUSTER_CELL.powi(2);
+    for c in occupied {
+        let (cx, cy) = (c.sx / c.n as f64, c.sy / c.n as f64);
+        let into = merged.iter_mut().find(|m| {
+            let (mx, my) = (m.sx / m.n as f64, m.sy / m.n as f64);
+            (mx - cx).powi(2) + (my - cy).powi(2) < near
+        });
+        match into {
+            Some(m) => {
+                m.n += c.n;
+                m.sx += c.sx;
+                m.sy += c.sy;
+            }
+            None => merged.push(c),
+        }
+    }
+    for c in &merged {
         let n = c.n as f64;
         let Ok(geom) = GeomEncoder::new(GeomType::Point)
             .point(c.sx / n, c.sy / n)

@@ -143,7 +143,7 @@ fn style_layers(layer: &LayerDef) -> Vec<Value> {
             "filter": ["all", ["==", ["geometry-type"], "Point"], ["has", "point_count"]],
             "paint": {
                 "circle-color": point_colour(name), "circle-opacity": 0.75,
-                "circle-radius": ["interpolate", ["linear"], ["get", "point_count"], 2, 8, 50, 14, 500, 22],
+                "circle-radius": ["interpolate", ["linear"], ["get", "point_count"], 2, 9, 100, 12, 1000, 15, 10000, 17],
                 "circle-stroke-color": "#ffffff", "circle-stroke-width": 2 },
             "metadata": meta(layer) }));
         out.push(

@@ -147,3 +147,41 @@ test('an edit shows within moments, reloading only the tiles that hold it', asyn
   assert.deepEqual(errors, [], 'no console errors or warnings');
   await page.close();
 });
+
+test('a dense layer is drawn as clusters that print their counts', async () => {
+  const token = execFileSync(bin, ['--database', database, '--log', 'error', 'token', 'create', '--name', 'web-dense', '--role', 'dispatcher'])
+    .toString().trim().split('\n').pop();
+  // 600 GENERATED cameras within a few hundred metres: more than a tile's
+  // point budget, so below z15 they are clustered.
+  const features = Array.from({ length: 600 }, (_, i) => ({
+    type: 'Feature',
+    geometry: { type: 'Point', coordinates: [118.36 + (i % 30) * 0.0002, 35.06 + Math.floor(i / 30) * 0.0002] },
+    properties: { name: `dense-${i}`, channels: 4 },
+  }));
+  const r = await fetch(`${base}/api/import/cameras`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/geo+json', authorization: `Bearer ${token}` },
+    body: JSON.stringify({ type: 'FeatureCollection', features }),
+  });
+  assert.equal(r.status, 201, await r.text());
+
+  const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+  const errors = [];
+  page.on('console', (m) => { if (m.type() === 'error' || m.type() === 'warning') errors.push(`${m.type()}: ${m.text()}`); });
+  page.on('pageerror', (e) => errors.push(e.message));
+  await page.goto(`${base}/#12/35.062/118.363`);
+  await page.waitForFunction(() => window.onemap?.loaded() && window.onemap.areTilesLoaded(), null, { timeout: 60_000 });
+  await page.waitForTimeout(500);
+  const counts = await page.evaluate(() => window.onemap.queryRenderedFeatures({ layers: ['cameras-count'] })
+    .map((f) => f.properties.point_count));
+  await page.screenshot({ path: join(tmpdir(), 'onemap-clusters.png') });
+  assert.ok(counts.length > 0, 'cluster counts are printed');
+  assert.ok(counts.every((n) => n >= 2), `each count is a cluster's: ${counts}`);
+  // Nothing disappears: the dense block (inside one tile here) is counted
+  // whole, in circles that stand apart.
+  const single = await page.evaluate(() => window.onemap.queryRenderedFeatures({ layers: ['cameras'] })
+    .filter((f) => String(f.properties.name).startsWith('dense-')).length);
+  assert.equal(counts.reduce((a, b) => a + b, 0) + single, 600, `counted ${counts} + ${single} drawn`);
+  assert.deepEqual(errors, [], 'no console errors or warnings');
+  await page.close();
+});
