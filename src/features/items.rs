@@ -244,13 +244,8 @@ async fn get_item(
         .ok_or_else(not_found)?;
     // The ETag is of the stored (WGS84) feature, whatever the crs asked for.
     let tag = feature.etag();
-    let matches = headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == tag || t.trim() == "*"));
-    let etag_header =
-        HeaderValue::from_str(&tag).unwrap_or_else(|_| HeaderValue::from_static("\"\""));
-    if matches {
+    let etag_header = crate::etag::header(&tag);
+    if crate::etag::none_match(&headers, &tag) {
         return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag_header)]).into_response());
     }
     let base = base_url(&state, &headers);

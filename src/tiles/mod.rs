@@ -220,11 +220,7 @@ async fn tile(
         return Ok((StatusCode::NO_CONTENT, [cache_control]).into_response());
     };
     let etag = built.etag_header.clone();
-    let fresh = headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == built.etag));
-    if fresh {
+    if crate::etag::none_match(headers, &built.etag) {
         return Ok((
             StatusCode::NOT_MODIFIED,
             [(header::ETAG, etag), cache_control],
@@ -299,8 +295,7 @@ fn finish(raw: Vec<u8>) -> Built {
     Built {
         raw: raw.into(),
         gzip: gzip.into(),
-        etag_header: HeaderValue::from_str(&etag)
-            .unwrap_or_else(|_| HeaderValue::from_static("\"\"")),
+        etag_header: crate::etag::header(&etag),
         etag,
     }
 }
