@@ -168,6 +168,11 @@ async fn render_metrics(State(state): State<AppState>) -> Result<Response, AppEr
             .metrics
             .set_features(&layer.name, state.index.len(&layer.name) as u64);
     }
+    // moka counts lazily: settle its bookkeeping so the figures are current.
+    state.tiles.run_pending_tasks().await;
+    state
+        .metrics
+        .set_tile_cache(state.tiles.weighted_size(), state.tiles.entry_count());
     Ok((
         [(
             header::CONTENT_TYPE,

@@ -1,5 +1,6 @@
-//! Prometheus metrics: requests by route and status, request latency, and
-//! features per layer.
+//! Prometheus metrics: requests by route and status, request latency,
+//! features per layer, and the tile cache (hits, builds and their time,
+//! bytes held).
 //!
 //! Each server owns its registry (no global recorder), so tests can run many
 //! servers in one process.
@@ -48,6 +49,11 @@ pub struct Metrics {
     requests: Family<RequestLabels, Counter>,
     latency: Family<RouteLabels, Histogram, fn() -> Histogram>,
     features: Family<LayerLabels, Gauge>,
+    tile_hits: Counter,
+    tile_builds: Counter,
+    tile_build_seconds: Histogram,
+    tile_cache_bytes: Gauge,
+    tile_cache_entries: Gauge,
 }
 
 impl Default for Metrics {
@@ -79,12 +85,63 @@ impl Metrics {
             "Features stored per layer",
             features.clone(),
         );
+        let tile_hits = Counter::default();
+        let tile_builds = Counter::default();
+        let tile_build_seconds = latency_histogram();
+        let tile_cache_bytes = Gauge::default();
+        let tile_cache_entries = Gauge::default();
+        registry.register(
+            "tile_cache_hits",
+            "Tiles answered from the cache",
+            tile_hits.clone(),
+        );
+        registry.register(
+            "tile_builds",
+            "Tiles cut from the index (cache misses; one per key however many asked at once)",
+            tile_builds.clone(),
+        );
+        registry.register(
+            "tile_build_duration_seconds",
+            "Time to cut and gzip one tile",
+            tile_build_seconds.clone(),
+        );
+        registry.register(
+            "tile_cache_bytes",
+            "Bytes of tiles held in the cache (raw and gzipped)",
+            tile_cache_bytes.clone(),
+        );
+        registry.register(
+            "tile_cache_entries",
+            "Tiles held in the cache",
+            tile_cache_entries.clone(),
+        );
         Self {
             registry: Mutex::new(registry),
             requests,
             latency,
             features,
+            tile_hits,
+            tile_builds,
+            tile_build_seconds,
+            tile_cache_bytes,
+            tile_cache_entries,
         }
+    }
+
+    pub fn tile_hit(&self) {
+        self.tile_hits.inc();
+    }
+
+    pub fn tile_built(&self, seconds: f64) {
+        self.tile_builds.inc();
+        self.tile_build_seconds.observe(seconds);
+    }
+
+    pub fn set_tile_cache(&self, bytes: u64, entries: u64) {
+        self.tile_cache_bytes
+            .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+        self.tile_cache_entries
+            .set(i64::try_from(entries).unwrap_or(i64::MAX));
     }
 
     pub fn record(&self, method: &str, route: &str, status: u16, seconds: f64) {

@@ -207,7 +207,10 @@ async fn tile(
         }
     }
     let built = match state.tiles.get(&key).await {
-        Some(hit) => hit,
+        Some(hit) => {
+            state.metrics.tile_hit();
+            hit
+        }
         None => build_and_cache(&state, key, (z, x, y), &filters, params.crs).await,
     };
     let cache_control = (
@@ -261,10 +264,12 @@ async fn build_and_cache(
         .map(|(l, f)| (Arc::clone(l), f.clone()))
         .collect();
     let index = state.index.clone();
+    let metrics = state.metrics.clone();
     state
         .tiles
         .get_with(key, async move {
             tokio::task::spawn_blocking(move || {
+                let started = std::time::Instant::now();
                 let lookup = |l: &LayerDef| {
                     owned
                         .iter()
@@ -273,7 +278,9 @@ async fn build_and_cache(
                 };
                 let defs: Vec<&LayerDef> = owned.iter().map(|(l, _)| l.as_ref()).collect();
                 let bytes = build::build_tile(&index, &defs, (z, x, y), &lookup, crs);
-                Arc::new(bytes.map(finish))
+                let built = Arc::new(bytes.map(finish));
+                metrics.tile_built(started.elapsed().as_secs_f64());
+                built
             })
             .await
             .unwrap_or_else(|_| Arc::new(None))

@@ -42,6 +42,39 @@ async fn metrics_count_requests_by_route_and_status_and_features_by_layer() {
     );
 }
 
+/// The value of an unlabelled metric in the exposition text.
+fn value(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("{name} in {text}"))
+}
+
+#[tokio::test]
+async fn metrics_show_tile_cache_hits_builds_and_bytes() {
+    let app = spawn_app(true).await;
+    for _ in 0..3 {
+        assert_eq!(app.get("/tiles/onemap/0/0/0.mvt").await.status(), 200);
+    }
+    assert_eq!(app.get("/tiles/districts/0/0/0.mvt").await.status(), 200);
+    let text = app.get("/metrics").await.text().await.expect("text");
+    assert_eq!(
+        value(&text, "onemap_tile_builds_total"),
+        2.0,
+        "two keys built"
+    );
+    assert_eq!(
+        value(&text, "onemap_tile_cache_hits_total"),
+        2.0,
+        "the repeats hit"
+    );
+    assert_eq!(
+        value(&text, "onemap_tile_build_duration_seconds_count"),
+        2.0
+    );
+    assert_eq!(value(&text, "onemap_tile_cache_entries"), 2.0);
+    assert!(value(&text, "onemap_tile_cache_bytes") > 1000.0, "{text}");
+}
+
 #[tokio::test]
 async fn unknown_routes_and_methods_get_problem_documents() {
     let app = spawn_app(false).await;

@@ -68,6 +68,9 @@ pub async fn spawn_app_with(
     let db_path = dir.path().join("onemap.gpkg");
     let mut settings = Settings::for_database(format!("sqlite://{}", db_path.display()));
     settings.demo = demo;
+    // The test's own (empty) basemap folder, not the checkout's `tiles/`,
+    // which `make run` fills.
+    settings.tiles_dir = dir.path().join("tiles");
     tweak(&mut settings);
     settings.web_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("web");
     let app = App::build(settings).await.expect("the server starts");
