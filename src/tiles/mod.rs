@@ -207,10 +207,7 @@ async fn tile(
         }
     }
     let built = match state.tiles.get(&key).await {
-        Some(hit) => {
-            state.metrics.tile_hit();
-            hit
-        }
+        Some(hit) => hit,
         None => build_and_cache(&state, key, (z, x, y), &filters, params.crs).await,
     };
     let cache_control = (
