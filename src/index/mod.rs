@@ -60,23 +60,27 @@ impl Entry {
     pub fn shifted(&self, crs: crate::crs::Crs) -> Entry {
         let mercator = mercator::project(&crs.geometry_from_wgs84(&self.feature.geometry));
         Entry {
-            label: self.label.and(label_point(&mercator)),
+            // Only entries that had a label point get one on the new grid.
+            label: self.label.and_then(|_| label_point(&mercator)),
             point: point_of(&mercator),
             mercator: Arc::new(mercator),
             ..self.clone()
         }
     }
 
-    pub fn new(feature: Feature) -> Option<Self> {
+    /// The entry of a stored feature of `layer`; a label point only where
+    /// the layer labels its areas (`LayerDef::labels_areas`).
+    pub fn new(layer: &LayerDef, feature: Feature) -> Option<Self> {
         use geo::BoundingRect;
         let id = feature.id?;
         let mercator = mercator::project(&feature.geometry);
         let r = mercator.bounding_rect()?;
-        let named = feature
-            .properties
-            .get("name")
-            .and_then(|n| n.as_str())
-            .is_some_and(|n| !n.trim().is_empty());
+        let named = layer.labels_areas()
+            && feature
+                .properties
+                .get("name")
+                .and_then(|n| n.as_str())
+                .is_some_and(|n| !n.trim().is_empty());
         Some(Self {
             id,
             label: named.then(|| label_point(&mercator)).flatten(),
@@ -152,7 +156,7 @@ impl SpatialIndex {
                 .try_collect::<Vec<_>>()
                 .await?
                 .into_iter()
-                .filter_map(Entry::new)
+                .filter_map(|f| Entry::new(layer, f))
                 .collect();
             let by_id = entries.iter().map(|e| (e.id, e.clone())).collect();
             layers.insert(
@@ -268,7 +272,7 @@ impl SpatialIndex {
             if let Some(old) = l.by_id.remove(&id) {
                 l.tree.remove(&old);
             }
-            if let Some(entry) = feature.and_then(Entry::new) {
+            if let Some(entry) = feature.and_then(|f| Entry::new(layer, f)) {
                 l.tree.insert(entry.clone());
                 l.by_id.insert(id, entry);
             }

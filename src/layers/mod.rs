@@ -158,6 +158,18 @@ impl LayerDef {
         self.properties.iter().find(|p| p.name == name)
     }
 
+    /// Whether the layer's named areas get a label point in tiles
+    /// (`{layer}_label`): areas with a `name`, unless the catalog turns
+    /// them off.
+    pub fn labels_areas(&self) -> bool {
+        self.area_labels
+            && self
+                .geometry
+                .iter()
+                .any(|g| matches!(g, GeometryKind::Polygon | GeometryKind::MultiPolygon))
+            && self.property("name").is_some()
+    }
+
     /// One GeoPackage geometry type for the column: the single kind, or
     /// `GEOMETRY` when a layer takes several.
     pub fn geometry_sql_type(&self) -> &'static str {

@@ -240,24 +240,9 @@ pub async fn basemap_tile(
         .ok_or_else(|| AppError::NotFound {
             what: format!("basemap `{name}`"),
         })?;
-    let bad = |what: &str, v: &str| AppError::BadRequest(format!("tile {what} `{v}` is not valid"));
-    let z: u8 = z
-        .parse()
-        .ok()
-        .filter(|z| *z <= 24)
-        .ok_or_else(|| bad("zoom", &z))?;
+    // Any extension (`.mvt`, `.png`…): the file says what its tiles are.
     let y_text = y.split('.').next().unwrap_or_default();
-    let n = 1u64 << z;
-    let x: u32 = x
-        .parse()
-        .ok()
-        .filter(|v| u64::from(*v) < n)
-        .ok_or_else(|| bad("column", &x))?;
-    let y: u32 = y_text
-        .parse()
-        .ok()
-        .filter(|v| u64::from(*v) < n)
-        .ok_or_else(|| bad("row", y_text))?;
+    let (z, x, y) = super::tile_address(&z, &x, y_text, 24)?;
     let found = map
         .tile(z, x, y)
         .await

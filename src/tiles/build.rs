@@ -159,7 +159,7 @@ fn add_layer(
         // A layer name is unique per tile by construction.
         let _ = tile.add_layer(mvt_layer);
     }
-    if !super::has_area_labels(layer) {
+    if !layer.labels_areas() {
         return;
     }
     let labels = labels(

@@ -182,14 +182,19 @@ fn glyph(face: &fontdue::Font, ch: char) -> Glyph {
 static RENDERED: [[OnceLock<Bytes>; RANGES]; FONTS.len()] =
     [const { [const { OnceLock::new() }; RANGES] }; FONTS.len()];
 
-async fn rendered(font: usize, range: usize) -> Bytes {
+async fn rendered(font: usize, range: usize) -> Result<Bytes, AppError> {
     if let Some(b) = RENDERED[font][range].get() {
-        return b.clone();
+        return Ok(b.clone());
     }
-    let bytes = tokio::task::spawn_blocking(move || Bytes::from(render_range(font, range)))
-        .await
-        .unwrap_or_default();
-    RENDERED[font][range].get_or_init(|| bytes).clone()
+    // Drawn inside the blocking task: requests arriving together for a new
+    // range wait on one drawing instead of each drawing it.
+    tokio::task::spawn_blocking(move || {
+        RENDERED[font][range]
+            .get_or_init(|| Bytes::from(render_range(font, range)))
+            .clone()
+    })
+    .await
+    .map_err(|_| AppError::Unavailable("the glyphs could not be drawn".into()))
 }
 
 /// `GET /fonts/{fontstack}/{range}`
@@ -199,7 +204,7 @@ pub async fn get_glyphs(
 ) -> Result<Response, AppError> {
     let font = font_of(&stack)?;
     let range = range_of(&file)?;
-    let bytes = rendered(font, range).await;
+    let bytes = rendered(font, range).await?;
     // The fonts are part of the binary: a range changes only with a release.
     let etag = format!("\"{}-{font}-{range}\"", env!("CARGO_PKG_VERSION"));
     let cache = (

@@ -170,27 +170,13 @@ async fn tile(
 ) -> Result<Response, AppError> {
     let headers = request.headers();
     caller.require_reader(&state)?;
-    let bad = |what: &str, v: &str| AppError::BadRequest(format!("tile {what} `{v}` is not valid"));
-    let z: u8 = z
-        .parse()
-        .ok()
-        .filter(|z| *z <= MAX_ZOOM)
-        .ok_or_else(|| bad("zoom (0–22)", &z))?;
     let y_text = y
         .strip_suffix(".mvt")
         .or_else(|| y.strip_suffix(".pbf"))
-        .ok_or_else(|| bad("name (…/{y}.mvt)", &y))?;
-    let n = 1u64 << z;
-    let x: u32 = x
-        .parse()
-        .ok()
-        .filter(|v| u64::from(*v) < n)
-        .ok_or_else(|| bad("column", &x))?;
-    let y: u32 = y_text
-        .parse()
-        .ok()
-        .filter(|v| u64::from(*v) < n)
-        .ok_or_else(|| bad("row", y_text))?;
+        .ok_or_else(|| {
+            AppError::BadRequest(format!("tile name (…/{{y}}.mvt) `{y}` is not valid"))
+        })?;
+    let (z, x, y) = tile_address(&z, &x, y_text, MAX_ZOOM)?;
     let layers = resolve_layers(&state, &spec)?;
     let params = tile_params(raw.as_deref())?;
     let filters = layer_filters(&layers, params.filter.as_deref())?;
@@ -365,7 +351,7 @@ async fn tilejson(
             }
             let mut out = vec![json!({ "id": l.name, "description": format!("{} {}", l.title_zh, l.title_en),
                     "fields": fields, "minzoom": 0, "maxzoom": MAX_ZOOM })];
-            if has_area_labels(l) {
+            if l.labels_areas() {
                 out.push(json!({ "id": build::label_layer(&l.name),
                     "description": format!("{} 标注点 / label points of {}", l.title_zh, l.title_en),
                     "fields": fields, "minzoom": 0, "maxzoom": MAX_ZOOM }));
@@ -386,17 +372,28 @@ async fn tilejson(
     })))
 }
 
-/// Whether a layer's areas get label points (`{layer}_label`): areas with
-/// a `name`, unless the catalog turns them off.
-pub fn has_area_labels(layer: &LayerDef) -> bool {
-    layer.area_labels
-        && layer.geometry.iter().any(|g| {
-            matches!(
-                g,
-                crate::layers::GeometryKind::Polygon | crate::layers::GeometryKind::MultiPolygon
-            )
-        })
-        && layer.properties.iter().any(|p| p.name == "name")
+/// A tile address from a URL path: a zoom up to `max_zoom`, a column and
+/// a row inside that zoom's grid; a 400 naming the part that is wrong.
+pub(crate) fn tile_address(
+    z: &str,
+    x: &str,
+    y: &str,
+    max_zoom: u8,
+) -> Result<(u8, u32, u32), AppError> {
+    let bad = |what: &str, v: &str| AppError::BadRequest(format!("tile {what} `{v}` is not valid"));
+    let z: u8 = z
+        .parse()
+        .ok()
+        .filter(|z| *z <= max_zoom)
+        .ok_or_else(|| bad(&format!("zoom (0–{max_zoom})"), z))?;
+    let n = 1u64 << z;
+    let index = |v: &str, what: &str| {
+        v.parse::<u32>()
+            .ok()
+            .filter(|v| u64::from(*v) < n)
+            .ok_or_else(|| bad(what, v))
+    };
+    Ok((z, index(x, "column")?, index(y, "row")?))
 }
 
 /// The XYZ tile at zoom `z` holding a WGS84 position.

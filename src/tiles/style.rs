@@ -10,7 +10,7 @@
 use axum::{extract::State, http::HeaderMap, Json};
 use serde_json::{json, Value};
 
-use super::{build::label_layer, glyphs, has_area_labels};
+use super::{build::label_layer, glyphs};
 use crate::{
     features::base_url,
     layers::{GeometryKind, LayerDef},
@@ -179,7 +179,7 @@ fn text_layers(layer: &LayerDef) -> Vec<Value> {
         .geometry
         .iter()
         .any(|g| matches!(g, GeometryKind::Point | GeometryKind::MultiPoint));
-    if has_area_labels(layer) {
+    if layer.labels_areas() {
         let (size, colour, minzoom) = match name.as_str() {
             "districts" => (
                 json!(["interpolate", ["linear"], ["zoom"], 7, 12, 12, 18]),

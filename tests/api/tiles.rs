@@ -534,26 +534,26 @@ async fn the_style_draws_every_layer_from_our_own_tiles_with_no_outside_url() {
     }
 }
 
-#[tokio::test]
-async fn the_offline_basemap_is_written_served_and_styled() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let db = format!("sqlite://{}", dir.path().join("onemap.gpkg").display());
-    let mbtiles = dir.path().join("tiles").join("linyi-basemap.mbtiles");
+/// `onemap basemap --demo` on `dir/onemap.gpkg`, written to `out` (MBTiles
+/// or PMTiles by its extension).
+async fn write_basemap(dir: &std::path::Path, max_zoom: u8, out: &std::path::Path) {
+    let db = format!("sqlite://{}", dir.join("onemap.gpkg").display());
     let o = Command::new(env!("CARGO_BIN_EXE_onemap"))
-        .args([
-            "--database",
-            &db,
-            "basemap",
-            "--demo",
-            "--max-zoom",
-            "9",
-            "-o",
-            mbtiles.to_str().expect("path"),
-        ])
+        .args(["--database", &db, "basemap", "--demo", "--max-zoom"])
+        .arg(max_zoom.to_string())
+        .arg("-o")
+        .arg(out)
         .output()
         .await
         .expect("runs");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+#[tokio::test]
+async fn the_offline_basemap_is_written_served_and_styled() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mbtiles = dir.path().join("tiles").join("linyi-basemap.mbtiles");
+    write_basemap(dir.path(), 9, &mbtiles).await;
     let tiles_dir = dir.path().join("tiles");
     let app = crate::helpers::spawn_app_with(dir, false, |s| {
         s.tiles_dir = tiles_dir;
@@ -600,6 +600,15 @@ async fn the_offline_basemap_is_written_served_and_styled() {
         app.get("/tiles/basemap/nowhere/9/0/0.mvt").await.status(),
         404
     );
+    for bad in [
+        "/tiles/basemap/linyi-basemap/25/0/0.mvt",
+        "/tiles/basemap/linyi-basemap/2/4/0.mvt",
+        "/tiles/basemap/linyi-basemap/2/0/x.mvt",
+    ] {
+        let r = app.get(bad).await;
+        assert_eq!(r.status(), 400, "{bad}");
+        assert_eq!(r.headers()["content-type"], "application/problem+json");
+    }
 
     let style = app.get_json("/styles/onemap.json").await;
     assert_eq!(style["sources"]["basemap-linyi-basemap"]["type"], "vector");
@@ -789,27 +798,12 @@ async fn pmtiles_ref(args: &[&str]) -> String {
 #[tokio::test]
 async fn pmtiles_basemaps_are_written_and_served_like_mbtiles() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let db = format!("sqlite://{}", dir.path().join("onemap.gpkg").display());
     let tiles_dir = dir.path().join("tiles");
     let mb = tiles_dir.join("linyi-mb.mbtiles");
     let pm = tiles_dir.join("linyi-pm.pmtiles");
     let reference = tiles_dir.join("linyi-ref.pmtiles");
     for out in [&mb, &pm] {
-        let o = Command::new(env!("CARGO_BIN_EXE_onemap"))
-            .args([
-                "--database",
-                &db,
-                "basemap",
-                "--demo",
-                "--max-zoom",
-                "10",
-                "-o",
-            ])
-            .arg(out)
-            .output()
-            .await
-            .expect("runs");
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        write_basemap(dir.path(), 10, out).await;
     }
     // Our PMTiles as Protomaps' reader sees it: the same tiles as our
     // MBTiles, gzipped vector tiles, clustered, with the layer described.
