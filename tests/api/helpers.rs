@@ -36,6 +36,17 @@ impl TestApp {
         self.get(path).await.json().await.expect("a JSON answer")
     }
 
+    /// GET `path` and assert a problem document with `status`.
+    pub async fn assert_problem(&self, path: &str, status: u16) {
+        let r = self.get(path).await;
+        assert_eq!(r.status(), status, "{path}");
+        assert_eq!(
+            r.headers()["content-type"],
+            "application/problem+json",
+            "{path}"
+        );
+    }
+
     /// Stop the server the way SIGTERM does and wait until it has closed
     /// the store.
     pub async fn stop(mut self) -> TempDir {

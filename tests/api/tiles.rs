@@ -372,9 +372,7 @@ async fn tile_requests_are_checked_and_empty_tiles_are_204() {
         "/tiles/onemap/a/0/0.mvt",
         "/tiles/onemap/1/0/0.png",
     ] {
-        let r = app.get(bad).await;
-        assert_eq!(r.status(), 400, "{bad}");
-        assert_eq!(r.headers()["content-type"], "application/problem+json");
+        app.assert_problem(bad, 400).await;
     }
     assert_eq!(app.get("/tiles/volcanoes/1/0/0.mvt").await.status(), 404);
     assert_eq!(
@@ -605,9 +603,7 @@ async fn the_offline_basemap_is_written_served_and_styled() {
         "/tiles/basemap/linyi-basemap/2/4/0.mvt",
         "/tiles/basemap/linyi-basemap/2/0/x.mvt",
     ] {
-        let r = app.get(bad).await;
-        assert_eq!(r.status(), 400, "{bad}");
-        assert_eq!(r.headers()["content-type"], "application/problem+json");
+        app.assert_problem(bad, 400).await;
     }
 
     let style = app.get_json("/styles/onemap.json").await;
@@ -767,9 +763,7 @@ async fn glyphs_are_served_for_every_font_the_style_uses_and_bad_requests_are_pr
         ("/fonts/DejaVu%20Sans%20Book/65536-65791.pbf", 400),
         ("/fonts/DejaVu%20Sans%20Book/latin.pbf", 400),
     ] {
-        let r = app.get(path).await;
-        assert_eq!(r.status(), status, "{path}");
-        assert_eq!(r.headers()["content-type"], "application/problem+json");
+        app.assert_problem(path, status).await;
     }
     // A stack falls back to the first font this server has.
     let r = app
