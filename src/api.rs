@@ -2,7 +2,7 @@
 
 use axum::{
     body::Bytes,
-    extract::{DefaultBodyLimit, Path, RawQuery, State},
+    extract::{DefaultBodyLimit, RawQuery, State},
     http::HeaderMap,
     routing::{get, post},
     Json, Router,
@@ -10,11 +10,12 @@ use axum::{
 use serde_json::{json, Value};
 
 use crate::{
-    auth::Caller,
+    auth::{Caller, Editor},
     crs::Crs,
     error::AppError,
-    features::{layer_or_404, query::parse_crs},
+    features::query::parse_crs,
     formats::{self, Format},
+    request::{layer_or_404, query_pairs},
     settings::Settings,
     store::{AuditQuery, StoreError},
     AppState,
@@ -53,7 +54,7 @@ async fn read_audit(
                 AppError::BadRequest(format!("`{k}` must be an RFC 3339 date-time, got `{v}`"))
             })
     };
-    for (k, v) in crate::http::query_pairs(raw.as_deref()) {
+    for (k, v) in query_pairs(raw.as_deref()) {
         match k.as_str() {
             "layer" => {
                 layer_or_404(&state, &v)?;
@@ -95,16 +96,14 @@ async fn read_audit(
 /// bad feature (index or line, and field), up to the report limit.
 async fn import_layer(
     State(state): State<AppState>,
-    Path(name): Path<String>,
-    caller: Caller,
+    Editor { caller, layer }: Editor,
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<(axum::http::StatusCode, Json<Value>), AppError> {
-    let layer = layer_or_404(&state, &name)?;
-    caller.require_editor(layer.group, &name)?;
+    let name = layer.name.clone();
     let mut crs = Crs::Wgs84;
-    for (k, v) in crate::http::query_pairs(raw.as_deref()) {
+    for (k, v) in query_pairs(raw.as_deref()) {
         match k.as_str() {
             "crs" => crs = parse_crs("crs", &v)?,
             other => {
@@ -114,7 +113,7 @@ async fn import_layer(
             }
         }
     }
-    let ct = crate::http::media_type(&headers).unwrap_or_default();
+    let ct = crate::request::media_type(&headers).unwrap_or_default();
     let format = Format::of_media_type(&ct).ok_or_else(|| {
         AppError::UnsupportedMediaType(format!(
             "content type `{ct}` cannot be imported; send application/geo+json, application/x-ndjson, \
@@ -131,9 +130,9 @@ async fn import_layer(
                     ".zip"
                 })
                 .tempfile()
-                .map_err(|e| AppError::Unavailable(format!("no room for the upload: {e}")))?;
+                .map_err(|e| AppError::unavailable("no room for the upload", e))?;
             std::fs::write(file.path(), &body)
-                .map_err(|e| AppError::Unavailable(format!("no room for the upload: {e}")))?;
+                .map_err(|e| AppError::unavailable("no room for the upload", e))?;
             formats::read_file(&layer, format, file.path(), crs).await
         }
         _ => formats::read_text(&layer, format, &body, crs),

@@ -33,6 +33,10 @@ pub enum AppError {
     Unavailable(String),
     #[error("storage failure")]
     Store(#[source] StoreError),
+    /// A failure of the server itself (a panicked worker): logged where it
+    /// happened; the text is for the log, the client gets a generic detail.
+    #[error("{0}")]
+    Internal(String),
 }
 
 impl From<StoreError> for AppError {
@@ -52,6 +56,14 @@ impl From<StoreError> for AppError {
 }
 
 impl AppError {
+    /// A 503 whose cause is logged here and kept from the client: internal
+    /// error text (paths, SQL, OS errors) tells an attacker about the
+    /// machine and tells a user nothing they can act on.
+    pub fn unavailable(public: &str, cause: impl std::fmt::Display) -> Self {
+        tracing::error!(cause = %cause, "{public}");
+        AppError::Unavailable(public.to_owned())
+    }
+
     pub fn status(&self) -> StatusCode {
         match self {
             AppError::NotFound { .. } => StatusCode::NOT_FOUND,
@@ -63,7 +75,7 @@ impl AppError {
             AppError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             AppError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            AppError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            AppError::Store(_) | AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 }
@@ -100,6 +112,9 @@ impl IntoResponse for AppError {
                     None,
                 )
             }
+            AppError::Internal(what) => {
+                problem(status, &format!("{what}; the failure is logged"), None)
+            }
             AppError::Invalid(errors) => problem(
                 status,
                 &self.to_string(),
@@ -113,6 +128,12 @@ impl IntoResponse for AppError {
                     header::WWW_AUTHENTICATE,
                     HeaderValue::from_static("Bearer realm=\"onemap\""),
                 );
+                r
+            }
+            AppError::Unavailable(_) => {
+                let mut r = problem(status, &self.to_string(), None);
+                r.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
                 r
             }
             _ => problem(status, &self.to_string(), None),

@@ -6,10 +6,16 @@
 //! (`Last-Event-ID`). A gap longer than the replay window gets an explicit
 //! `reset` event, so a client always knows whether it has seen everything.
 
-use std::{collections::HashSet, convert::Infallible, sync::Arc, time::Duration};
+use std::{
+    collections::{HashMap, HashSet},
+    convert::Infallible,
+    net::{IpAddr, SocketAddr},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use axum::{
-    extract::{RawQuery, State},
+    extract::{ConnectInfo, RawQuery, State},
     http::HeaderMap,
     response::sse::{Event, KeepAlive, Sse},
     routing::get,
@@ -28,6 +34,43 @@ const REPLAY_PAGE: u64 = 500;
 
 pub struct EventHub {
     sender: broadcast::Sender<Arc<Change>>,
+    /// Open streams, in all and by client address: each holds a task, a
+    /// channel receiver and a socket, so their number is bounded (one
+    /// client once opened 19,971 of them and exhausted the descriptors).
+    open: Mutex<OpenStreams>,
+}
+
+#[derive(Default)]
+struct OpenStreams {
+    total: usize,
+    by_client: HashMap<IpAddr, usize>,
+}
+
+/// One open stream, counted until it is dropped (the client went away or
+/// the server is closing).
+pub struct StreamPermit {
+    hub: Arc<EventHub>,
+    client: IpAddr,
+}
+
+impl Drop for StreamPermit {
+    fn drop(&mut self) {
+        let mut open = self.hub.open.lock().unwrap_or_else(|e| e.into_inner());
+        open.total = open.total.saturating_sub(1);
+        if let Some(n) = open.by_client.get_mut(&self.client) {
+            *n -= 1;
+            if *n == 0 {
+                open.by_client.remove(&self.client);
+            }
+        }
+    }
+}
+
+/// Why a stream was refused.
+#[derive(Debug, PartialEq, Eq)]
+pub enum StreamRefused {
+    Total(usize),
+    PerClient(usize),
 }
 
 impl Default for EventHub {
@@ -39,7 +82,39 @@ impl Default for EventHub {
 impl EventHub {
     pub fn new() -> Self {
         let (sender, _) = broadcast::channel(CHANNEL);
-        Self { sender }
+        Self {
+            sender,
+            open: Mutex::new(OpenStreams::default()),
+        }
+    }
+
+    /// Count a new stream of `client`, unless that would pass `total` open
+    /// streams or `per_client` from one address.
+    pub fn open_stream(
+        self: &Arc<Self>,
+        client: IpAddr,
+        total: usize,
+        per_client: usize,
+    ) -> Result<StreamPermit, StreamRefused> {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        if open.total >= total {
+            return Err(StreamRefused::Total(total));
+        }
+        let mine = open.by_client.entry(client).or_insert(0);
+        if *mine >= per_client {
+            return Err(StreamRefused::PerClient(per_client));
+        }
+        *mine += 1;
+        open.total += 1;
+        Ok(StreamPermit {
+            hub: Arc::clone(self),
+            client,
+        })
+    }
+
+    /// Streams open now.
+    pub fn open_streams(&self) -> usize {
+        self.open.lock().unwrap_or_else(|e| e.into_inner()).total
     }
 
     /// Publish a committed change; never blocks.
@@ -76,6 +151,8 @@ fn event(change: &Change) -> Event {
 struct Subscription {
     last: i64,
     layers: Option<HashSet<String>>,
+    /// Counts the stream as open until the stream is dropped.
+    _permit: StreamPermit,
 }
 
 impl Subscription {
@@ -87,6 +164,7 @@ impl Subscription {
 /// `GET /api/events?layers=a,b` (HTML Living Standard, Server-sent events).
 async fn stream_events(
     State(state): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
     caller: Caller,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
@@ -97,7 +175,7 @@ async fn stream_events(
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    for (k, v) in crate::http::query_pairs(raw.as_deref()) {
+    for (k, v) in crate::request::query_pairs(raw.as_deref()) {
         match k.as_str() {
             "layers" => {
                 let set: HashSet<String> = v
@@ -122,6 +200,23 @@ async fn stream_events(
             }
         }
     }
+    let permit = state
+        .events
+        .open_stream(
+            client.ip(),
+            state.settings.max_event_streams,
+            state.settings.max_event_streams_per_client,
+        )
+        .map_err(|refused| {
+            AppError::Unavailable(match refused {
+                StreamRefused::Total(n) => {
+                    format!("the server holds its limit of {n} open event streams; retry shortly")
+                }
+                StreamRefused::PerClient(n) => format!(
+                    "your address holds the limit of {n} open event streams; close one first"
+                ),
+            })
+        })?;
     // Subscribe before reading the log, so nothing committed in between is lost.
     let receiver = state.events.subscribe();
     let newest = state.store.last_seq().await?;
@@ -129,12 +224,19 @@ async fn stream_events(
     let last = match last_event_id {
         None => newest,
         Some(text) => {
-            let seq: i64 = text.trim().parse().map_err(|_| {
-                AppError::BadRequest(format!("Last-Event-ID `{text}` is not an event id"))
-            })?;
-            if newest - seq > i64::try_from(state.settings.events_replay).unwrap_or(i64::MAX)
-                || seq > newest
-            {
+            // Event ids are the change log's sequence numbers: 0 and up.
+            let seq: i64 = text
+                .trim()
+                .parse()
+                .ok()
+                .filter(|n| *n >= 0)
+                .ok_or_else(|| {
+                    AppError::BadRequest(format!(
+                        "Last-Event-ID `{text}` is not an event id (a whole number from 0)"
+                    ))
+                })?;
+            let missed = u64::try_from(newest.saturating_sub(seq)).unwrap_or(0);
+            if missed > state.settings.events_replay || seq > newest {
                 first.push(
                     Event::default()
                         .event("reset")
@@ -147,7 +249,11 @@ async fn stream_events(
             }
         }
     };
-    let sub = Subscription { last, layers };
+    let sub = Subscription {
+        last,
+        layers,
+        _permit: permit,
+    };
     let stream = futures_util::stream::unfold(
         (state, receiver, sub, first, Vec::<Change>::new(), true),
         |(state, mut rx, mut sub, mut pending_first, mut backlog, mut catching_up)| async move {

@@ -19,6 +19,7 @@ pub mod http;
 pub mod index;
 pub mod layers;
 pub mod metrics;
+pub mod request;
 pub mod settings;
 pub mod store;
 pub mod tiles;
@@ -158,10 +159,13 @@ impl App {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), StartupError> {
         let store = self.state.store.clone();
+        let limits = http::serve::Limits {
+            header_timeout: self.state.settings.header_timeout,
+            idle_timeout: self.state.settings.idle_timeout,
+            max_connections: self.state.settings.max_connections,
+        };
         let router = http::router(self.state);
-        let served = axum::serve(self.listener, router)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let served = http::serve::serve(self.listener, router, limits, shutdown).await;
         store.close().await;
         served.map_err(StartupError::Serve)
     }

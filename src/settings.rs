@@ -35,6 +35,20 @@ pub const DEFAULT_REQUEST_TIMEOUT_SECS: u64 = 30;
 pub const DEFAULT_LOG: &str = "info";
 pub const DEFAULT_EVENTS_REPLAY: u64 = 10_000;
 pub const DEFAULT_IMPORT_LIMIT: usize = 256 * 1024 * 1024;
+/// A client has this long to send a request's headers (also the longest a
+/// kept-alive connection may sit idle before its next request).
+pub const DEFAULT_HEADER_TIMEOUT_SECS: u64 = 10;
+/// A response that the client stops reading is abandoned after this long.
+pub const DEFAULT_IDLE_TIMEOUT_SECS: u64 = 60;
+/// Open connections at most; beyond, a new one gets a 503 and is closed.
+/// The default is kept under the process's file-descriptor limit, which
+/// the store's files and the tile archives also need.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
+/// Open `/api/events` streams at most, in all and per client address (a
+/// wall display holds one, a console one or two; a command centre behind
+/// one NAT address has a few dozen).
+pub const DEFAULT_MAX_EVENT_STREAMS: usize = 1000;
+pub const DEFAULT_MAX_EVENT_STREAMS_PER_CLIENT: usize = 64;
 
 /// onemap: the emergency-command "one map" server.
 #[derive(Debug, Parser)]
@@ -95,7 +109,7 @@ pub enum TokenCommand {
         /// viewer, dispatcher (operational layers), planner (planning
         /// layers) or admin (everything, audit trail).
         #[arg(long, value_enum)]
-        role: crate::auth::Role,
+        role: crate::layers::Role,
         /// A unique name for whoever holds it (written to the audit trail).
         #[arg(long)]
         name: String,
@@ -162,6 +176,43 @@ pub struct ServeArgs {
     /// behind a reverse proxy); by default taken from each request's Host.
     #[arg(long, env = "ONEMAP_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// Host names (with or without port) a request's `Host` may carry when
+    /// no `--public-url` is set, comma-separated; besides them, the bound
+    /// address, `localhost` and the loopback addresses are accepted. Other
+    /// hosts get a 400, so no link is built from a forged Host.
+    #[arg(long, env = "ONEMAP_ALLOWED_HOSTS", value_delimiter = ',')]
+    pub allowed_hosts: Option<Vec<String>>,
+    /// Who may read `/metrics`: open, token (any role) or off [default:
+    /// open, or token with --read-requires-token].
+    #[arg(long, env = "ONEMAP_METRICS", value_enum)]
+    pub metrics: Option<MetricsAccess>,
+    /// Seconds a client has to send a request's headers, and the longest a
+    /// kept-alive connection may idle [default: 10].
+    #[arg(long, env = "ONEMAP_HEADER_TIMEOUT")]
+    pub header_timeout: Option<u64>,
+    /// Seconds a response may wait for a client that stopped reading
+    /// [default: 60].
+    #[arg(long, env = "ONEMAP_IDLE_TIMEOUT")]
+    pub idle_timeout: Option<u64>,
+    /// Open connections at most [default: 4096, less when the file-descriptor
+    /// limit is lower].
+    #[arg(long, env = "ONEMAP_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// Open event streams at most [default: 1000].
+    #[arg(long, env = "ONEMAP_MAX_EVENT_STREAMS")]
+    pub max_event_streams: Option<usize>,
+    /// Open event streams per client address at most [default: 64].
+    #[arg(long, env = "ONEMAP_MAX_EVENT_STREAMS_PER_CLIENT")]
+    pub max_event_streams_per_client: Option<usize>,
+}
+
+/// Who may read the Prometheus metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum MetricsAccess {
+    Open,
+    Token,
+    Off,
 }
 
 #[derive(Debug, Args)]
@@ -216,6 +267,13 @@ struct FileSettings {
     read_requires_token: Option<bool>,
     events_replay: Option<u64>,
     import_limit: Option<usize>,
+    allowed_hosts: Option<Vec<String>>,
+    metrics: Option<MetricsAccess>,
+    header_timeout: Option<u64>,
+    idle_timeout: Option<u64>,
+    max_connections: Option<usize>,
+    max_event_streams: Option<usize>,
+    max_event_streams_per_client: Option<usize>,
     log: Option<String>,
     #[serde(default)]
     layer: Vec<LayerDef>,
@@ -240,6 +298,15 @@ pub struct Settings {
     pub bench_fixed_body: Option<usize>,
     pub events_replay: u64,
     pub import_limit: usize,
+    pub allowed_hosts: Vec<String>,
+    pub metrics: MetricsAccess,
+    #[serde(serialize_with = "secs")]
+    pub header_timeout: Duration,
+    #[serde(serialize_with = "secs")]
+    pub idle_timeout: Duration,
+    pub max_connections: usize,
+    pub max_event_streams: usize,
+    pub max_event_streams_per_client: usize,
     pub log: String,
     /// Operator-declared layers, added to the built-in catalog.
     #[serde(skip)]
@@ -339,6 +406,49 @@ impl Settings {
                 .import_limit
                 .or(file.import_limit)
                 .unwrap_or(DEFAULT_IMPORT_LIMIT),
+            allowed_hosts: serve
+                .allowed_hosts
+                .clone()
+                .or(file.allowed_hosts)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|h| h.trim().to_ascii_lowercase())
+                .filter(|h| !h.is_empty())
+                .collect(),
+            metrics: serve.metrics.or(file.metrics).unwrap_or(
+                if serve.read_requires_token || file.read_requires_token.unwrap_or(false) {
+                    MetricsAccess::Token
+                } else {
+                    MetricsAccess::Open
+                },
+            ),
+            header_timeout: Duration::from_secs(
+                serve
+                    .header_timeout
+                    .or(file.header_timeout)
+                    .unwrap_or(DEFAULT_HEADER_TIMEOUT_SECS)
+                    .max(1),
+            ),
+            idle_timeout: Duration::from_secs(
+                serve
+                    .idle_timeout
+                    .or(file.idle_timeout)
+                    .unwrap_or(DEFAULT_IDLE_TIMEOUT_SECS)
+                    .max(1),
+            ),
+            max_connections: serve
+                .max_connections
+                .or(file.max_connections)
+                .unwrap_or_else(default_max_connections)
+                .max(1),
+            max_event_streams: serve
+                .max_event_streams
+                .or(file.max_event_streams)
+                .unwrap_or(DEFAULT_MAX_EVENT_STREAMS),
+            max_event_streams_per_client: serve
+                .max_event_streams_per_client
+                .or(file.max_event_streams_per_client)
+                .unwrap_or(DEFAULT_MAX_EVENT_STREAMS_PER_CLIENT),
             log: cli
                 .log
                 .clone()
@@ -367,6 +477,13 @@ impl Settings {
             bench_fixed_body: None,
             events_replay: DEFAULT_EVENTS_REPLAY,
             import_limit: DEFAULT_IMPORT_LIMIT,
+            allowed_hosts: Vec::new(),
+            metrics: MetricsAccess::Open,
+            header_timeout: Duration::from_secs(DEFAULT_HEADER_TIMEOUT_SECS),
+            idle_timeout: Duration::from_secs(DEFAULT_IDLE_TIMEOUT_SECS),
+            max_connections: default_max_connections(),
+            max_event_streams: DEFAULT_MAX_EVENT_STREAMS,
+            max_event_streams_per_client: DEFAULT_MAX_EVENT_STREAMS_PER_CLIENT,
             log: DEFAULT_LOG.into(),
             layers: Vec::new(),
         }
@@ -379,6 +496,25 @@ impl Settings {
             basemap_url: self.basemap_url.as_deref().map(mask_keys),
             ..self.clone()
         }
+    }
+}
+
+/// [`DEFAULT_MAX_CONNECTIONS`], or less where the soft file-descriptor
+/// limit would be reached first (256 descriptors kept for the store, the
+/// tile archives and the log). Read from `/proc/self/limits`, which needs no
+/// unsafe call; elsewhere the default stands.
+fn default_max_connections() -> usize {
+    let soft = std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find(|l| l.starts_with("Max open files"))
+                .and_then(|l| l.split_whitespace().nth(3))
+                .and_then(|n| n.parse::<usize>().ok())
+        });
+    match soft {
+        Some(n) => DEFAULT_MAX_CONNECTIONS.min(n.saturating_sub(256)).max(16),
+        None => DEFAULT_MAX_CONNECTIONS,
     }
 }
 

@@ -13,13 +13,18 @@ use futures_util::StreamExt;
 use serde_json::json;
 
 use super::{
-    base_url, layer_or_404,
     query::{parse_items, ItemsRequest},
     transactions,
 };
 use crate::{
-    auth::Caller, crs::Crs, error::AppError, formats::Format, layers::Feature,
-    store::FeatureStream, AppState,
+    auth::Caller,
+    crs::Crs,
+    error::AppError,
+    formats::Format,
+    layers::Feature,
+    request::{base_url, layer_or_404},
+    store::FeatureStream,
+    AppState,
 };
 
 pub const GEOJSON: &str = "application/geo+json";
@@ -39,7 +44,7 @@ pub fn router() -> Router<AppState> {
         )
 }
 
-pub use crate::http::query_pairs;
+pub use crate::request::query_pairs;
 
 /// A feature as GeoJSON text, coordinates in `crs`.
 pub fn feature_json(f: &Feature, crs: Crs) -> Vec<u8> {
@@ -95,12 +100,12 @@ async fn download(
         Format::Csv => {
             let mut out = Vec::new();
             crate::formats::csv::write(&mut out, &layer, &features, request.crs)
-                .map_err(|e| AppError::Unavailable(format!("cannot write CSV: {e}")))?;
+                .map_err(|e| AppError::unavailable("cannot write CSV", e))?;
             out
         }
         _ => {
             let dir = tempfile::tempdir()
-                .map_err(|e| AppError::Unavailable(format!("no room for the export: {e}")))?;
+                .map_err(|e| AppError::unavailable("no room for the export", e))?;
             let path = dir.path().join("export.gpkg");
             let shifted: Vec<Feature> = features
                 .iter()
@@ -111,9 +116,9 @@ async fn download(
                 .collect();
             crate::formats::gpkg::write(&layer, &shifted, &path)
                 .await
-                .map_err(|e| AppError::Unavailable(format!("cannot write the GeoPackage: {e}")))?;
+                .map_err(|e| AppError::unavailable("cannot write the GeoPackage", e))?;
             std::fs::read(&path)
-                .map_err(|e| AppError::Unavailable(format!("cannot read the export back: {e}")))?
+                .map_err(|e| AppError::unavailable("cannot read the export back", e))?
         }
     };
     let disposition = format!(
@@ -152,8 +157,10 @@ fn collection_head(
         json!({ "href": page_url(r.offset), "rel": "self", "type": super::items::GEOJSON }),
         json!({ "href": format!("{base}/ogc/collections/{layer}"), "rel": "collection", "type": "application/json" }),
     ];
-    if r.offset + r.limit < matched {
-        links.push(json!({ "href": page_url(r.offset + r.limit), "rel": "next", "type": GEOJSON }));
+    // Checked: an offset near the top of the range must not wrap into a
+    // `next` link that points back to the first page.
+    if let Some(next) = r.offset.checked_add(r.limit).filter(|n| *n < matched) {
+        links.push(json!({ "href": page_url(next), "rel": "next", "type": GEOJSON }));
     }
     if r.offset > 0 {
         links.push(json!({ "href": page_url(r.offset.saturating_sub(r.limit)), "rel": "prev", "type": GEOJSON }));

@@ -5,7 +5,6 @@
 //! OGC 20-002 (Part 4: Create, Replace, Update and Delete, draft).
 
 mod items;
-mod links;
 pub mod openapi;
 pub mod query;
 pub mod transactions;
@@ -23,10 +22,9 @@ use crate::{
     error::AppError,
     filter::GEOMETRY,
     layers::{LayerDef, PropertyType},
+    request::{base_url, layer_or_404},
     AppState,
 };
-
-pub use links::base_url;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -77,19 +75,6 @@ fn only_f(raw: Option<&str>) -> Result<(), AppError> {
         }
     }
     Ok(())
-}
-
-pub(crate) fn layer_or_404(
-    state: &AppState,
-    name: &str,
-) -> Result<std::sync::Arc<LayerDef>, AppError> {
-    state
-        .catalog
-        .get(name)
-        .cloned()
-        .ok_or_else(|| AppError::NotFound {
-            what: format!("collection `{name}`"),
-        })
 }
 
 /// Part 1 §7.2: the landing page.

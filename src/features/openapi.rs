@@ -9,8 +9,8 @@ use axum::{
 };
 use serde_json::{json, Map, Value};
 
-use super::{base_url, queryables_schema};
-use crate::{layers::LayerDef, AppState};
+use super::queryables_schema;
+use crate::{layers::LayerDef, request::base_url, AppState};
 
 pub const MEDIA_TYPE: &str = "application/vnd.oai.openapi+json;version=3.0";
 

@@ -162,12 +162,20 @@ fn parse_sortby(layer: &LayerDef, value: &str) -> Result<Vec<SortKey>, AppError>
         .collect()
 }
 
+/// A count of features: 0 up to what a database row number can hold
+/// (SQLite and PostgreSQL count in signed 64 bits).
 fn parse_count(name: &str, value: &str) -> Result<u64, AppError> {
-    value.trim().parse::<u64>().map_err(|_| {
-        bad(format!(
-            "`{name}` must be a whole number ≥ 0, got `{value}`"
-        ))
-    })
+    value
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .filter(|n| i64::try_from(*n).is_ok())
+        .ok_or_else(|| {
+            bad(format!(
+                "`{name}` must be a whole number from 0 to {}, got `{value}`",
+                i64::MAX
+            ))
+        })
 }
 
 /// Parse the query string pairs of `/items` for `layer`.

@@ -10,17 +10,16 @@ use axum::{
 use serde_json::{json, Value};
 
 use super::{
-    base_url,
     items::{feature_json, query_pairs, GEOJSON},
-    layer_or_404,
     query::parse_crs,
 };
 use crate::{
-    auth::Caller,
+    auth::Editor,
     crs::Crs,
     error::AppError,
     formats,
     layers::{Feature, LayerDef},
+    request::base_url,
     store::{Op, StoreError, Written},
     AppState,
 };
@@ -45,7 +44,7 @@ fn write_crs(raw: Option<&str>) -> Result<Crs, AppError> {
 }
 
 fn require_json(headers: &HeaderMap, allowed: &[&str]) -> Result<(), AppError> {
-    let ct = crate::http::media_type(headers);
+    let ct = crate::request::media_type(headers);
     match ct {
         Some(ct) if allowed.contains(&ct.as_str()) => Ok(()),
         Some(ct) => Err(AppError::UnsupportedMediaType(format!(
@@ -69,19 +68,27 @@ fn if_match(headers: &HeaderMap) -> Option<String> {
 
 /// The body as GeoJSON features in WGS84, refusing malformed JSON with 400
 /// and bad geometries with 422.
-fn read_features(layer: &LayerDef, body: &Bytes, crs: Crs) -> Result<Vec<Feature>, AppError> {
+fn read_features(
+    layer: &LayerDef,
+    body: &Bytes,
+    crs: Crs,
+) -> Result<(Vec<Feature>, bool), AppError> {
     let value: Value = serde_json::from_slice(body)
         .map_err(|e| AppError::BadRequest(format!("the body is not JSON: {e}")))?;
-    if !matches!(
-        value.get("type").and_then(Value::as_str),
-        Some("Feature" | "FeatureCollection")
-    ) {
-        return Err(AppError::BadRequest(
-            "the body must be a GeoJSON Feature or FeatureCollection".into(),
-        ));
-    }
+    let single = match value.get("type").and_then(Value::as_str) {
+        Some("Feature") => true,
+        Some("FeatureCollection") => false,
+        _ => {
+            return Err(AppError::BadRequest(
+                "the body must be a GeoJSON Feature or FeatureCollection".into(),
+            ))
+        }
+    };
     let text = String::from_utf8_lossy(body);
-    Ok(formats::geojson::parse(&layer.name, &text, crs)?.features)
+    Ok((
+        formats::geojson::parse(&layer.name, &text, crs)?.features,
+        single,
+    ))
 }
 
 fn feature_id(layer: &str, id: &str) -> Result<i64, AppError> {
@@ -136,23 +143,20 @@ async fn published(
 /// a FeatureCollection (201 with the new ids), all or nothing.
 pub async fn create_item(
     State(state): State<AppState>,
-    Path(name): Path<String>,
-    caller: Caller,
+    Editor { caller, layer }: Editor,
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, AppError> {
-    let layer = layer_or_404(&state, &name)?;
-    caller.require_editor(layer.group, &name)?;
+    let name = &layer.name;
     require_json(&headers, &[GEOJSON, "application/json"])?;
     let crs = write_crs(raw.as_deref())?;
-    let features = read_features(&layer, &body, crs)?;
+    let (features, single) = read_features(&layer, &body, crs)?;
     if features.is_empty() {
         return Err(AppError::BadRequest(
             "the FeatureCollection holds no feature".into(),
         ));
     }
-    let single = features.len() == 1 && body.windows(9).any(|w| w == b"\"Feature\"");
     let written = state
         .store
         .insert(&layer, &features, &caller.actor())
@@ -184,18 +188,17 @@ pub async fn create_item(
 /// `PUT /ogc/collections/{layer}/items/{id}`: replace the feature whole.
 pub async fn replace_item(
     State(state): State<AppState>,
-    Path((name, id)): Path<(String, String)>,
-    caller: Caller,
+    Path((_, id)): Path<(String, String)>,
+    Editor { caller, layer }: Editor,
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, AppError> {
-    let layer = layer_or_404(&state, &name)?;
-    caller.require_editor(layer.group, &name)?;
+    let name = &layer.name;
     require_json(&headers, &[GEOJSON, "application/json"])?;
-    let fid = feature_id(&name, &id)?;
+    let fid = feature_id(name, &id)?;
     let crs = write_crs(raw.as_deref())?;
-    let mut features = read_features(&layer, &body, crs)?;
+    let (mut features, _) = read_features(&layer, &body, crs)?;
     if features.len() != 1 {
         return Err(AppError::BadRequest(
             "PUT takes exactly one GeoJSON Feature".into(),
@@ -247,19 +250,18 @@ pub fn merge_patch(target: &mut Value, patch: &Value) {
 /// GeoJSON feature (`{"properties": {"status": "dispatched"}}`).
 pub async fn update_item(
     State(state): State<AppState>,
-    Path((name, id)): Path<(String, String)>,
-    caller: Caller,
+    Path((_, id)): Path<(String, String)>,
+    Editor { caller, layer }: Editor,
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, AppError> {
-    let layer = layer_or_404(&state, &name)?;
-    caller.require_editor(layer.group, &name)?;
+    let name = &layer.name;
     require_json(
         &headers,
         &["application/merge-patch+json", "application/json", GEOJSON],
     )?;
-    let fid = feature_id(&name, &id)?;
+    let fid = feature_id(name, &id)?;
     let crs = write_crs(raw.as_deref())?;
     let patch: Value = serde_json::from_slice(&body)
         .map_err(|e| AppError::BadRequest(format!("the body is not JSON: {e}")))?;
@@ -294,7 +296,7 @@ pub async fn update_item(
             serde_json::from_slice(&feature_json(&current, crs)).unwrap_or_default();
         merge_patch(&mut doc, &patch);
         let text = doc.to_string();
-        let mut merged = formats::geojson::parse(&name, &text, crs)?.features;
+        let mut merged = formats::geojson::parse(name, &text, crs)?.features;
         let feature = merged
             .pop()
             .ok_or_else(|| AppError::BadRequest("the patched feature is empty".into()))?;
@@ -327,13 +329,12 @@ pub async fn update_item(
 /// `DELETE /ogc/collections/{layer}/items/{id}`
 pub async fn delete_item(
     State(state): State<AppState>,
-    Path((name, id)): Path<(String, String)>,
-    caller: Caller,
+    Path((_, id)): Path<(String, String)>,
+    Editor { caller, layer }: Editor,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
-    let layer = layer_or_404(&state, &name)?;
-    caller.require_editor(layer.group, &name)?;
-    let fid = feature_id(&name, &id)?;
+    let name = &layer.name;
+    let fid = feature_id(name, &id)?;
     let expected = if_match(&headers);
     match state
         .store

@@ -6,6 +6,7 @@
 //! checked by one code path.
 
 mod feature;
+mod role;
 mod validate;
 
 use std::{collections::HashMap, fmt, sync::Arc};
@@ -13,6 +14,7 @@ use std::{collections::HashMap, fmt, sync::Arc};
 use serde::{Deserialize, Serialize};
 
 pub use feature::Feature;
+pub use role::Role;
 pub use validate::{geometry_from_geojson, ValidationErrors, Violation, MAX_REPORTED_VIOLATIONS};
 
 /// The property every layer has: a feature's display name.

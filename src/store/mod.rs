@@ -13,9 +13,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::{
-    auth::Role,
     filter::Expr,
-    layers::{Catalog, Feature, LayerDef, ValidationErrors},
+    layers::{Catalog, Feature, LayerDef, Role, ValidationErrors},
 };
 
 pub use error::StoreError;

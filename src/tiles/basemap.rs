@@ -22,7 +22,7 @@ use pmtiles::{AsyncPmTilesReader, MmapBackend, TileCoord};
 use serde_json::{json, Value};
 use sqlx::{sqlite::SqliteConnectOptions, Row, SqlitePool};
 
-use crate::{error::AppError, features::base_url, layers::LayerDef, AppState};
+use crate::{error::AppError, layers::LayerDef, request::base_url, AppState};
 
 /// Where a basemap's tiles live.
 enum Archive {
@@ -246,7 +246,7 @@ pub async fn basemap_tile(
     let found = map
         .tile(z, x, y)
         .await
-        .map_err(|e| AppError::Unavailable(format!("basemap `{name}` cannot be read: {e}")))?;
+        .map_err(|e| AppError::unavailable(&format!("basemap `{name}` cannot be read"), e))?;
     let Some((data, gzipped)) = found else {
         return Ok(StatusCode::NO_CONTENT.into_response());
     };

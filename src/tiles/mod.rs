@@ -28,10 +28,11 @@ use crate::{
     auth::Caller,
     crs::Crs,
     error::AppError,
-    features::{base_url, query::parse_crs},
+    features::query::parse_crs,
     filter::{self, Expr},
     index::{lonlat_to_mercator, EARTH_HALF_CIRCUMFERENCE},
     layers::{LayerDef, PropertyType},
+    request::base_url,
     AppState,
 };
 
@@ -117,7 +118,7 @@ fn tile_params(raw: Option<&str>) -> Result<TileParams, AppError> {
         filter: None,
         crs: Crs::Wgs84,
     };
-    for (k, v) in crate::http::query_pairs(raw) {
+    for (k, v) in crate::request::query_pairs(raw) {
         match k.as_str() {
             "filter" => p.filter = Some(v),
             "filter-lang" if v == "cql2-text" => {}
@@ -194,7 +195,7 @@ async fn tile(
     }
     let built = match state.tiles.get(&key).await {
         Some(hit) => hit,
-        None => build_and_cache(&state, key, (z, x, y), &filters, params.crs).await,
+        None => build_and_cache(&state, key, (z, x, y), &filters, params.crs).await?,
     };
     let cache_control = (
         header::CACHE_CONTROL,
@@ -234,23 +235,25 @@ async fn tile(
 }
 
 /// Cut a tile on a blocking thread and cache it; concurrent misses of one
-/// key wait for a single build.
+/// key wait for a single build. A build that panicked is not cached (a map
+/// would silently miss data for as long as the entry lived): it is logged
+/// and answered as a 500, and the next request tries again.
 async fn build_and_cache(
     state: &AppState,
     key: String,
     (z, x, y): (u8, u32, u32),
     filters: &LayerFilters<'_>,
     crs: Crs,
-) -> Arc<Option<Built>> {
+) -> Result<Arc<Option<Built>>, AppError> {
     let owned: Vec<(Arc<LayerDef>, Option<Expr>)> = filters
         .iter()
         .map(|(l, f)| (Arc::clone(l), f.clone()))
         .collect();
     let index = state.index.clone();
     let metrics = state.metrics.clone();
-    state
+    let built = state
         .tiles
-        .get_with(key, async move {
+        .try_get_with(key, async move {
             tokio::task::spawn_blocking(move || {
                 let started = std::time::Instant::now();
                 let lookup = |l: &LayerDef| {
@@ -266,9 +269,12 @@ async fn build_and_cache(
                 built
             })
             .await
-            .unwrap_or_else(|_| Arc::new(None))
         })
-        .await
+        .await;
+    built.map_err(|e| {
+        tracing::error!(error = %e, tile = %format!("{z}/{x}/{y}"), "a tile build failed");
+        AppError::Internal(format!("the tile {z}/{x}/{y} could not be built"))
+    })
 }
 
 fn finish(raw: Vec<u8>) -> Built {

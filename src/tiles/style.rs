@@ -12,8 +12,8 @@ use serde_json::{json, Value};
 
 use super::{build::label_layer, glyphs};
 use crate::{
-    features::base_url,
     layers::{GeometryKind, LayerDef},
+    request::base_url,
     AppState,
 };
 

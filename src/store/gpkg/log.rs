@@ -4,7 +4,7 @@ use serde_json::Value;
 use sqlx::{sqlite::SqliteRow, Row, SqliteConnection};
 
 use crate::{
-    auth::Role,
+    layers::Role,
     store::{AuditEntry, AuditQuery, Change, Op, StoreError, TokenRecord},
 };
 

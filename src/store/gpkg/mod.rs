@@ -24,10 +24,7 @@ use super::{
     validate_batch, AuditEntry, AuditQuery, Change, FeatureStream, Op, Query, Store, StoreError,
     TokenRecord, Written,
 };
-use crate::{
-    auth::Role,
-    layers::{Feature, LayerDef, PropertyDef, PropertyType},
-};
+use crate::layers::{Feature, LayerDef, PropertyDef, PropertyType, Role};
 
 /// GeoPackage's `application_id` ("GPKG") and `user_version` for 1.3.0.
 const APPLICATION_ID: i32 = 0x4750_4B47;

@@ -1,9 +1,11 @@
 //! The HTTP surface: each module's routes merged under the shared layers
 //! (metrics, tracing, problem documents, limits, compression, CORS).
 
+pub mod serve;
+
 use axum::{
     body::Body,
-    extract::{DefaultBodyLimit, Request, State},
+    extract::{DefaultBodyLimit, FromRequestParts, Request, State},
     http::{header, HeaderValue, Method, StatusCode},
     middleware::{self, Next},
     response::{IntoResponse, Response},
@@ -22,7 +24,9 @@ use crate::{
     api,
     auth::Caller,
     error::{problem, AppError, PROBLEM_JSON},
-    events, features, metrics, store, tiles, web, AppState,
+    events, features, metrics,
+    settings::MetricsAccess,
+    store, tiles, web, AppState,
 };
 
 pub fn router(state: AppState) -> Router {
@@ -43,16 +47,18 @@ pub fn router(state: AppState) -> Router {
         .merge(tiles::router())
         .merge(api::router(settings))
         .merge(web::router(&settings.web_dir))
+        .layer(middleware::from_fn_with_state(state.clone(), guard))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             metrics::track,
         ))
         .layer(DefaultBodyLimit::max(settings.body_limit))
-        .layer(middleware::from_fn(problem_for_bare_errors))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             settings.request_timeout,
         ))
+        // Outside the timeout, so its bare 408 becomes a problem document too.
+        .layer(middleware::from_fn(problem_for_bare_errors))
         .layer(CompressionLayer::new())
         .layer(cors(&settings.cors_origins))
         .layer(TraceLayer::new_for_http())
@@ -84,6 +90,69 @@ fn cors(origins: &[String]) -> CorsLayer {
             .filter_map(|o| HeaderValue::from_str(o).ok())
             .collect();
         layer.allow_origin(AllowOrigin::list(list))
+    }
+}
+
+/// Paths that serve data (features, tiles, styles, glyphs, events, the
+/// API definition): with `--read-requires-token` each needs a token.
+/// `/healthz` and the web page's own files stay open, so a monitor can
+/// probe and a browser can load the page that asks for the token.
+const DATA_PREFIXES: &[&str] = &["/ogc", "/api/", "/tiles/", "/styles/", "/fonts/"];
+
+/// What every request passes before a handler: a `Host` this server
+/// answers for (links are built from it; a forged one would poison caches
+/// and let a rebinding page read the API), and, when reads require a
+/// token, a valid token on every data path and on `/metrics` as its own
+/// setting says. The caller found here is kept for the handler.
+async fn guard(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let settings = &state.settings;
+    if settings.public_url.is_none() {
+        let host = request
+            .headers()
+            .get(header::HOST)
+            .map(|h| h.to_str().unwrap_or("\u{fffd}"))
+            .or_else(|| request.uri().authority().map(|a| a.as_str()));
+        if let Some(host) = host {
+            if !crate::request::host_allowed(host, &settings.allowed_hosts, settings.bind) {
+                return AppError::BadRequest(format!(
+                    "this server does not answer for host `{}`; use its address or a name \
+                     given in --allowed-hosts",
+                    host.chars().take(100).collect::<String>()
+                ))
+                .into_response();
+            }
+        }
+    }
+    let path = request.uri().path();
+    let needs_token = if path == "/metrics" {
+        match settings.metrics {
+            MetricsAccess::Open => false,
+            MetricsAccess::Token => true,
+            MetricsAccess::Off => {
+                return AppError::NotFound {
+                    what: "`/metrics` (turned off by the `metrics` setting)".into(),
+                }
+                .into_response()
+            }
+        }
+    } else {
+        settings.read_requires_token && DATA_PREFIXES.iter().any(|p| path.starts_with(p))
+    };
+    if !needs_token {
+        return next.run(request).await;
+    }
+    let (mut parts, body) = request.into_parts();
+    match Caller::from_request_parts(&mut parts, &state).await {
+        Ok(Caller::Anonymous) => AppError::Unauthorized(format!(
+            "reading `{}` needs a bearer token (viewer or above)",
+            parts.uri.path()
+        ))
+        .into_response(),
+        Ok(caller) => {
+            parts.extensions.insert(caller);
+            next.run(Request::from_parts(parts, body)).await
+        }
+        Err(e) => e.into_response(),
     }
 }
 
@@ -128,33 +197,13 @@ async fn problem_for_bare_errors(request: Request, next: Next) -> Response {
     out
 }
 
-/// The pairs of a raw query string, decoded.
-pub fn query_pairs(raw: Option<&str>) -> Vec<(String, String)> {
-    raw.map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
-        .unwrap_or_default()
-}
-
-/// The request's media type, lower-cased, without parameters.
-pub fn media_type(headers: &axum::http::HeaderMap) -> Option<String> {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| {
-            v.split(';')
-                .next()
-                .unwrap_or_default()
-                .trim()
-                .to_ascii_lowercase()
-        })
-}
-
 /// Liveness and readiness: 200 while the store answers.
 async fn health(State(state): State<AppState>) -> Result<Json<serde_json::Value>, AppError> {
     state
         .store
         .ping()
         .await
-        .map_err(|e| AppError::Unavailable(format!("the store does not answer ({e})")))?;
+        .map_err(|e| AppError::unavailable("the store does not answer", e))?;
     Ok(Json(
         json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }),
     ))

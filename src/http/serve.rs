@@ -1,0 +1,248 @@
+//! The connection loop: what `axum::serve` does, plus the bounds a server
+//! left on a wall for weeks needs against clients that never finish.
+//!
+//! - a header-read timeout (hyper's, which needs a timer `axum::serve` does
+//!   not give it): a client trickling a header line every few seconds is
+//!   cut off, and so is a kept-alive connection idle past it;
+//! - a write-stall timeout: a response the client stops reading is
+//!   abandoned, so a slow reader cannot hold the server's resources;
+//! - a global connection limit: past it a new connection is answered 503
+//!   with `Retry-After` and closed, before the process runs out of file
+//!   descriptors (after which nothing, `/healthz` included, can answer).
+//!
+//! Every request carries the client's address (`ConnectInfo`), which the
+//! per-client bounds (event streams) count by.
+
+use std::{
+    future::Future,
+    io,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use axum::{extract::ConnectInfo, Router};
+use hyper_util::{
+    rt::{TokioExecutor, TokioIo, TokioTimer},
+    server::{conn::auto, graceful::GracefulShutdown},
+};
+use tokio::{
+    io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf},
+    net::{TcpListener, TcpStream},
+    sync::Semaphore,
+    time::{sleep, Sleep},
+};
+use tower::ServiceExt;
+
+/// The bounds of the connection loop.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub header_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub max_connections: usize,
+}
+
+/// How long requests in flight may finish after a shutdown signal; event
+/// streams never finish by themselves, so the wait must end.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Serve `router` on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    limits: Limits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
+    let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Some(limits.idle_timeout))
+        .keep_alive_timeout(limits.header_timeout);
+    let builder = Arc::new(builder);
+    let graceful = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    // Out of descriptors or the like: the error is the
+                    // listener's, not a client's; wait instead of spinning.
+                    tracing::warn!(error = %e, "cannot accept a connection");
+                    sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
+            tokio::spawn(refuse(stream, limits.max_connections));
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let io = TokioIo::new(StallGuard::new(
+            stream,
+            limits.header_timeout,
+            limits.idle_timeout,
+        ));
+        let router = router.clone();
+        let service = hyper::service::service_fn(move |request: hyper::Request<_>| {
+            let mut request = request.map(axum::body::Body::new);
+            request.extensions_mut().insert(ConnectInfo(peer));
+            router.clone().oneshot(request)
+        });
+        let builder = Arc::clone(&builder);
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            let connection = builder.serve_connection_with_upgrades(io, service);
+            if let Err(e) = watcher.watch(connection.into_owned()).await {
+                tracing::debug!(error = %e, client = %peer, "connection ended with an error");
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::info!("connections still open after the grace period are closed");
+    }
+    Ok(())
+}
+
+/// Answer a connection over the limit with a 503 problem and close it.
+/// Bounded in time: a client that does not read it is dropped.
+async fn refuse(mut stream: TcpStream, limit: usize) {
+    let body = format!(
+        "{{\"type\":\"about:blank\",\"title\":\"Service Unavailable\",\"status\":503,\
+         \"detail\":\"the server holds its limit of {limit} open connections; retry shortly\"}}"
+    );
+    let answer = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/problem+json\r\n\
+         retry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        let _ = stream.write_all(answer.as_bytes()).await;
+        let _ = stream.shutdown().await;
+    })
+    .await;
+}
+
+/// A TCP stream whose writes fail once they have made no progress for the
+/// idle timeout: the client stopped reading (or vanished without a FIN), and
+/// whatever the response holds (a pooled connection, a cursor, memory) is
+/// released instead of waiting for TCP's own timeout of many minutes.
+/// Its reads fail when a new connection sends nothing within the header
+/// timeout: hyper's own header timer starts only at the first byte.
+struct StallGuard {
+    inner: TcpStream,
+    timeout: Duration,
+    stalled_since: Option<Pin<Box<Sleep>>>,
+    first_byte: Option<Pin<Box<Sleep>>>,
+}
+
+impl StallGuard {
+    fn new(inner: TcpStream, header_timeout: Duration, timeout: Duration) -> Self {
+        Self {
+            inner,
+            timeout,
+            stalled_since: None,
+            first_byte: Some(Box::pin(sleep(header_timeout))),
+        }
+    }
+
+    /// On a pending write: arm the timer, or fail when it has run out.
+    fn stalled(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        let timeout = self.timeout;
+        let timer = self
+            .stalled_since
+            .get_or_insert_with(|| Box::pin(sleep(timeout)));
+        match timer.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the client stopped reading the response",
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn progressed(&mut self) {
+        self.stalled_since = None;
+    }
+}
+
+impl AsyncRead for StallGuard {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let read = Pin::new(&mut self.inner).poll_read(cx, buf);
+        match (&read, self.first_byte.as_mut()) {
+            (Poll::Pending, Some(deadline)) => match deadline.as_mut().poll(cx) {
+                Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "the client sent no request",
+                ))),
+                Poll::Pending => Poll::Pending,
+            },
+            (Poll::Ready(Ok(())), Some(_)) if buf.filled().len() > before => {
+                self.first_byte = None;
+                read
+            }
+            _ => read,
+        }
+    }
+}
+
+impl AsyncWrite for StallGuard {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match Pin::new(&mut self.inner).poll_write(cx, buf) {
+            Poll::Pending => self.stalled(cx),
+            ready => {
+                self.progressed();
+                ready
+            }
+        }
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match Pin::new(&mut self.inner).poll_write_vectored(cx, bufs) {
+            Poll::Pending => self.stalled(cx),
+            ready => {
+                self.progressed();
+                ready
+            }
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}

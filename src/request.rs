@@ -1,0 +1,142 @@
+//! What handlers read off a request, shared by every router: the query
+//! pairs, the media type, the public base URL and the layer a path names.
+//! It sits below the routers (features, tiles, events, api) and imports
+//! none of them.
+
+use std::sync::Arc;
+
+use axum::http::{header, HeaderMap};
+
+use crate::{error::AppError, layers::LayerDef, AppState};
+
+/// Whether a request's `Host` (name or address, with or without a port) is
+/// one this server answers for: the address it is bound to (any address of
+/// the machine when bound to all of them: no DNS name can rebind to an
+/// address literal), a loopback address, `localhost`, or a name in
+/// `allowed` (given with or without port).
+pub fn host_allowed(host: &str, allowed: &[String], bind: std::net::SocketAddr) -> bool {
+    let address_ok =
+        |ip: std::net::IpAddr| ip.is_loopback() || bind.ip().is_unspecified() || ip == bind.ip();
+    let host = host.trim().to_ascii_lowercase();
+    if allowed.contains(&host) {
+        return true;
+    }
+    // Split a port off: `[v6]:port`, `name:port`, `v4:port`.
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        match rest.split_once(']') {
+            Some((v6, tail)) if tail.is_empty() || port(tail.strip_prefix(':')) => {
+                return v6
+                    .parse::<std::net::Ipv6Addr>()
+                    .is_ok_and(|ip| address_ok(ip.into()));
+            }
+            _ => return false,
+        }
+    } else {
+        match host.rsplit_once(':') {
+            Some((name, p)) if port(Some(p)) => name,
+            Some(_) => return false,
+            None => host.as_str(),
+        }
+    };
+    name == "localhost"
+        || name
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|ip| address_ok(ip.into()))
+        || allowed.iter().any(|a| a == name)
+}
+
+fn port(p: Option<&str>) -> bool {
+    p.is_some_and(|p| p.parse::<u16>().is_ok())
+}
+
+/// The scheme and authority clients reach this server at: the configured
+/// public URL, else the request's `Host` (and `X-Forwarded-Proto`).
+pub fn base_url(state: &AppState, headers: &HeaderMap) -> String {
+    if let Some(url) = &state.settings.public_url {
+        return url.trim_end_matches('/').to_owned();
+    }
+    let plausible = |s: &&str| {
+        !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | ':' | '-' | '[' | ']'))
+    };
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(plausible)
+        .map(str::to_owned)
+        .unwrap_or_else(|| state.settings.bind.to_string());
+    let proto = headers
+        .get("x-forwarded-proto")
+        .and_then(|h| h.to_str().ok())
+        .filter(|p| *p == "https" || *p == "http")
+        .unwrap_or("http");
+    format!("{proto}://{host}")
+}
+
+/// The pairs of a raw query string, decoded.
+pub fn query_pairs(raw: Option<&str>) -> Vec<(String, String)> {
+    raw.map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .unwrap_or_default()
+}
+
+/// The request's media type, lower-cased, without parameters.
+pub fn media_type(headers: &axum::http::HeaderMap) -> Option<String> {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_ascii_lowercase()
+        })
+}
+
+/// The layer a path names, or a 404 naming it.
+pub fn layer_or_404(state: &AppState, name: &str) -> Result<Arc<LayerDef>, AppError> {
+    state
+        .catalog
+        .get(name)
+        .cloned()
+        .ok_or_else(|| AppError::NotFound {
+            what: format!("collection `{name}`"),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_are_the_bound_address_loopback_or_allowed_names() {
+        let lo: std::net::SocketAddr = "127.0.0.1:8080".parse().expect("address");
+        let all: std::net::SocketAddr = "0.0.0.0:8080".parse().expect("address");
+        let allowed = vec!["onemap.luozhuang.gov.cn".to_owned()];
+        for ok in [
+            "127.0.0.1:8080",
+            "localhost",
+            "LOCALHOST:8080",
+            "[::1]:8080",
+            "onemap.luozhuang.gov.cn",
+            "onemap.luozhuang.gov.cn:443",
+        ] {
+            assert!(host_allowed(ok, &allowed, lo), "{ok}");
+        }
+        for bad in [
+            "evil.example",
+            "evil.example:8080",
+            "10.1.2.3:8080",
+            "localhost:99999",
+            "[::1",
+            "onemap.luozhuang.gov.cn.evil.example",
+            "",
+        ] {
+            assert!(!host_allowed(bad, &allowed, lo), "{bad}");
+        }
+        // Bound to every address: any address literal is this machine's.
+        assert!(host_allowed("10.1.2.3:8080", &allowed, all));
+        assert!(!host_allowed("evil.example", &allowed, all));
+    }
+}
