@@ -9,6 +9,7 @@ mod formats;
 mod geopackage;
 mod health;
 mod helpers;
+mod hostile_http;
 mod tiles;
 mod transactions;
 mod validation;
