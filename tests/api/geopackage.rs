@@ -253,3 +253,54 @@ async fn a_write_waits_for_another_program_holding_the_file_instead_of_failing()
         .await;
     assert_eq!(found["numberReturned"], 1);
 }
+
+/// GDAL's own GeoPackage validator (`validate_gpkg.py`, from python3-gdal,
+/// run by Debian's Python, which has the `osgeo` bindings); `.ci/run`
+/// installs it, and a check that cannot run must not pass.
+fn validate_gpkg(path: &std::path::Path) {
+    let script = [
+        "/usr/lib/python3/dist-packages/osgeo_utils/samples/validate_gpkg.py",
+        "/usr/share/doc/python3-gdal/examples/validate_gpkg.py",
+    ]
+    .into_iter()
+    .find(|p| std::path::Path::new(p).exists())
+    .unwrap_or_else(|| {
+        panic!("GDAL's validate_gpkg.py is needed for this test (apt-get install python3-gdal)")
+    });
+    let out = Command::new("/usr/bin/python3")
+        .arg(script)
+        .arg(path)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run Debian's python3 for validate_gpkg.py: {e}"));
+    assert!(
+        out.status.success(),
+        "GDAL's validator refuses {}: {}{}",
+        path.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test]
+async fn gdals_validator_accepts_the_file_as_written_and_after_edits() {
+    let app = spawn_app(true).await;
+    validate_gpkg(&app.db_path);
+    // After a write through the API and a token (every table onemap
+    // registers, its bookkeeping included).
+    let token = app.token(onemap::auth::Role::Dispatcher).await;
+    let r = app
+        .client
+        .post(app.url("/ogc/collections/incidents/items"))
+        .bearer_auth(&token)
+        .header("content-type", "application/geo+json")
+        .body(
+            r#"{"type":"Feature","properties":{"name":"堤防渗水","type":"flood","severity":"major","status":"reported","reported_at":"2026-07-12T03:00:00Z"},
+                "geometry":{"type":"Point","coordinates":[118.3,35.0]}}"#,
+        )
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap_or_default());
+    let dir = app.stop().await;
+    validate_gpkg(&dir.path().join("onemap.gpkg"));
+}
