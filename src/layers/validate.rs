@@ -342,6 +342,26 @@ fn ring_name(polygon: Option<usize>, ring: usize) -> String {
 
 type PropertyResult = Result<Value, (String, String)>;
 
+/// Longest text a string property may hold, in bytes: a description or an
+/// address, not a file.
+pub const MAX_TEXT_BYTES: usize = 64 * 1024;
+
+/// Why a text may not be stored: a NUL byte (GDAL and C readers end the
+/// string there and show a truncated name), or a length past
+/// [`MAX_TEXT_BYTES`].
+fn text_problem(text: &str) -> Option<String> {
+    if text.contains('\0') {
+        Some("a text must not contain a NUL character (U+0000)".into())
+    } else if text.len() > MAX_TEXT_BYTES {
+        Some(format!(
+            "a text may hold at most {MAX_TEXT_BYTES} bytes, this one has {}",
+            text.len()
+        ))
+    } else {
+        None
+    }
+}
+
 fn property(def: &PropertyDef, value: &Value, path: &str) -> PropertyResult {
     let fail = |message: String| Err((path.to_owned(), message));
     let describe = |v: &Value| -> String {
@@ -354,7 +374,13 @@ fn property(def: &PropertyDef, value: &Value, path: &str) -> PropertyResult {
     };
     match def.kind {
         PropertyType::String => match value {
-            Value::String(_) => Ok(value.clone()),
+            Value::String(text) => match text_problem(text) {
+                Some(why) => fail(why),
+                None if def.name == super::NAME && text.trim().is_empty() => {
+                    fail("a name must not be empty".into())
+                }
+                None => Ok(value.clone()),
+            },
             other => fail(format!("expected a string, got {}", describe(other))),
         },
         PropertyType::Integer => {
@@ -407,6 +433,12 @@ fn property(def: &PropertyDef, value: &Value, path: &str) -> PropertyResult {
             };
             for (i, item) in items.iter().enumerate() {
                 match item.as_str() {
+                    Some(s) if text_problem(s).is_some() => {
+                        return Err((
+                            format!("{path}[{i}]"),
+                            text_problem(s).unwrap_or_default(),
+                        ))
+                    }
                     Some(s) if def.values.is_none() || allowed(def, s) => {}
                     Some(_) => {
                         return Err((

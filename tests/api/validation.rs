@@ -212,3 +212,43 @@ async fn a_valid_batch_is_stored_whole_and_reads_back_normalised() {
         geo::Geometry::Point(geo::point! { x: 118.3, y: 35.0 })
     );
 }
+
+#[tokio::test]
+async fn empty_names_nul_characters_and_huge_texts_are_refused() {
+    let app = spawn_app(false).await;
+    let good = team(good_team());
+    for (bad, why) in [
+        (json!(""), "empty"),
+        (json!("   "), "empty"),
+        (json!("救援队\u{0}隐藏"), "NUL"),
+        (json!("x".repeat(70_000)), "at most"),
+    ] {
+        let msg = refused(
+            &app,
+            "rescue_teams",
+            team(with("name", bad)),
+            good.clone(),
+            "name",
+        )
+        .await;
+        assert!(msg.contains(why), "{msg}");
+    }
+    // Through HTTP too: a 422 problem naming the field.
+    let token = app.token(onemap::auth::Role::Dispatcher).await;
+    let r = app
+        .client
+        .post(app.url("/ogc/collections/rescue_teams/items"))
+        .bearer_auth(&token)
+        .header("content-type", "application/geo+json")
+        .body(
+            json!({"type": "Feature", "geometry": {"type": "Point", "coordinates": [118.3, 35.0]},
+                   "properties": with("name", json!("a\u{0}b"))})
+            .to_string(),
+        )
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(r.status(), 422);
+    assert_eq!(r.headers()["content-type"], "application/problem+json");
+    assert!(r.text().await.unwrap_or_default().contains("NUL"));
+}
