@@ -13,6 +13,7 @@ pub mod error;
 pub mod etag;
 pub mod events;
 pub mod features;
+pub mod feed;
 pub mod filter;
 pub mod formats;
 pub mod http;
@@ -51,6 +52,8 @@ pub struct Shared {
     pub store: Arc<dyn Store>,
     pub metrics: Arc<Metrics>,
     pub events: Arc<events::EventHub>,
+    /// Applies the change log to the index and the event stream.
+    pub feed: Arc<feed::ChangeFeed>,
     pub index: Arc<index::SpatialIndex>,
     pub tiles: tiles::TileCache,
     /// Offline basemaps found in the tiles folder, by name.
@@ -58,19 +61,27 @@ pub struct Shared {
 }
 
 impl AppState {
-    /// After a write commits: bring the spatial index up to date (so tiles
-    /// show it), then tell the event stream.
+    /// After a write commits: wait until the change feed has applied it
+    /// to the index (so the writer's next tile shows it) and the event
+    /// stream. The feed does the work; a handler cut off here loses nothing.
     pub async fn committed(&self, layer: &Arc<layers::LayerDef>, written: &store::Written) {
-        if let Err(e) = self
-            .index
-            .refresh(self.store.as_ref(), layer, &written.ids)
+        self.feed.wake();
+        if !self
+            .feed
+            .wait_for(written.change.seq, COMMIT_VISIBLE_WITHIN)
             .await
         {
-            tracing::error!(error = ?e, layer = %layer.name, "cannot refresh the spatial index after a write");
+            tracing::warn!(
+                layer = %layer.name,
+                seq = written.change.seq,
+                "a committed change is not yet in the index; answering anyway"
+            );
         }
-        self.events.publish(written.change.clone());
     }
 }
+
+/// How long a writer waits for its change to reach the index.
+const COMMIT_VISIBLE_WITHIN: std::time::Duration = std::time::Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -122,6 +133,9 @@ impl App {
                 None => tracing::info!("the database has features: demo not loaded"),
             }
         }
+        // The log position first: a change committed while the index loads
+        // is applied again by the feed (applying is idempotent), never lost.
+        let applied = store.last_seq().await?;
         let index = index::SpatialIndex::load(store.as_ref(), &catalog).await?;
         let basemaps = tiles::basemap::open_all(&settings.tiles_dir).await;
         let state = AppState(Arc::new(Shared {
@@ -130,6 +144,7 @@ impl App {
             store,
             metrics: Arc::new(Metrics::new()),
             events: Arc::new(events::EventHub::new()),
+            feed: Arc::new(feed::ChangeFeed::new(applied)),
             index: Arc::new(index),
             tiles: tiles::cache(),
             basemaps: Arc::new(basemaps),
@@ -159,6 +174,8 @@ impl App {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), StartupError> {
         let store = self.state.store.clone();
+        let feed = self.state.feed.clone();
+        let feeding = tokio::spawn(feed::run(self.state.clone()));
         let limits = http::serve::Limits {
             header_timeout: self.state.settings.header_timeout,
             idle_timeout: self.state.settings.idle_timeout,
@@ -166,6 +183,8 @@ impl App {
         };
         let router = http::router(self.state);
         let served = http::serve::serve(self.listener, router, limits, shutdown).await;
+        feed.stop();
+        let _ = feeding.await;
         store.close().await;
         served.map_err(StartupError::Serve)
     }

@@ -54,6 +54,10 @@ pub struct Metrics {
     tile_build_seconds: Histogram,
     tile_cache_bytes: Gauge,
     tile_cache_entries: Gauge,
+    feed_changes: Counter,
+    feed_failures: Counter,
+    feed_seconds: Histogram,
+    event_streams: Gauge,
 }
 
 impl Default for Metrics {
@@ -109,8 +113,36 @@ impl Metrics {
             "Tiles held in the cache",
             tile_cache_entries.clone(),
         );
+        let feed_changes = Counter::default();
+        let feed_failures = Counter::default();
+        let feed_seconds = latency_histogram();
+        let event_streams = Gauge::default();
+        registry.register(
+            "feed_changes",
+            "Changes of the change log applied to the index and the event stream (every writer's)",
+            feed_changes.clone(),
+        );
+        registry.register(
+            "feed_failures",
+            "Changes that could not be applied to the index after retries",
+            feed_failures.clone(),
+        );
+        registry.register(
+            "feed_apply_duration_seconds",
+            "Time to apply one change to the index",
+            feed_seconds.clone(),
+        );
+        registry.register(
+            "event_streams",
+            "Open /api/events streams",
+            event_streams.clone(),
+        );
         Self {
             registry: Mutex::new(registry),
+            feed_changes,
+            feed_failures,
+            feed_seconds,
+            event_streams,
             requests,
             latency,
             features,
@@ -119,6 +151,20 @@ impl Metrics {
             tile_cache_bytes,
             tile_cache_entries,
         }
+    }
+
+    pub fn feed_applied(&self, seconds: f64) {
+        self.feed_changes.inc();
+        self.feed_seconds.observe(seconds);
+    }
+
+    pub fn feed_failed(&self) {
+        self.feed_failures.inc();
+    }
+
+    pub fn set_event_streams(&self, open: usize) {
+        self.event_streams
+            .set(i64::try_from(open).unwrap_or(i64::MAX));
     }
 
     pub fn tile_built(&self, seconds: f64) {

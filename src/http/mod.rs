@@ -217,6 +217,7 @@ async fn render_metrics(State(state): State<AppState>) -> Result<Response, AppEr
             .metrics
             .set_features(&layer.name, state.index.len(&layer.name) as u64);
     }
+    state.metrics.set_event_streams(state.events.open_streams());
     // moka counts lazily: settle its bookkeeping so the figures are current.
     state.tiles.run_pending_tasks().await;
     state

@@ -240,6 +240,29 @@ impl SpatialIndex {
         self.layers.is_empty()
     }
 
+    /// The WGS84 `[west, south, east, north]` of the features `ids` as the
+    /// index holds them now (`None` when it holds none of them).
+    pub fn bbox_of(&self, layer: &str, ids: &[i64]) -> Option<[f64; 4]> {
+        use geo::BoundingRect;
+        let l = self
+            .layers
+            .get(layer)?
+            .read()
+            .unwrap_or_else(|p| p.into_inner());
+        ids.iter()
+            .filter_map(|id| l.by_id.get(id))
+            .filter_map(|e| e.feature.geometry.bounding_rect())
+            .map(|r| [r.min().x, r.min().y, r.max().x, r.max().y])
+            .reduce(|a, b| {
+                [
+                    a[0].min(b[0]),
+                    a[1].min(b[1]),
+                    a[2].max(b[2]),
+                    a[3].max(b[3]),
+                ]
+            })
+    }
+
     /// Bring `ids` of `layer` up to date with the store after a commit:
     /// re-read each, replacing or removing its entry.
     pub async fn refresh(

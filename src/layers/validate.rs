@@ -434,10 +434,7 @@ fn property(def: &PropertyDef, value: &Value, path: &str) -> PropertyResult {
             for (i, item) in items.iter().enumerate() {
                 match item.as_str() {
                     Some(s) if text_problem(s).is_some() => {
-                        return Err((
-                            format!("{path}[{i}]"),
-                            text_problem(s).unwrap_or_default(),
-                        ))
+                        return Err((format!("{path}[{i}]"), text_problem(s).unwrap_or_default()))
                     }
                     Some(s) if def.values.is_none() || allowed(def, s) => {}
                     Some(_) => {

@@ -137,16 +137,19 @@ async fn the_header_and_spatial_index_follow_the_spec() {
         .await
         .expect("rtree count");
         assert_eq!(rows, indexed, "{} is fully indexed", layer.name);
-        let triggers: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ?",
+        let triggers: Vec<String> = sqlx::query_scalar(
+            "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ? ORDER BY name",
         )
         .bind(&layer.name)
-        .fetch_one(&pool)
+        .fetch_all(&pool)
         .await
         .expect("triggers");
+        let rtree = triggers.iter().filter(|t| t.starts_with("rtree_")).count();
+        let log = triggers.iter().filter(|t| t.starts_with("onemap_log_")).count();
         assert_eq!(
-            triggers, 6,
-            "{} keeps the six R-tree triggers for other editors",
+            (rtree, log, triggers.len()),
+            (6, 3, 9),
+            "{} keeps the six R-tree triggers for other editors and the three that log their writes: {triggers:?}",
             layer.name
         );
         let ext: i64 = sqlx::query_scalar(
@@ -201,6 +204,76 @@ async fn features_appended_by_gdal_are_indexed_and_read_back() {
         geo::Geometry::Point(geo::point! { x: 118.31, y: 35.01 })
     );
     assert_eq!(team.properties["headcount"], 12);
+
+    // The server learns of it from the change log that the layer's triggers
+    // filled in GDAL's transaction: the tile there draws it, the metrics
+    // count it, and the event stream announces it.
+    let z = 16u8;
+    let n = f64::from(1u32 << z);
+    let x = ((118.31 + 180.0) / 360.0 * n) as u32;
+    let lat = 35.01f64.to_radians();
+    let y = ((1.0 - (lat.tan() + 1.0 / lat.cos()).ln() / std::f64::consts::PI) / 2.0 * n) as u32;
+    let mut drawn = false;
+    for _ in 0..50 {
+        let r = app
+            .get(&format!("/tiles/rescue_teams/{z}/{x}/{y}.mvt"))
+            .await;
+        if r.status() == 200 {
+            let body = r.bytes().await.expect("tile");
+            if body
+                .windows("QGIS 录入的救援队".len())
+                .any(|w| w == "QGIS 录入的救援队".as_bytes())
+            {
+                drawn = true;
+                break;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(drawn, "the tile draws the feature GDAL appended");
+    let audit_token = app.token(onemap::auth::Role::Admin).await;
+    let audit: serde_json::Value = app
+        .client
+        .get(app.url("/api/audit?layer=rescue_teams&limit=1"))
+        .bearer_auth(&audit_token)
+        .send()
+        .await
+        .expect("answers")
+        .json()
+        .await
+        .expect("json");
+    let entry = &audit["entries"][0];
+    assert_eq!(entry["op"], "create", "{audit}");
+    assert_eq!(entry["ids"], serde_json::json!([team.id]), "{audit}");
+    assert!(
+        entry["actor"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("another program"),
+        "{audit}"
+    );
+    // And replayed from the log to a client that was one event behind.
+    let seq = entry["seq"].as_i64().expect("seq");
+    let mut events = app
+        .client
+        .get(app.url("/api/events?layers=rescue_teams"))
+        .header("last-event-id", (seq - 1).to_string())
+        .send()
+        .await
+        .expect("answers")
+        .bytes_stream();
+    use futures_util::StreamExt;
+    let mut text = String::new();
+    while !text.contains("\n\n") {
+        let chunk = tokio::time::timeout(std::time::Duration::from_secs(5), events.next())
+            .await
+            .expect("an event within 5 s")
+            .expect("a chunk")
+            .expect("bytes");
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(text.contains(&format!("id: {seq}")), "{text}");
+    assert!(text.contains("another program"), "{text}");
 }
 
 #[tokio::test]

@@ -94,6 +94,9 @@ fn change(row: &SqliteRow) -> Result<Change, StoreError> {
 
 const COLUMNS: &str =
     "seq, at, actor, layer, op, feature_ids, bbox_before, bbox_after, before, after";
+/// What the event stream and the change feed read: not the properties
+/// before and after, which for an import can hold megabytes a row.
+const CHANGE_COLUMNS: &str = "seq, at, actor, layer, op, feature_ids, bbox_before, bbox_after";
 
 pub async fn since(
     conn: &mut SqliteConnection,
@@ -101,7 +104,7 @@ pub async fn since(
     limit: u64,
 ) -> Result<Vec<Change>, StoreError> {
     let rows = sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM onemap_changes WHERE seq > ? ORDER BY seq LIMIT ?"
+        "SELECT {CHANGE_COLUMNS} FROM onemap_changes WHERE seq > ? ORDER BY seq LIMIT ?"
     ))
     .bind(seq)
     .bind(i64::try_from(limit).unwrap_or(i64::MAX))

@@ -114,6 +114,8 @@ pub async fn ensure_layer(
     )))?;
 
     let created = ensure_rtree(conn, layer).await?;
+    // Files made before the change log was filled by triggers get them now.
+    create_log_triggers(conn, layer).await?;
     describe_columns(conn, layer).await?;
     catalog_entry(conn, layer).await?;
     Ok(created)
@@ -211,12 +213,72 @@ async fn describe_columns(conn: &mut SqliteConnection, layer: &LayerDef) -> Resu
     Ok(())
 }
 
-fn trigger_names(layer: &LayerDef) -> [String; 6] {
+fn trigger_names(layer: &LayerDef) -> [String; 9] {
     let rt = rtree(layer);
-    [
+    let [a, b, c] = log_trigger_names(layer);
+    let [d, e, f, g, h, i] = [
         "insert", "update1", "update2", "update3", "update4", "delete",
     ]
-    .map(|s| format!("{rt}_{s}"))
+    .map(|s| format!("{rt}_{s}"));
+    [d, e, f, g, h, i, a, b, c]
+}
+
+fn log_trigger_names(layer: &LayerDef) -> [String; 3] {
+    ["insert", "update", "delete"].map(|s| format!("onemap_log_{}_{s}", layer.name))
+}
+
+/// The actor the change log names for a write made by another program.
+pub const OTHER_WRITER: &str = "another program (GDAL, QGIS, …)";
+
+/// Triggers that log every write to the layer's table in `onemap_changes`,
+/// in the writer's own transaction: QGIS, GDAL, a script or a second
+/// onemap process; so the change log holds every committed change, in
+/// commit order, whoever made it, and the server's change feed brings the
+/// index, the tiles and the event stream up to date from it alone.
+///
+/// They use only core SQL (no JSON or spatial functions), which every
+/// SQLite that opens the file has. onemap's own writes drop them with the
+/// R-tree triggers and log a fuller entry (actor, properties before and
+/// after) themselves.
+pub async fn create_log_triggers(
+    conn: &mut SqliteConnection,
+    layer: &LayerDef,
+) -> Result<(), StoreError> {
+    let t = &layer.name;
+    let literal = t.replace('\'', "''");
+    let actor = OTHER_WRITER.replace('\'', "''");
+    let [ins, upd, del] = log_trigger_names(layer);
+    let log = |op: &str, ids: &str| {
+        format!(
+            "INSERT INTO onemap_changes (at, actor, layer, op, feature_ids) VALUES \
+             (strftime('%Y-%m-%dT%H:%M:%fZ','now'), '{actor}', '{literal}', '{op}', {ids});"
+        )
+    };
+    let statements = [
+        format!(
+            "CREATE TRIGGER IF NOT EXISTS \"{ins}\" AFTER INSERT ON \"{t}\" BEGIN {} END",
+            log("create", "'[' || NEW.fid || ']'")
+        ),
+        format!(
+            "CREATE TRIGGER IF NOT EXISTS \"{upd}\" AFTER UPDATE ON \"{t}\" BEGIN {} END",
+            log(
+                "update",
+                "CASE WHEN OLD.fid = NEW.fid THEN '[' || NEW.fid || ']' \
+                 ELSE '[' || OLD.fid || ',' || NEW.fid || ']' END"
+            )
+        ),
+        format!(
+            "CREATE TRIGGER IF NOT EXISTS \"{del}\" AFTER DELETE ON \"{t}\" BEGIN {} END",
+            log("delete", "'[' || OLD.fid || ']'")
+        ),
+    ];
+    for sql in statements {
+        sqlx::query(&sql)
+            .execute(&mut *conn)
+            .await
+            .map_err(StoreError::db(format!("creating the log triggers of {t}")))?;
+    }
+    Ok(())
 }
 
 /// The six triggers of GeoPackage 1.3 Annex F.3 that keep the R-tree in step
@@ -267,11 +329,11 @@ pub async fn create_triggers(
             .await
             .map_err(StoreError::db(format!("creating R-tree triggers of {t}")))?;
     }
-    Ok(())
+    create_log_triggers(conn, layer).await
 }
 
-/// Drop the R-tree triggers for the length of one of onemap's own write
-/// transactions.
+/// Drop the R-tree and log triggers for the length of one of onemap's own
+/// write transactions.
 ///
 /// The spec's triggers call ST_IsEmpty/ST_MinX/…, which SQLite lacks and
 /// which GDAL registers in its own connections; a statement that fires them

@@ -1,0 +1,141 @@
+//! The change feed: one task per server that reads the store's change log
+//! in commit order and applies each change to the in-memory index (and so
+//! to the tiles, whose keys carry the index's versions) and to the event
+//! stream.
+//!
+//! The log is the single source of committed changes. onemap's own writes
+//! log themselves in their transaction; every other writer of the file
+//! (QGIS, GDAL, `onemap import` beside a running server) is logged by the
+//! layer tables' triggers in its own. A handler that wrote waits for the
+//! feed to pass its change (so its client reads its own write), but the
+//! feed does not depend on the handler: a request cut off by the timeout
+//! after its commit still reaches the index and the event stream.
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use tokio::sync::{watch, Notify};
+
+use crate::{store::Change, AppState};
+
+/// How often the log is read when nothing woke the feed: the delay before
+/// another program's write shows.
+const POLL: Duration = Duration::from_millis(250);
+/// Changes read per round.
+const PAGE: u64 = 500;
+/// Tries at applying one change before it is skipped (and logged): a store
+/// that fails a moment must not lose a change, and a change that can never
+/// be applied must not stop every later one.
+const ATTEMPTS: u32 = 3;
+
+pub struct ChangeFeed {
+    applied: watch::Sender<i64>,
+    wake: Notify,
+    stop: Notify,
+}
+
+impl ChangeFeed {
+    /// A feed that has applied every change up to `seq` (what the index was
+    /// loaded from).
+    pub fn new(seq: i64) -> Self {
+        Self {
+            applied: watch::Sender::new(seq),
+            wake: Notify::new(),
+            stop: Notify::new(),
+        }
+    }
+
+    /// The last change applied.
+    pub fn applied(&self) -> i64 {
+        *self.applied.borrow()
+    }
+
+    /// Read the log now (a write of this server just committed).
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// End the task (the server is closing its store).
+    pub fn stop(&self) {
+        self.stop.notify_one();
+    }
+
+    /// Wait until change `seq` is applied, at most `limit`; whether it was.
+    pub async fn wait_for(&self, seq: i64, limit: Duration) -> bool {
+        let mut rx = self.applied.subscribe();
+        tokio::time::timeout(limit, rx.wait_for(|applied| *applied >= seq))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+}
+
+/// Run the feed of `state` until [`ChangeFeed::stop`].
+pub async fn run(state: AppState) {
+    let feed = Arc::clone(&state.feed);
+    loop {
+        let page = match state.store.changes_since(feed.applied(), PAGE).await {
+            Ok(page) => page,
+            Err(e) => {
+                tracing::error!(error = ?e, "the change feed cannot read the change log");
+                Vec::new()
+            }
+        };
+        for change in &page {
+            apply(&state, change).await;
+            feed.applied.send_replace(change.seq);
+        }
+        if page.len() as u64 == PAGE {
+            continue;
+        }
+        tokio::select! {
+            () = feed.wake.notified() => {}
+            () = tokio::time::sleep(POLL) => {}
+            () = feed.stop.notified() => return,
+        }
+    }
+}
+
+/// Bring the index up to date with one change and publish it. A change by
+/// another program has no boxes in the log (its triggers cannot compute
+/// them): they are taken from the index before and after.
+async fn apply(state: &AppState, change: &Change) {
+    let Some(layer) = state.catalog.get(&change.layer).cloned() else {
+        // A table onemap does not serve: nothing to index or announce.
+        return;
+    };
+    let mut change = change.clone();
+    let external = change.bbox_before.is_none() && change.bbox_after.is_none();
+    if external {
+        change.bbox_before = state.index.bbox_of(&layer.name, &change.ids);
+    }
+    let started = Instant::now();
+    for attempt in 1..=ATTEMPTS {
+        match state
+            .index
+            .refresh(state.store.as_ref(), &layer, &change.ids)
+            .await
+        {
+            Ok(()) => break,
+            Err(e) if attempt < ATTEMPTS => {
+                tracing::warn!(error = ?e, seq = change.seq, "cannot apply a change yet; retrying");
+                tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
+            }
+            Err(e) => {
+                tracing::error!(
+                    error = ?e,
+                    seq = change.seq,
+                    layer = %layer.name,
+                    "a change could not be applied to the index; its features may show stale until restart"
+                );
+                state.metrics.feed_failed();
+            }
+        }
+    }
+    if external {
+        change.bbox_after = state.index.bbox_of(&layer.name, &change.ids);
+    }
+    state.metrics.feed_applied(started.elapsed().as_secs_f64());
+    state.events.publish(change);
+}
