@@ -91,6 +91,29 @@ async fn read_audit(
     Ok(Json(json!({ "entries": entries })))
 }
 
+/// Longest `Idempotency-Key` accepted.
+const MAX_IDEMPOTENCY_KEY: usize = 200;
+
+/// The request's `Idempotency-Key` (IETF draft-ietf-httpapi-idempotency-key):
+/// visible ASCII, at most [`MAX_IDEMPOTENCY_KEY`] characters.
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, AppError> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = value
+        .to_str()
+        .ok()
+        .map(|k| k.trim().trim_matches('"'))
+        .filter(|k| !k.is_empty() && k.len() <= MAX_IDEMPOTENCY_KEY)
+        .filter(|k| k.bytes().all(|b| b.is_ascii_graphic()))
+        .ok_or_else(|| {
+            AppError::BadRequest(format!(
+                "`Idempotency-Key` must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters"
+            ))
+        })?;
+    Ok(Some(key.to_owned()))
+}
+
 /// `POST /api/import/{layer}?crs=`: a GeoJSON FeatureCollection,
 /// newline-delimited GeoJSON, CSV or a GeoPackage, stored all or nothing. A refusal lists every
 /// bad feature (index or line, and field), up to the report limit.
@@ -120,7 +143,7 @@ async fn import_layer(
              text/csv, application/geopackage+sqlite3 or application/zip (a shapefile)"
         ))
     })?;
-    let parsed = match format {
+    let mut parsed = match format {
         Format::Gpkg | Format::Shapefile => {
             // SQLite and shapefile readers read files: keep the upload in one.
             let file = tempfile::Builder::new()
@@ -144,18 +167,45 @@ async fn import_layer(
     if parsed.features.is_empty() {
         return Err(AppError::BadRequest("the file holds no feature".into()));
     }
-    let written = match state
-        .store
-        .insert(&layer, &parsed.features, &caller.actor())
-        .await
-    {
-        Ok(w) => w,
-        Err(StoreError::Invalid(e)) => return Err(AppError::Invalid(parsed.locate(e))),
-        Err(e) => return Err(e.into()),
+    let key = idempotency_key(&headers)?;
+    // The write runs as its own task: when the request timeout or a
+    // dropped connection ends this handler, the import still finishes (or
+    // rolls back) whole, and a retry with the same key finds it.
+    let features = std::mem::take(&mut parsed.features);
+    let (store, target, actor) = (state.store.clone(), layer.clone(), caller.actor());
+    let task = tokio::spawn(async move {
+        match key {
+            Some(key) => store.insert_once(&target, &features, &actor, &key).await,
+            None => store
+                .insert(&target, &features, &actor)
+                .await
+                .map(|w| (w, false)),
+        }
+    });
+    let (written, replayed) = match task.await {
+        Ok(Ok(done)) => done,
+        Ok(Err(StoreError::Invalid(e))) => return Err(AppError::Invalid(parsed.locate(e))),
+        Ok(Err(e)) => return Err(e.into()),
+        Err(e) => {
+            tracing::error!(error = %e, layer = %name, "an import task failed");
+            return Err(AppError::Internal(format!(
+                "the import into `{name}` failed"
+            )));
+        }
     };
     state.committed(&layer, &written).await;
+    let status = if replayed {
+        axum::http::StatusCode::OK
+    } else {
+        axum::http::StatusCode::CREATED
+    };
     Ok((
-        axum::http::StatusCode::CREATED,
-        Json(json!({ "layer": name, "imported": written.ids.len(), "seq": written.change.seq })),
+        status,
+        Json(json!({
+            "layer": name,
+            "imported": written.ids.len(),
+            "seq": written.change.seq,
+            "replayed": replayed,
+        })),
     ))
 }

@@ -179,6 +179,19 @@ pub trait Store: Send + Sync + 'static {
         actor: &str,
     ) -> Result<Written, StoreError>;
 
+    /// [`Store::insert`] at most once per `key`: when the key is already
+    /// stored (a client retrying an import after a timeout), nothing is
+    /// written and the first write is returned with `true`. The key is
+    /// stored in the features' transaction, so concurrent tries write once.
+    /// A key first used on another layer is a [`StoreError::Duplicate`].
+    async fn insert_once(
+        &self,
+        layer: &LayerDef,
+        features: &[Feature],
+        actor: &str,
+        key: &str,
+    ) -> Result<(Written, bool), StoreError>;
+
     /// One feature by id.
     async fn feature(&self, layer: &LayerDef, id: i64) -> Result<Option<Feature>, StoreError>;
 

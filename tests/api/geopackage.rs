@@ -145,7 +145,10 @@ async fn the_header_and_spatial_index_follow_the_spec() {
         .await
         .expect("triggers");
         let rtree = triggers.iter().filter(|t| t.starts_with("rtree_")).count();
-        let log = triggers.iter().filter(|t| t.starts_with("onemap_log_")).count();
+        let log = triggers
+            .iter()
+            .filter(|t| t.starts_with("onemap_log_"))
+            .count();
         assert_eq!(
             (rtree, log, triggers.len()),
             (6, 3, 9),

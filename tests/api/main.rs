@@ -2,6 +2,7 @@
 //! against a temporary GeoPackage.
 
 mod cli;
+mod consistency;
 mod demo;
 mod events;
 mod features;

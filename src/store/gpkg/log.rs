@@ -114,6 +114,63 @@ pub async fn since(
     rows.iter().map(change).collect()
 }
 
+/// The write first stored under idempotency `key` on `layer`, if any; a key
+/// of another layer is a conflict.
+pub async fn keyed(
+    conn: &mut SqliteConnection,
+    layer: &str,
+    key: &str,
+) -> Result<Option<crate::store::Written>, StoreError> {
+    let row: Option<(String, i64)> =
+        sqlx::query_as("SELECT layer, seq FROM onemap_idempotency WHERE key = ?")
+            .bind(key)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(StoreError::db("reading idempotency keys"))?;
+    let Some((first_layer, seq)) = row else {
+        return Ok(None);
+    };
+    if first_layer != layer {
+        return Err(StoreError::Duplicate {
+            what: format!("Idempotency-Key `{key}` (first used on `{first_layer}`, not `{layer}`)"),
+        });
+    }
+    let change = since(conn, seq - 1, 1)
+        .await?
+        .into_iter()
+        .find(|c| c.seq == seq)
+        .ok_or_else(|| StoreError::Corrupt {
+            layer: "onemap_idempotency".into(),
+            id: seq,
+            column: "seq".into(),
+            reason: "names no change of the log".into(),
+        })?;
+    Ok(Some(crate::store::Written {
+        ids: change.ids.clone(),
+        change,
+    }))
+}
+
+/// Keep `key` with the change it made, in the write's transaction.
+pub async fn keep_key(
+    conn: &mut SqliteConnection,
+    key: &str,
+    layer: &str,
+    seq: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO onemap_idempotency (key, layer, seq, at) \
+         VALUES (?, ?, ?, strftime('%Y-%m-%dT%H:%M:%fZ','now'))",
+    )
+    .bind(key)
+    .bind(layer)
+    .bind(seq)
+    .execute(&mut *conn)
+    .await
+    .map_err(StoreError::db("keeping an idempotency key"))?;
+    Ok(())
+}
+
 pub async fn last_seq(conn: &mut SqliteConnection) -> Result<i64, StoreError> {
     sqlx::query_scalar("SELECT coalesce(max(seq), 0) FROM onemap_changes")
         .fetch_one(&mut *conn)

@@ -154,17 +154,104 @@ impl GpkgStore {
     /// layer, restore its triggers, log the change in the same transaction,
     /// commit.
     async fn finish(
+        tx: sqlx::Transaction<'static, sqlx::Sqlite>,
+        layer: &LayerDef,
+        entry: log::Entry<'_>,
+    ) -> Result<Written, StoreError> {
+        Self::finish_keyed(tx, None, layer, entry).await
+    }
+
+    /// [`Self::finish`], storing the write's idempotency key with it.
+    async fn finish_keyed(
         mut tx: sqlx::Transaction<'static, sqlx::Sqlite>,
+        key: Option<&str>,
         layer: &LayerDef,
         entry: log::Entry<'_>,
     ) -> Result<Written, StoreError> {
         touch(&mut tx, layer).await?;
         let ids = entry.ids.clone();
         let change = log::append(&mut tx, entry).await?;
+        if let Some(key) = key {
+            log::keep_key(&mut tx, key, &layer.name, change.seq).await?;
+        }
         tx.commit()
             .await
             .map_err(StoreError::db(format!("committing {}", layer.name)))?;
         Ok(Written { ids, change })
+    }
+
+    /// Insert, once per `key` when one is given (see `Store::insert_once`).
+    async fn insert_keyed(
+        &self,
+        layer: &LayerDef,
+        features: &[Feature],
+        actor: &str,
+        key: Option<&str>,
+    ) -> Result<(Written, bool), StoreError> {
+        let cols: Vec<String> = layer
+            .properties
+            .iter()
+            .map(|p| format!("\"{}\"", p.name))
+            .collect();
+        let row = format!("({})", vec!["?"; cols.len() + 1].join(", "));
+        let per_statement = (30_000 / (cols.len() + 1)).clamp(1, ROWS_PER_STATEMENT);
+        let _writer = self.write_lock.lock().await;
+        let mut tx = self.begin_write(layer).await?;
+        if let Some(key) = key {
+            if let Some(first) = log::keyed(&mut tx, &layer.name, key).await? {
+                return Ok((first, true));
+            }
+        }
+        schema::drop_triggers(&mut tx, layer).await?;
+        let mut ids = Vec::with_capacity(features.len());
+        for chunk in features.chunks(per_statement) {
+            let sql = format!(
+                "INSERT INTO \"{}\" (\"{}\", {}) VALUES {} RETURNING fid",
+                layer.name,
+                schema::GEOM,
+                cols.join(", "),
+                vec![row.as_str(); chunk.len()].join(", ")
+            );
+            let mut q = sqlx::query(&sql);
+            for f in chunk {
+                q = bind_feature(q, layer, f)?;
+            }
+            let mut chunk_ids: Vec<i64> = q
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(StoreError::db(format!("inserting into {}", layer.name)))?
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            // Rows of one statement get increasing ids in VALUES order (one
+            // writer, AUTOINCREMENT); RETURNING's own order is unspecified.
+            chunk_ids.sort_unstable();
+            ids.extend(chunk_ids);
+        }
+        let pairs: Vec<(i64, &Feature)> = ids.iter().copied().zip(features.iter()).collect();
+        index_features(&mut tx, layer, &pairs).await?;
+        let written = Self::finish_keyed(
+            tx,
+            key,
+            layer,
+            log::Entry {
+                layer: &layer.name,
+                actor,
+                op: Op::Create,
+                ids,
+                bbox_before: None,
+                bbox_after: log::union(features.iter().map(|f| log::envelope(&f.geometry))),
+                before: None,
+                after: Some(Value::Array(
+                    features
+                        .iter()
+                        .map(|f| Value::Object(f.properties.clone()))
+                        .collect(),
+                )),
+            },
+        )
+        .await?;
+        Ok((written, false))
     }
 
     fn select_sql(layer: &LayerDef) -> String {
@@ -474,64 +561,19 @@ impl Store for GpkgStore {
         features: &[Feature],
         actor: &str,
     ) -> Result<Written, StoreError> {
-        let features = validate_batch(layer, features)?;
-        let cols: Vec<String> = layer
-            .properties
-            .iter()
-            .map(|p| format!("\"{}\"", p.name))
-            .collect();
-        let row = format!("({})", vec!["?"; cols.len() + 1].join(", "));
-        let per_statement = (30_000 / (cols.len() + 1)).clamp(1, ROWS_PER_STATEMENT);
-        let _writer = self.write_lock.lock().await;
-        let mut tx = self.begin_write(layer).await?;
-        schema::drop_triggers(&mut tx, layer).await?;
-        let mut ids = Vec::with_capacity(features.len());
-        for chunk in features.chunks(per_statement) {
-            let sql = format!(
-                "INSERT INTO \"{}\" (\"{}\", {}) VALUES {} RETURNING fid",
-                layer.name,
-                schema::GEOM,
-                cols.join(", "),
-                vec![row.as_str(); chunk.len()].join(", ")
-            );
-            let mut q = sqlx::query(&sql);
-            for f in chunk {
-                q = bind_feature(q, layer, f)?;
-            }
-            let mut chunk_ids: Vec<i64> = q
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(StoreError::db(format!("inserting into {}", layer.name)))?
-                .iter()
-                .map(|r| r.get(0))
-                .collect();
-            // Rows of one statement get increasing ids in VALUES order (one
-            // writer, AUTOINCREMENT); RETURNING's own order is unspecified.
-            chunk_ids.sort_unstable();
-            ids.extend(chunk_ids);
-        }
-        let pairs: Vec<(i64, &Feature)> = ids.iter().copied().zip(features.iter()).collect();
-        index_features(&mut tx, layer, &pairs).await?;
-        Self::finish(
-            tx,
-            layer,
-            log::Entry {
-                layer: &layer.name,
-                actor,
-                op: Op::Create,
-                ids,
-                bbox_before: None,
-                bbox_after: log::union(features.iter().map(|f| log::envelope(&f.geometry))),
-                before: None,
-                after: Some(Value::Array(
-                    features
-                        .iter()
-                        .map(|f| Value::Object(f.properties.clone()))
-                        .collect(),
-                )),
-            },
-        )
-        .await
+        self.insert_keyed(layer, features, actor, None)
+            .await
+            .map(|(w, _)| w)
+    }
+
+    async fn insert_once(
+        &self,
+        layer: &LayerDef,
+        features: &[Feature],
+        actor: &str,
+        key: &str,
+    ) -> Result<(Written, bool), StoreError> {
+        self.insert_keyed(layer, features, actor, Some(key)).await
     }
 
     async fn feature(&self, layer: &LayerDef, id: i64) -> Result<Option<Feature>, StoreError> {

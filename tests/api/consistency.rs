@@ -1,0 +1,148 @@
+//! The store, the index (tiles, metrics) and the event stream agree after
+//! every write, also one the request timeout cut off, and a retried import
+//! with its `Idempotency-Key` is stored once.
+
+use std::time::Duration;
+
+use onemap::auth::Role;
+use serde_json::{json, Value};
+
+use crate::helpers::{spawn_app_with, TestApp};
+
+fn teams(n: usize) -> String {
+    (0..n)
+        .map(|i| {
+            let x = 118.2 + (i % 100) as f64 * 0.001;
+            let y = 34.9 + (i / 100) as f64 * 0.001;
+            json!({"type": "Feature", "geometry": {"type": "Point", "coordinates": [x, y]},
+                   "properties": {"name": format!("t{i}"), "team_type": "volunteer", "status": "standby"}})
+            .to_string()
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The index's count of a layer, as `/metrics` reports it.
+async fn indexed(app: &TestApp, layer: &str) -> u64 {
+    let text = app.get("/metrics").await.text().await.expect("metrics");
+    let prefix = format!("onemap_layer_features{{layer=\"{layer}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no feature count of {layer} in the metrics:\n{text}"))
+}
+
+async fn stored(app: &TestApp, layer: &str) -> u64 {
+    let fc = app
+        .get_json(&format!("/ogc/collections/{layer}/items?limit=1"))
+        .await;
+    fc["numberMatched"].as_u64().expect("numberMatched")
+}
+
+#[tokio::test]
+async fn an_import_cut_by_the_timeout_still_lands_whole_and_a_retry_is_a_no_op() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let app = spawn_app_with(dir, false, |s| {
+        s.request_timeout = Duration::from_millis(300);
+    })
+    .await;
+    let token = app.token(Role::Dispatcher).await;
+    let body = teams(20_000);
+    let import = |body: String| {
+        app.client
+            .post(app.url("/api/import/rescue_teams"))
+            .bearer_auth(&token)
+            .header("content-type", "application/x-ndjson")
+            .header("idempotency-key", "storm-night-import-1")
+            .body(body)
+            .send()
+    };
+    let first = import(body.clone()).await.expect("answers");
+    assert!(
+        first.status() == 408 || first.status() == 201,
+        "{}",
+        first.status()
+    );
+    if first.status() == 408 {
+        assert_eq!(first.headers()["content-type"], "application/problem+json");
+    }
+    // Whatever the client heard, the import finishes whole, and the index
+    // and the store agree on it.
+    let mut agreed = false;
+    for _ in 0..100 {
+        if stored(&app, "rescue_teams").await == 20_000
+            && indexed(&app, "rescue_teams").await == 20_000
+        {
+            agreed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        agreed,
+        "store and index both hold the 20,000 imported features"
+    );
+
+    // The client retries with the same key, here to a restarted server
+    // (the key lives in the store, not in a process): nothing is written
+    // twice.
+    let dir = app.stop().await;
+    let app = crate::helpers::spawn_app_in(dir, false).await;
+    let retry = app
+        .client
+        .post(app.url("/api/import/rescue_teams"))
+        .bearer_auth(&token)
+        .header("content-type", "application/x-ndjson")
+        .header("idempotency-key", "storm-night-import-1")
+        .body(body.clone())
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(retry.status(), 200);
+    let report: Value = retry.json().await.expect("json");
+    assert_eq!(report["replayed"], true, "{report}");
+    assert_eq!(report["imported"], 20_000, "{report}");
+    assert_eq!(stored(&app, "rescue_teams").await, 20_000);
+    assert_eq!(indexed(&app, "rescue_teams").await, 20_000);
+
+    // The log holds the import once, and the event stream replays it.
+    let admin = app.token(Role::Admin).await;
+    let audit: Value = app
+        .client
+        .get(app.url("/api/audit?layer=rescue_teams"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .expect("answers")
+        .json()
+        .await
+        .expect("json");
+    let entries = audit["entries"].as_array().cloned().unwrap_or_default();
+    assert_eq!(
+        entries.len(),
+        1,
+        "one change for the import: {}",
+        entries.len()
+    );
+    assert_eq!(entries[0]["ids"].as_array().map(Vec::len), Some(20_000));
+    assert_eq!(report["seq"], entries[0]["seq"]);
+
+    // A key used on another layer is a conflict, not a silent replay.
+    let r = app
+        .client
+        .post(app.url("/api/import/supply_depots"))
+        .bearer_auth(&admin)
+        .header("content-type", "application/x-ndjson")
+        .header("idempotency-key", "storm-night-import-1")
+        .body(
+            json!({"type": "Feature", "geometry": {"type": "Point", "coordinates": [118.3, 35.0]},
+                   "properties": {"name": "罗庄区物资库", "level": "district"}})
+            .to_string(),
+        )
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(r.status(), 409);
+    assert_eq!(r.headers()["content-type"], "application/problem+json");
+    assert!(r.text().await.unwrap_or_default().contains("rescue_teams"));
+}
