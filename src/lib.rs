@@ -52,6 +52,8 @@ pub struct Shared {
     pub store: Arc<dyn Store>,
     pub metrics: Arc<Metrics>,
     pub events: Arc<events::EventHub>,
+    /// Places for downloads being prepared ([`features::MAX_CONCURRENT_EXPORTS`]).
+    pub exports: tokio::sync::Semaphore,
     /// Applies the change log to the index and the event stream.
     pub feed: Arc<feed::ChangeFeed>,
     pub index: Arc<index::SpatialIndex>,
@@ -145,6 +147,7 @@ impl App {
             metrics: Arc::new(Metrics::new()),
             events: Arc::new(events::EventHub::new()),
             feed: Arc::new(feed::ChangeFeed::new(applied)),
+            exports: tokio::sync::Semaphore::new(features::MAX_CONCURRENT_EXPORTS),
             index: Arc::new(index),
             tiles: tiles::cache(),
             basemaps: Arc::new(basemaps),

@@ -29,6 +29,9 @@ use crate::{
 
 pub const GEOJSON: &str = "application/geo+json";
 
+/// Downloads (`f=csv|gpkg`) prepared at once; each holds its selection.
+pub const MAX_CONCURRENT_EXPORTS: usize = 2;
+
 pub fn router() -> Router<AppState> {
     Router::new()
         .route(
@@ -93,6 +96,14 @@ async fn download(
     layer: std::sync::Arc<crate::layers::LayerDef>,
     request: ItemsRequest,
 ) -> Result<Response, AppError> {
+    // A download holds its whole selection while it is written: a few at
+    // a time, the rest told to come back (six GeoPackages of a 200,000-
+    // feature layer at once once held 5 GB).
+    let Ok(_slot) = state.exports.try_acquire() else {
+        return Err(AppError::Unavailable(format!(
+            "{MAX_CONCURRENT_EXPORTS} downloads are being prepared; retry shortly"
+        )));
+    };
     let mut query = request.query.clone();
     query.limit = (request.limit != u64::MAX).then_some(request.limit);
     let features = state.store.features(&layer, &query).await?;
@@ -101,24 +112,33 @@ async fn download(
             let mut out = Vec::new();
             crate::formats::csv::write(&mut out, &layer, &features, request.crs)
                 .map_err(|e| AppError::unavailable("cannot write CSV", e))?;
-            out
+            Body::from(out)
         }
         _ => {
             let dir = tempfile::tempdir()
                 .map_err(|e| AppError::unavailable("no room for the export", e))?;
             let path = dir.path().join("export.gpkg");
+            // Shifted in place: no second copy of the selection.
             let shifted: Vec<Feature> = features
-                .iter()
-                .map(|f| Feature {
-                    geometry: request.crs.geometry_from_wgs84(&f.geometry),
-                    ..f.clone()
+                .into_iter()
+                .map(|mut f| {
+                    f.geometry = request.crs.geometry_from_wgs84(&f.geometry);
+                    f
                 })
                 .collect();
             crate::formats::gpkg::write(&layer, &shifted, &path)
                 .await
                 .map_err(|e| AppError::unavailable("cannot write the GeoPackage", e))?;
-            std::fs::read(&path)
-                .map_err(|e| AppError::unavailable("cannot read the export back", e))?
+            drop(shifted);
+            // Streamed from the file, which lives as long as the stream.
+            let file = tokio::fs::File::open(&path)
+                .await
+                .map_err(|e| AppError::unavailable("cannot read the export back", e))?;
+            let stream = tokio_util::io::ReaderStream::new(file).map(move |chunk| {
+                let _keep = &dir;
+                chunk
+            });
+            Body::from_stream(stream)
         }
     };
     let disposition = format!(

@@ -5,6 +5,8 @@
 //! OGC 20-002 (Part 4: Create, Replace, Update and Delete, draft).
 
 mod items;
+
+pub use items::MAX_CONCURRENT_EXPORTS;
 pub mod openapi;
 pub mod query;
 pub mod transactions;
