@@ -12,15 +12,32 @@
 //! few hundred lines over our own schema types.
 
 mod parse;
+mod spatial;
 
 use std::fmt;
 
-use geo::{Intersects, Relate};
 use serde_json::Value;
 
 use crate::layers::{Feature, LayerDef, PropertyType};
 
 pub use parse::parse_cql2;
+pub use spatial::Shape;
+
+/// The deepest a filter may nest. In the text each `(`…`)` group and each
+/// `NOT` is one level; in the parsed [`Expr`] each `AND`, `OR` and `NOT`
+/// node is one (and its canonical text nests exactly as deep). Every walk of
+/// an `Expr` (evaluation, SQL, `Display`, drop) recurses, so this bound is
+/// what keeps them within a thread's stack.
+pub const MAX_DEPTH: usize = 64;
+/// The most terms one filter may hold: each predicate counts one, an `IN`
+/// list one per value. Bounds the work per feature and the parameters bound
+/// in SQL.
+pub const MAX_TERMS: usize = 1_024;
+/// The longest filter text, in bytes: as much as a URI holds (HTTP refuses
+/// longer ones before a handler runs), held for every other caller too.
+pub const MAX_TEXT_BYTES: usize = 64 * 1024;
+/// The most positions the geometry literals of one filter may hold in all.
+pub const MAX_POSITIONS: usize = 10_000;
 
 /// The name by which filters refer to a feature's geometry.
 pub const GEOMETRY: &str = "geometry";
@@ -150,7 +167,7 @@ pub enum Expr {
         property: String,
     },
     /// The feature's geometry meets this WGS84 geometry.
-    Intersects(geo::Geometry<f64>),
+    Intersects(Shape),
     Const(bool),
 }
 
@@ -169,6 +186,31 @@ impl Expr {
             0 => Expr::Const(true),
             1 => flat.pop().unwrap_or(Expr::Const(true)),
             _ => Expr::And(flat),
+        }
+    }
+
+    /// Any of `parts`, flattening nested disjunctions; `FALSE` when empty.
+    pub fn any(parts: Vec<Expr>) -> Expr {
+        let mut flat = Vec::new();
+        for p in parts {
+            match p {
+                Expr::Or(inner) => flat.extend(inner),
+                other => flat.push(other),
+            }
+        }
+        match flat.len() {
+            0 => Expr::Const(false),
+            1 => flat.pop().unwrap_or(Expr::Const(false)),
+            _ => Expr::Or(flat),
+        }
+    }
+
+    /// How deeply `AND`, `OR` and `NOT` nodes nest (0 for a predicate).
+    pub fn depth(&self) -> usize {
+        match self {
+            Expr::And(v) | Expr::Or(v) => 1 + v.iter().map(Expr::depth).max().unwrap_or(0),
+            Expr::Not(e) => 1 + e.depth(),
+            _ => 0,
         }
     }
 
@@ -222,16 +264,8 @@ impl Expr {
             Expr::IsNull { property } => {
                 property != ID && f.properties.get(property).is_none_or(Value::is_null)
             }
-            Expr::Intersects(g) => intersects(&f.geometry, g),
+            Expr::Intersects(shape) => shape.intersects(&f.geometry),
         }
-    }
-}
-
-/// Exact intersection, touching included (DE-9IM `intersects`).
-pub fn intersects(a: &geo::Geometry<f64>, b: &geo::Geometry<f64>) -> bool {
-    match (a, b) {
-        (geo::Geometry::Point(p), other) | (other, geo::Geometry::Point(p)) => other.intersects(p),
-        _ => a.relate(b).is_intersects(),
     }
 }
 
@@ -308,12 +342,10 @@ impl fmt::Display for Expr {
             } => {
                 write!(f, "\"{property}\" {} {value}", op.sql())
             }
+            // Equality with an array property means "contains": written
+            // so, the text parses back to the same expression.
             Expr::Contains { property, value } => {
-                write!(
-                    f,
-                    "A_CONTAINS(\"{property}\", ('{}'))",
-                    value.replace('\'', "''")
-                )
+                write!(f, "\"{property}\" = '{}'", value.replace('\'', "''"))
             }
             Expr::Like { property, pattern } => {
                 write!(f, "\"{property}\" LIKE '{}'", pattern.replace('\'', "''"))
@@ -329,7 +361,7 @@ impl fmt::Display for Expr {
                 write!(f, ")")
             }
             Expr::IsNull { property } => write!(f, "\"{property}\" IS NULL"),
-            Expr::Intersects(g) => write!(f, "S_INTERSECTS(geometry, {})", wkt(g)),
+            Expr::Intersects(s) => write!(f, "S_INTERSECTS(geometry, {})", wkt(s.geometry())),
         }
     }
 }

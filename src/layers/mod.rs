@@ -13,6 +13,7 @@ use std::{collections::HashMap, fmt, sync::Arc};
 use serde::{Deserialize, Serialize};
 
 pub use feature::Feature;
+pub(crate) use validate::simple_ring;
 pub use validate::{geometry_from_geojson, ValidationErrors, Violation, MAX_REPORTED_VIOLATIONS};
 
 /// The property every layer has: a feature's display name.

@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use crate::{
     auth::Role,
-    filter::Expr,
+    filter::{Expr, Shape},
     layers::{Catalog, Feature, LayerDef, ValidationErrors},
 };
 
@@ -41,7 +41,7 @@ impl Query {
             geo::coord! { x: b[2], y: b[3] },
         );
         Self {
-            filter: Some(Expr::Intersects(rect.to_polygon().into())),
+            filter: Some(Expr::Intersects(Shape::new(rect.to_polygon().into()))),
             ..Self::default()
         }
     }

@@ -9,6 +9,7 @@ mod formats;
 mod geopackage;
 mod health;
 mod helpers;
+mod hostile_filters;
 mod tiles;
 mod transactions;
 mod validation;

@@ -53,18 +53,26 @@ fn translate(layer: &LayerDef, e: &Expr, binds: &mut Vec<Bind>, sup: bool) -> St
     let two_valued = |sql: String| format!("coalesce(({sql}), 0)");
     match e {
         Expr::And(parts) | Expr::Or(parts) => {
-            let op = if matches!(e, Expr::And(_)) {
-                " AND "
+            let (op, empty) = if matches!(e, Expr::And(_)) {
+                (" AND ", "1")
             } else {
-                " OR "
+                (" OR ", "0")
             };
             let inner: Vec<String> = parts
                 .iter()
                 .map(|p| translate(layer, p, binds, sup))
                 .collect();
-            format!("({})", inner.join(op))
+            if inner.is_empty() {
+                return empty.into();
+            }
+            balanced(&inner, op)
         }
-        Expr::Not(inner) => format!("(NOT {})", translate(layer, inner, binds, !sup)),
+        Expr::Not(inner) => match &**inner {
+            // NOT NOT x is x (sup flips twice): a chain of NOTs costs SQLite's
+            // parser at most one level.
+            Expr::Not(x) => translate(layer, x, binds, sup),
+            inner => format!("(NOT {})", translate(layer, inner, binds, !sup)),
+        },
         Expr::Const(b) => if *b { "1" } else { "0" }.into(),
         Expr::Compare {
             property,
@@ -97,12 +105,11 @@ fn translate(layer: &LayerDef, e: &Expr, binds: &mut Vec<Bind>, sup: bool) -> St
                 format!("({} IS NULL)", column(property))
             }
         }
-        Expr::Intersects(g) => {
+        Expr::Intersects(shape) => {
             if !sup {
                 return "0".into();
             }
-            use geo::BoundingRect;
-            match g.bounding_rect() {
+            match shape.bounding_rect() {
                 Some(r) => {
                     binds.extend([r.max().x, r.min().x, r.max().y, r.min().y].map(Bind::Real));
                     format!(
@@ -112,6 +119,20 @@ fn translate(layer: &LayerDef, e: &Expr, binds: &mut Vec<Bind>, sup: bool) -> St
                 }
                 None => "0".into(),
             }
+        }
+    }
+}
+
+/// `a op b op c op d` as `((a op b) op (c op d))`: SQLite limits an
+/// expression tree to 1,000 levels, and a flat run of n terms is n deep,
+/// where the balanced form is log2(n). `parts` is not empty; the order of
+/// the terms (and so of their bound parameters) is kept.
+fn balanced(parts: &[String], op: &str) -> String {
+    match parts {
+        [one] => one.clone(),
+        _ => {
+            let (left, right) = parts.split_at(parts.len() / 2);
+            format!("({}{op}{})", balanced(left, op), balanced(right, op))
         }
     }
 }
