@@ -12,6 +12,8 @@
 //! few hundred lines over our own schema types.
 
 mod parse;
+#[cfg(test)]
+mod proptests;
 mod spatial;
 
 use std::fmt;
@@ -366,10 +368,74 @@ impl fmt::Display for Expr {
     }
 }
 
+/// The WKT of a filter geometry as the parser reads it back: positions
+/// joined by `,`, each number in its shortest exact form (an exponent only
+/// below 1e-4, where the plain form would be long).
 fn wkt(g: &geo::Geometry<f64>) -> String {
-    use geozero::ToWkt;
-    g.to_wkt()
-        .unwrap_or_else(|_| "GEOMETRYCOLLECTION EMPTY".into())
+    use std::fmt::Write as _;
+    fn num(out: &mut String, n: f64) {
+        let _ = if n != 0.0 && n.abs() < 1e-4 {
+            write!(out, "{n:e}")
+        } else {
+            write!(out, "{n}")
+        };
+    }
+    fn ring(out: &mut String, coords: &[geo::Coord<f64>]) {
+        out.push('(');
+        for (i, c) in coords.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            num(out, c.x);
+            out.push(' ');
+            num(out, c.y);
+        }
+        out.push(')');
+    }
+    fn polygon(out: &mut String, p: &geo::Polygon<f64>) {
+        out.push('(');
+        for (i, r) in std::iter::once(p.exterior())
+            .chain(p.interiors())
+            .enumerate()
+        {
+            if i > 0 {
+                out.push(',');
+            }
+            ring(out, &r.0);
+        }
+        out.push(')');
+    }
+    let mut out = String::new();
+    match g {
+        geo::Geometry::Point(p) => {
+            out.push_str("POINT");
+            ring(&mut out, &[p.0]);
+        }
+        geo::Geometry::LineString(l) => {
+            out.push_str("LINESTRING");
+            ring(&mut out, &l.0);
+        }
+        geo::Geometry::Polygon(p) => {
+            out.push_str("POLYGON");
+            polygon(&mut out, p);
+        }
+        geo::Geometry::MultiPolygon(mp) => {
+            out.push_str("MULTIPOLYGON(");
+            for (i, p) in mp.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                polygon(&mut out, p);
+            }
+            out.push(')');
+        }
+        // Not made by the parser; written so the key stays distinct.
+        other => {
+            use geozero::ToWkt;
+            out = other.to_wkt().unwrap_or_else(|_| format!("{other:?}"));
+        }
+    }
+    out
 }
 
 /// Why a filter was refused; the text says what and where.
