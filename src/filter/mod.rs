@@ -22,7 +22,7 @@ use serde_json::Value;
 
 use crate::layers::{Feature, LayerDef, PropertyType};
 
-pub use parse::parse_cql2;
+pub use parse::{parse_cql2, parse_cql2_each};
 pub use spatial::Shape;
 
 /// The deepest a filter may nest. In the text each `(`…`)` group and each

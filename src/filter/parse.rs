@@ -3,6 +3,8 @@
 //! S_INTERSECTS with POINT, LINESTRING, POLYGON, MULTIPOLYGON and BBOX
 //! literals (basic spatial functions).
 
+use std::collections::HashMap;
+
 use crate::layers::{simple_ring, LayerDef, PropertyType};
 
 use super::{
@@ -147,8 +149,15 @@ fn lex(text: &str) -> Result<Vec<(usize, Tok)>, FilterError> {
     Ok(out)
 }
 
+/// Geometry literals already read, by the token they start at: the shape,
+/// the token after it and the positions it holds. A literal reads the same
+/// whatever the layer, so parsing one filter for several layers validates
+/// and indexes each geometry once.
+type Shapes = HashMap<usize, (Shape, usize, usize)>;
+
 struct Parser<'a> {
-    toks: Vec<(usize, Tok)>,
+    toks: &'a [(usize, Tok)],
+    shapes: &'a mut Shapes,
     pos: usize,
     layer: &'a LayerDef,
     len: usize,
@@ -171,6 +180,18 @@ fn too_deep() -> FilterError {
 /// filter past [`MAX_TEXT_BYTES`], [`MAX_DEPTH`], [`MAX_TERMS`] or
 /// [`MAX_POSITIONS`]: each bound is checked before the parser goes past it.
 pub fn parse_cql2(text: &str, layer: &LayerDef) -> Result<Expr, FilterError> {
+    parse_cql2_each(text, [layer])?
+        .pop()
+        .unwrap_or_else(|| Err(FilterError("no layer to filter".into())))
+}
+
+/// Parse one CQL2-text for each of `layers` (as [`parse_cql2`] does), the
+/// text read once: the outer error is one that holds for every layer (too
+/// long, not lexically CQL2, empty), each inner result that layer's own.
+pub fn parse_cql2_each<'l>(
+    text: &str,
+    layers: impl IntoIterator<Item = &'l LayerDef>,
+) -> Result<Vec<Result<Expr, FilterError>>, FilterError> {
     if text.len() > MAX_TEXT_BYTES {
         return Err(FilterError(format!(
             "the filter is {} bytes long; at most {MAX_TEXT_BYTES} are allowed",
@@ -181,38 +202,24 @@ pub fn parse_cql2(text: &str, layer: &LayerDef) -> Result<Expr, FilterError> {
     if toks.is_empty() {
         return Err(FilterError("the filter is empty".into()));
     }
-    let mut p = Parser {
-        toks,
-        pos: 0,
-        layer,
-        len: text.chars().count(),
-        depth: 0,
-        terms: 0,
-        positions: 0,
-    };
-    let e = p.or()?;
-    if let Some((at, t)) = p.toks.get(p.pos) {
-        return Err(FilterError(format!(
-            "unexpected {} at character {at}",
-            show(t)
-        )));
-    }
-    // The text's nesting bounds the tree's to a few levels more (a bare
-    // `OR`, `BETWEEN` and `NOT LIKE` make nodes without a parenthesis); the
-    // tree is held to the same bound so that its canonical text, which
-    // nests exactly as deep as the tree, parses again.
-    if e.depth() > MAX_DEPTH {
-        return Err(too_deep());
-    }
-    // Likewise the canonical text (quoted names, spaced operators) is held
-    // to the text bound: it is what a cache key or a link carries.
-    let canonical = e.to_string().len();
-    if canonical > MAX_TEXT_BYTES {
-        return Err(FilterError(format!(
-            "the filter is {canonical} bytes long written out in full; at most {MAX_TEXT_BYTES} are allowed"
-        )));
-    }
-    Ok(e)
+    let len = text.chars().count();
+    let mut shapes = Shapes::new();
+    Ok(layers
+        .into_iter()
+        .map(|layer| {
+            Parser {
+                toks: &toks,
+                shapes: &mut shapes,
+                pos: 0,
+                layer,
+                len,
+                depth: 0,
+                terms: 0,
+                positions: 0,
+            }
+            .filter()
+        })
+        .collect())
 }
 
 fn show(t: &Tok) -> String {
@@ -234,6 +241,33 @@ enum Operand {
 }
 
 impl Parser<'_> {
+    /// The whole filter, with the checks on the tree it makes.
+    fn filter(mut self) -> Result<Expr, FilterError> {
+        let e = self.or()?;
+        if let Some((at, t)) = self.toks.get(self.pos) {
+            return Err(FilterError(format!(
+                "unexpected {} at character {at}",
+                show(t)
+            )));
+        }
+        // The text's nesting bounds the tree's to a few levels more (a bare
+        // `OR`, `BETWEEN` and `NOT LIKE` make nodes without a parenthesis);
+        // the tree is held to the same bound so that its canonical text,
+        // which nests exactly as deep as the tree, parses again.
+        if e.depth() > MAX_DEPTH {
+            return Err(too_deep());
+        }
+        // Likewise the canonical text (quoted names, spaced operators) is
+        // held to the text bound: it is what a cache key or a link carries.
+        let canonical = e.to_string().len();
+        if canonical > MAX_TEXT_BYTES {
+            return Err(FilterError(format!(
+                "the filter is {canonical} bytes long written out in full; at most {MAX_TEXT_BYTES} are allowed"
+            )));
+        }
+        Ok(e)
+    }
+
     fn peek(&self) -> Option<&Tok> {
         self.toks.get(self.pos).map(|(_, t)| t)
     }
@@ -577,7 +611,7 @@ impl Parser<'_> {
         let b = self.geometry_operand()?;
         self.expect(Tok::RParen, "`)` closing S_INTERSECTS")?;
         match (a, b) {
-            (None, Some(g)) | (Some(g), None) => Ok(Expr::Intersects(Shape::new(g))),
+            (None, Some(shape)) | (Some(shape), None) => Ok(Expr::Intersects(shape)),
             _ => Err(FilterError(format!(
                 "S_INTERSECTS at character {first_at} needs the `{GEOMETRY}` property and one geometry literal"
             ))),
@@ -585,7 +619,36 @@ impl Parser<'_> {
     }
 
     /// `None` for the feature geometry property, `Some` for a literal.
-    fn geometry_operand(&mut self) -> Result<Option<geo::Geometry<f64>>, FilterError> {
+    fn geometry_operand(&mut self) -> Result<Option<Shape>, FilterError> {
+        let start = self.pos;
+        if let Some((shape, end, held)) = self.shapes.get(&start) {
+            let (shape, end, held) = (shape.clone(), *end, *held);
+            self.add_positions(held)?;
+            self.pos = end;
+            return Ok(Some(shape));
+        }
+        let before = self.positions;
+        let Some(g) = self.geometry_literal()? else {
+            return Ok(None);
+        };
+        let shape = Shape::new(g);
+        let held = self.positions - before;
+        self.shapes.insert(start, (shape.clone(), self.pos, held));
+        Ok(Some(shape))
+    }
+
+    fn add_positions(&mut self, n: usize) -> Result<(), FilterError> {
+        self.positions += n;
+        if self.positions > MAX_POSITIONS {
+            return Err(FilterError(format!(
+                "the filter's geometries have more than {MAX_POSITIONS} positions"
+            )));
+        }
+        Ok(())
+    }
+
+    /// `None` for the feature geometry property, `Some` for a literal.
+    fn geometry_literal(&mut self) -> Result<Option<geo::Geometry<f64>>, FilterError> {
         let at = self.at();
         let name = match self.next() {
             Some(Tok::Ident(s)) | Some(Tok::Quoted(s)) => s,
@@ -684,12 +747,7 @@ impl Parser<'_> {
 
     fn coord(&mut self) -> Result<geo::Coord<f64>, FilterError> {
         let at = self.at();
-        self.positions += 1;
-        if self.positions > MAX_POSITIONS {
-            return Err(FilterError(format!(
-                "the filter's geometries have more than {MAX_POSITIONS} positions"
-            )));
-        }
+        self.add_positions(1)?;
         let x = self.number()?;
         let y = self.number()?;
         // A third ordinate (height) is allowed and ignored.
