@@ -11,6 +11,7 @@
 //! validation, an SQL parser and a second geozero major for what is here a
 //! few hundred lines over our own schema types.
 
+mod lex;
 mod parse;
 #[cfg(test)]
 mod proptests;

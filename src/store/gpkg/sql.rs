@@ -154,6 +154,40 @@ mod tests {
         assert_eq!(sql.matches('?').count(), binds.len());
     }
 
+    /// The deepest parenthesis nesting of `sql`.
+    fn nesting(sql: &str) -> usize {
+        let (mut depth, mut deepest) = (0usize, 0);
+        for c in sql.chars() {
+            match c {
+                '(' => depth += 1,
+                ')' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+            deepest = deepest.max(depth);
+        }
+        deepest
+    }
+
+    #[test]
+    fn long_runs_nest_logarithmically_and_not_pairs_cancel() {
+        let catalog = Catalog::builtin().expect("catalog");
+        let layer = catalog.get("rescue_teams").expect("layer");
+        let ors = vec!["id = 1"; crate::filter::MAX_TERMS].join(" OR ");
+        let mut binds = Vec::new();
+        let sql = superset(layer, &parse_cql2(&ors, layer).expect("parses"), &mut binds);
+        assert_eq!(binds.len(), crate::filter::MAX_TERMS);
+        // log2(1,024) levels of OR, plus `coalesce((…), 0)` around each term.
+        assert!(nesting(&sql) <= 10 + 2, "{}", nesting(&sql));
+
+        let nots = format!("{}id = 1", "NOT ".repeat(crate::filter::MAX_DEPTH - 1));
+        let sql = superset(
+            layer,
+            &parse_cql2(&nots, layer).expect("parses"),
+            &mut binds,
+        );
+        assert_eq!(sql, "(NOT coalesce((fid = ?), 0))");
+    }
+
     #[test]
     fn spatial_predicates_under_not_never_narrow_the_superset() {
         let catalog = Catalog::builtin().expect("catalog");
