@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use crate::{
     crs::Crs,
     error::AppError,
-    filter::{self, CmpOp, Expr, Literal, ID},
+    filter::{self, CmpOp, Expr, Literal, Shape, ID},
     formats::Format,
     layers::{LayerDef, PropertyType},
     store::{Query, SortKey},
@@ -80,7 +80,7 @@ fn parse_bbox(value: &str, crs: Crs) -> Result<Expr, AppError> {
     let (x0, y0) = crs.to_wgs84(x0, y0);
     let (x1, y1) = crs.to_wgs84(x1, y1);
     let rect = geo::Rect::new(geo::coord! { x: x0, y: y0 }, geo::coord! { x: x1, y: y1 });
-    Ok(Expr::Intersects(rect.to_polygon().into()))
+    Ok(Expr::Intersects(Shape::new(rect.to_polygon().into())))
 }
 
 /// The property `datetime` filters on: the layer's first date-time.
@@ -124,11 +124,21 @@ fn parse_datetime(layer: &LayerDef, value: &str) -> Result<Expr, AppError> {
             None => Err(bad("`datetime` needs an instant or an interval")),
         },
         Some((a, b)) => {
+            let (start, end) = (bound(a)?, bound(b)?);
+            // Both are normalised to one UTC format, so text order is time
+            // order.
+            if let (Some(Literal::Text(s)), Some(Literal::Text(e))) = (&start, &end) {
+                if s > e {
+                    return Err(bad(format!(
+                        "`datetime`: the interval starts ({s}) after it ends ({e})"
+                    )));
+                }
+            }
             let mut parts = Vec::new();
-            if let Some(t) = bound(a)? {
+            if let Some(t) = start {
                 parts.push(cmp(CmpOp::Ge, t));
             }
-            if let Some(t) = bound(b)? {
+            if let Some(t) = end {
                 parts.push(cmp(CmpOp::Le, t));
             }
             Ok(Expr::all(parts))
@@ -342,6 +352,15 @@ mod tests {
         );
         assert!(parse("incidents", "bbox=1,2,3").is_err());
         assert!(parse("incidents", "datetime=yesterday").is_err());
+        assert!(
+            parse(
+                "incidents",
+                "datetime=2026-07-12T00:00:00Z/2026-07-01T00:00:00Z"
+            )
+            .is_err(),
+            "inverted"
+        );
+        assert!(parse("incidents", "datetime=2026-07-01/2026-07-01T00:00:00Z").is_ok());
         assert!(
             parse("shelters", "datetime=2026-07-12T00:00:00Z").is_err(),
             "no time property"

@@ -11,16 +11,36 @@
 //! validation, an SQL parser and a second geozero major for what is here a
 //! few hundred lines over our own schema types.
 
+mod lex;
 mod parse;
+#[cfg(test)]
+mod proptests;
+mod spatial;
 
 use std::fmt;
 
-use geo::{Intersects, Relate};
 use serde_json::Value;
 
 use crate::layers::{Feature, LayerDef, PropertyType};
 
-pub use parse::parse_cql2;
+pub use parse::{parse_cql2, parse_cql2_each};
+pub use spatial::Shape;
+
+/// The deepest a filter may nest. In the text each `(`…`)` group and each
+/// `NOT` is one level; in the parsed [`Expr`] each `AND`, `OR` and `NOT`
+/// node is one (and its canonical text nests exactly as deep). Every walk of
+/// an `Expr` (evaluation, SQL, `Display`, drop) recurses, so this bound is
+/// what keeps them within a thread's stack.
+pub const MAX_DEPTH: usize = 64;
+/// The most terms one filter may hold: each predicate counts one, an `IN`
+/// list one per value. Bounds the work per feature and the parameters bound
+/// in SQL.
+pub const MAX_TERMS: usize = 1_024;
+/// The longest filter text, in bytes: as much as a URI holds (HTTP refuses
+/// longer ones before a handler runs), held for every other caller too.
+pub const MAX_TEXT_BYTES: usize = 64 * 1024;
+/// The most positions the geometry literals of one filter may hold in all.
+pub const MAX_POSITIONS: usize = 10_000;
 
 /// The name by which filters refer to a feature's geometry.
 pub const GEOMETRY: &str = "geometry";
@@ -150,7 +170,7 @@ pub enum Expr {
         property: String,
     },
     /// The feature's geometry meets this WGS84 geometry.
-    Intersects(geo::Geometry<f64>),
+    Intersects(Shape),
     Const(bool),
 }
 
@@ -169,6 +189,31 @@ impl Expr {
             0 => Expr::Const(true),
             1 => flat.pop().unwrap_or(Expr::Const(true)),
             _ => Expr::And(flat),
+        }
+    }
+
+    /// Any of `parts`, flattening nested disjunctions; `FALSE` when empty.
+    pub fn any(parts: Vec<Expr>) -> Expr {
+        let mut flat = Vec::new();
+        for p in parts {
+            match p {
+                Expr::Or(inner) => flat.extend(inner),
+                other => flat.push(other),
+            }
+        }
+        match flat.len() {
+            0 => Expr::Const(false),
+            1 => flat.pop().unwrap_or(Expr::Const(false)),
+            _ => Expr::Or(flat),
+        }
+    }
+
+    /// How deeply `AND`, `OR` and `NOT` nodes nest (0 for a predicate).
+    pub fn depth(&self) -> usize {
+        match self {
+            Expr::And(v) | Expr::Or(v) => 1 + v.iter().map(Expr::depth).max().unwrap_or(0),
+            Expr::Not(e) => 1 + e.depth(),
+            _ => 0,
         }
     }
 
@@ -222,16 +267,8 @@ impl Expr {
             Expr::IsNull { property } => {
                 property != ID && f.properties.get(property).is_none_or(Value::is_null)
             }
-            Expr::Intersects(g) => intersects(&f.geometry, g),
+            Expr::Intersects(shape) => shape.intersects(&f.geometry),
         }
-    }
-}
-
-/// Exact intersection, touching included (DE-9IM `intersects`).
-pub fn intersects(a: &geo::Geometry<f64>, b: &geo::Geometry<f64>) -> bool {
-    match (a, b) {
-        (geo::Geometry::Point(p), other) | (other, geo::Geometry::Point(p)) => other.intersects(p),
-        _ => a.relate(b).is_intersects(),
     }
 }
 
@@ -308,12 +345,10 @@ impl fmt::Display for Expr {
             } => {
                 write!(f, "\"{property}\" {} {value}", op.sql())
             }
+            // Equality with an array property means "contains": written
+            // so, the text parses back to the same expression.
             Expr::Contains { property, value } => {
-                write!(
-                    f,
-                    "A_CONTAINS(\"{property}\", ('{}'))",
-                    value.replace('\'', "''")
-                )
+                write!(f, "\"{property}\" = '{}'", value.replace('\'', "''"))
             }
             Expr::Like { property, pattern } => {
                 write!(f, "\"{property}\" LIKE '{}'", pattern.replace('\'', "''"))
@@ -329,15 +364,79 @@ impl fmt::Display for Expr {
                 write!(f, ")")
             }
             Expr::IsNull { property } => write!(f, "\"{property}\" IS NULL"),
-            Expr::Intersects(g) => write!(f, "S_INTERSECTS(geometry, {})", wkt(g)),
+            Expr::Intersects(s) => write!(f, "S_INTERSECTS(geometry, {})", wkt(s.geometry())),
         }
     }
 }
 
+/// The WKT of a filter geometry as the parser reads it back: positions
+/// joined by `,`, each number in its shortest exact form (an exponent only
+/// below 1e-4, where the plain form would be long).
 fn wkt(g: &geo::Geometry<f64>) -> String {
-    use geozero::ToWkt;
-    g.to_wkt()
-        .unwrap_or_else(|_| "GEOMETRYCOLLECTION EMPTY".into())
+    use std::fmt::Write as _;
+    fn num(out: &mut String, n: f64) {
+        let _ = if n != 0.0 && n.abs() < 1e-4 {
+            write!(out, "{n:e}")
+        } else {
+            write!(out, "{n}")
+        };
+    }
+    fn ring(out: &mut String, coords: &[geo::Coord<f64>]) {
+        out.push('(');
+        for (i, c) in coords.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            num(out, c.x);
+            out.push(' ');
+            num(out, c.y);
+        }
+        out.push(')');
+    }
+    fn polygon(out: &mut String, p: &geo::Polygon<f64>) {
+        out.push('(');
+        for (i, r) in std::iter::once(p.exterior())
+            .chain(p.interiors())
+            .enumerate()
+        {
+            if i > 0 {
+                out.push(',');
+            }
+            ring(out, &r.0);
+        }
+        out.push(')');
+    }
+    let mut out = String::new();
+    match g {
+        geo::Geometry::Point(p) => {
+            out.push_str("POINT");
+            ring(&mut out, &[p.0]);
+        }
+        geo::Geometry::LineString(l) => {
+            out.push_str("LINESTRING");
+            ring(&mut out, &l.0);
+        }
+        geo::Geometry::Polygon(p) => {
+            out.push_str("POLYGON");
+            polygon(&mut out, p);
+        }
+        geo::Geometry::MultiPolygon(mp) => {
+            out.push_str("MULTIPOLYGON(");
+            for (i, p) in mp.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                polygon(&mut out, p);
+            }
+            out.push(')');
+        }
+        // Not made by the parser; written so the key stays distinct.
+        other => {
+            use geozero::ToWkt;
+            out = other.to_wkt().unwrap_or_else(|_| format!("{other:?}"));
+        }
+    }
+    out
 }
 
 /// Why a filter was refused; the text says what and where.

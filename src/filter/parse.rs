@@ -3,175 +3,88 @@
 //! S_INTERSECTS with POINT, LINESTRING, POLYGON, MULTIPOLYGON and BBOX
 //! literals (basic spatial functions).
 
-use crate::layers::{LayerDef, PropertyType};
+use std::collections::HashMap;
 
-use super::{coerce, comparable, CmpOp, Expr, FilterError, Literal, GEOMETRY};
+use crate::layers::{simple_ring, LayerDef, PropertyType};
 
-#[derive(Debug, Clone, PartialEq)]
-enum Tok {
-    Ident(String),
-    Quoted(String),
-    Str(String),
-    Num(f64, bool),
-    Op(CmpOp),
-    LParen,
-    RParen,
-    Comma,
-}
+use super::{
+    coerce, comparable,
+    lex::{lex, Tok},
+    CmpOp, Expr, FilterError, Literal, Shape, GEOMETRY, MAX_DEPTH, MAX_POSITIONS, MAX_TERMS,
+    MAX_TEXT_BYTES,
+};
 
-fn lex(text: &str) -> Result<Vec<(usize, Tok)>, FilterError> {
-    let chars: Vec<char> = text.chars().collect();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < chars.len() {
-        let c = chars[i];
-        let start = i;
-        match c {
-            c if c.is_whitespace() => {
-                i += 1;
-                continue;
-            }
-            '(' => {
-                out.push((start, Tok::LParen));
-                i += 1;
-            }
-            ')' => {
-                out.push((start, Tok::RParen));
-                i += 1;
-            }
-            ',' => {
-                out.push((start, Tok::Comma));
-                i += 1;
-            }
-            '=' => {
-                out.push((start, Tok::Op(CmpOp::Eq)));
-                i += 1;
-            }
-            '<' | '>' => {
-                let next = chars.get(i + 1).copied();
-                let (op, len) = match (c, next) {
-                    ('<', Some('>')) => (CmpOp::Ne, 2),
-                    ('<', Some('=')) => (CmpOp::Le, 2),
-                    ('>', Some('=')) => (CmpOp::Ge, 2),
-                    ('<', _) => (CmpOp::Lt, 1),
-                    _ => (CmpOp::Gt, 1),
-                };
-                out.push((start, Tok::Op(op)));
-                i += len;
-            }
-            '\'' | '"' => {
-                let quote = c;
-                let mut s = String::new();
-                i += 1;
-                loop {
-                    match chars.get(i) {
-                        None => {
-                            return Err(FilterError(format!(
-                                "unterminated {} starting at character {start}",
-                                if quote == '\'' {
-                                    "string"
-                                } else {
-                                    "quoted name"
-                                }
-                            )))
-                        }
-                        Some(&q) if q == quote => {
-                            if chars.get(i + 1) == Some(&quote) {
-                                s.push(quote);
-                                i += 2;
-                            } else {
-                                i += 1;
-                                break;
-                            }
-                        }
-                        Some(&ch) => {
-                            s.push(ch);
-                            i += 1;
-                        }
-                    }
-                }
-                out.push((
-                    start,
-                    if quote == '\'' {
-                        Tok::Str(s)
-                    } else {
-                        Tok::Quoted(s)
-                    },
-                ));
-            }
-            c if c.is_ascii_digit() || c == '-' || c == '+' || c == '.' => {
-                let mut j = i + 1;
-                while j < chars.len()
-                    && (chars[j].is_ascii_digit()
-                        || chars[j] == '.'
-                        || chars[j] == 'e'
-                        || chars[j] == 'E'
-                        || ((chars[j] == '-' || chars[j] == '+')
-                            && matches!(chars[j - 1], 'e' | 'E')))
-                {
-                    j += 1;
-                }
-                let s: String = chars[i..j].iter().collect();
-                let n: f64 = s.parse().map_err(|_| {
-                    FilterError(format!("`{s}` at character {start} is not a number"))
-                })?;
-                if !n.is_finite() {
-                    return Err(FilterError(format!(
-                        "`{s}` at character {start} is not a finite number"
-                    )));
-                }
-                let integral = !s.contains(['.', 'e', 'E']);
-                out.push((start, Tok::Num(n, integral)));
-                i = j;
-            }
-            c if c.is_alphabetic() || c == '_' => {
-                let mut j = i + 1;
-                while j < chars.len()
-                    && (chars[j].is_alphanumeric() || matches!(chars[j], '_' | ':' | '.'))
-                {
-                    j += 1;
-                }
-                out.push((start, Tok::Ident(chars[i..j].iter().collect())));
-                i = j;
-            }
-            other => {
-                return Err(FilterError(format!(
-                    "unexpected `{other}` at character {start}"
-                )))
-            }
-        }
-    }
-    Ok(out)
-}
+/// Geometry literals already read, by the token they start at: the shape,
+/// the token after it and the positions it holds. A literal reads the same
+/// whatever the layer, so parsing one filter for several layers validates
+/// and indexes each geometry once.
+type Shapes = HashMap<usize, (Shape, usize, usize)>;
 
 struct Parser<'a> {
-    toks: Vec<(usize, Tok)>,
+    toks: &'a [(usize, Tok)],
+    shapes: &'a mut Shapes,
     pos: usize,
     layer: &'a LayerDef,
     len: usize,
+    /// The `(` groups and `NOT`s open where the parser stands.
+    depth: usize,
+    /// Terms read so far (see [`MAX_TERMS`]).
+    terms: usize,
+    /// Positions read so far in geometry literals.
+    positions: usize,
+}
+
+fn too_deep() -> FilterError {
+    FilterError(format!(
+        "the filter nests deeper than {MAX_DEPTH} levels (each parenthesis, NOT, AND or OR counts)"
+    ))
 }
 
 /// Parse CQL2-text against `layer`: unknown properties, values of the wrong
-/// type and unsupported constructs are refused with a message.
+/// type and unsupported constructs are refused with a message, and so is a
+/// filter past [`MAX_TEXT_BYTES`], [`MAX_DEPTH`], [`MAX_TERMS`] or
+/// [`MAX_POSITIONS`]: each bound is checked before the parser goes past it.
 pub fn parse_cql2(text: &str, layer: &LayerDef) -> Result<Expr, FilterError> {
+    parse_cql2_each(text, [layer])?
+        .pop()
+        .unwrap_or_else(|| Err(FilterError("no layer to filter".into())))
+}
+
+/// Parse one CQL2-text for each of `layers` (as [`parse_cql2`] does), the
+/// text read once: the outer error is one that holds for every layer (too
+/// long, not lexically CQL2, empty), each inner result that layer's own.
+pub fn parse_cql2_each<'l>(
+    text: &str,
+    layers: impl IntoIterator<Item = &'l LayerDef>,
+) -> Result<Vec<Result<Expr, FilterError>>, FilterError> {
+    if text.len() > MAX_TEXT_BYTES {
+        return Err(FilterError(format!(
+            "the filter is {} bytes long; at most {MAX_TEXT_BYTES} are allowed",
+            text.len()
+        )));
+    }
     let toks = lex(text)?;
     if toks.is_empty() {
         return Err(FilterError("the filter is empty".into()));
     }
-    let mut p = Parser {
-        toks,
-        pos: 0,
-        layer,
-        len: text.chars().count(),
-    };
-    let e = p.or()?;
-    if let Some((at, t)) = p.toks.get(p.pos) {
-        return Err(FilterError(format!(
-            "unexpected {} at character {at}",
-            show(t)
-        )));
-    }
-    Ok(e)
+    let len = text.chars().count();
+    let mut shapes = Shapes::new();
+    Ok(layers
+        .into_iter()
+        .map(|layer| {
+            Parser {
+                toks: &toks,
+                shapes: &mut shapes,
+                pos: 0,
+                layer,
+                len,
+                depth: 0,
+                terms: 0,
+                positions: 0,
+            }
+            .filter()
+        })
+        .collect())
 }
 
 fn show(t: &Tok) -> String {
@@ -193,6 +106,33 @@ enum Operand {
 }
 
 impl Parser<'_> {
+    /// The whole filter, with the checks on the tree it makes.
+    fn filter(mut self) -> Result<Expr, FilterError> {
+        let e = self.or()?;
+        if let Some((at, t)) = self.toks.get(self.pos) {
+            return Err(FilterError(format!(
+                "unexpected {} at character {at}",
+                show(t)
+            )));
+        }
+        // The text's nesting bounds the tree's to a few levels more (a bare
+        // `OR`, `BETWEEN` and `NOT LIKE` make nodes without a parenthesis);
+        // the tree is held to the same bound so that its canonical text,
+        // which nests exactly as deep as the tree, parses again.
+        if e.depth() > MAX_DEPTH {
+            return Err(too_deep());
+        }
+        // Likewise the canonical text (quoted names, spaced operators) is
+        // held to the text bound: it is what a cache key or a link carries.
+        let canonical = e.to_string().len();
+        if canonical > MAX_TEXT_BYTES {
+            return Err(FilterError(format!(
+                "the filter is {canonical} bytes long written out in full; at most {MAX_TEXT_BYTES} are allowed"
+            )));
+        }
+        Ok(e)
+    }
+
     fn peek(&self) -> Option<&Tok> {
         self.toks.get(self.pos).map(|(_, t)| t)
     }
@@ -234,16 +174,45 @@ impl Parser<'_> {
         }
     }
 
+    /// One more level of nesting, refused past [`MAX_DEPTH`] before the
+    /// parser recurses into it.
+    fn enter(&mut self) -> Result<(), FilterError> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(too_deep());
+        }
+        Ok(())
+    }
+
+    fn count_terms(&mut self, e: &Expr) -> Result<(), FilterError> {
+        // A term is a leaf, `BETWEEN`'s pair of comparisons, or either
+        // under the `NOT` of `NOT LIKE`, `NOT IN`, `NOT BETWEEN`.
+        fn weight(e: &Expr) -> usize {
+            match e {
+                Expr::In { values, .. } => values.len(),
+                Expr::And(v) => v.len(),
+                Expr::Not(e) => weight(e),
+                _ => 1,
+            }
+        }
+        self.terms += weight(e);
+        if self.terms > MAX_TERMS {
+            return Err(FilterError(format!(
+                "the filter has more than {MAX_TERMS} terms (each predicate and each IN value counts)"
+            )));
+        }
+        Ok(())
+    }
+
+    // Parenthesised runs of the same operator are flattened into one n-ary
+    // node: `(a OR b) OR c` is `a OR b OR c`, so nesting grows only where
+    // the operator changes.
     fn or(&mut self) -> Result<Expr, FilterError> {
         let mut parts = vec![self.and()?];
         while self.eat_keyword("OR") {
             parts.push(self.and()?);
         }
-        Ok(if parts.len() == 1 {
-            parts.remove(0)
-        } else {
-            Expr::Or(parts)
-        })
+        Ok(Expr::any(parts))
     }
 
     fn and(&mut self) -> Result<Expr, FilterError> {
@@ -251,27 +220,40 @@ impl Parser<'_> {
         while self.eat_keyword("AND") {
             parts.push(self.not()?);
         }
-        Ok(if parts.len() == 1 {
-            parts.remove(0)
-        } else {
-            Expr::And(parts)
-        })
+        Ok(Expr::all(parts))
     }
 
+    /// A run of `NOT`s is read in a loop, not by recursion.
     fn not(&mut self) -> Result<Expr, FilterError> {
-        if self.eat_keyword("NOT") {
-            return Ok(Expr::Not(Box::new(self.not()?)));
+        let mut nots = 0;
+        while self.eat_keyword("NOT") {
+            self.enter()?;
+            nots += 1;
         }
-        self.predicate()
+        let mut e = self.predicate()?;
+        for _ in 0..nots {
+            e = Expr::Not(Box::new(e));
+        }
+        self.depth -= nots;
+        Ok(e)
     }
 
     fn predicate(&mut self) -> Result<Expr, FilterError> {
         if self.peek() == Some(&Tok::LParen) {
+            self.enter()?;
             self.pos += 1;
             let e = self.or()?;
             self.expect(Tok::RParen, "`)`")?;
+            self.depth -= 1;
             return Ok(e);
         }
+        let e = self.term()?;
+        self.count_terms(&e)?;
+        Ok(e)
+    }
+
+    /// One predicate (no parentheses around it).
+    fn term(&mut self) -> Result<Expr, FilterError> {
         for spatial in ["S_INTERSECTS", "INTERSECTS"] {
             if self.eat_keyword(spatial) {
                 return self.intersects();
@@ -364,6 +346,12 @@ impl Parser<'_> {
             }
             return Ok(not_if(negated, Expr::IsNull { property }));
         }
+        // A boolean literal alone is a predicate (CQL2 `booleanLiteral`).
+        if let Operand::Value(Literal::Bool(b)) = left {
+            if !matches!(self.peek(), Some(Tok::Op(_))) {
+                return Ok(Expr::Const(b));
+            }
+        }
         let op_at = self.at();
         let op = match self.next() {
             Some(Tok::Op(op)) => op,
@@ -373,14 +361,11 @@ impl Parser<'_> {
                     show(&t)
                 )))
             }
-            None => match left {
-                Operand::Value(Literal::Bool(b)) => return Ok(Expr::Const(b)),
-                _ => {
-                    return Err(FilterError(
-                        "the filter ends where a comparison was expected".into(),
-                    ))
-                }
-            },
+            None => {
+                return Err(FilterError(
+                    "the filter ends where a comparison was expected".into(),
+                ))
+            }
         };
         let right_at = self.at();
         let right = self.operand()?;
@@ -491,7 +476,7 @@ impl Parser<'_> {
         let b = self.geometry_operand()?;
         self.expect(Tok::RParen, "`)` closing S_INTERSECTS")?;
         match (a, b) {
-            (None, Some(g)) | (Some(g), None) => Ok(Expr::Intersects(g)),
+            (None, Some(shape)) | (Some(shape), None) => Ok(Expr::Intersects(shape)),
             _ => Err(FilterError(format!(
                 "S_INTERSECTS at character {first_at} needs the `{GEOMETRY}` property and one geometry literal"
             ))),
@@ -499,7 +484,36 @@ impl Parser<'_> {
     }
 
     /// `None` for the feature geometry property, `Some` for a literal.
-    fn geometry_operand(&mut self) -> Result<Option<geo::Geometry<f64>>, FilterError> {
+    fn geometry_operand(&mut self) -> Result<Option<Shape>, FilterError> {
+        let start = self.pos;
+        if let Some((shape, end, held)) = self.shapes.get(&start) {
+            let (shape, end, held) = (shape.clone(), *end, *held);
+            self.add_positions(held)?;
+            self.pos = end;
+            return Ok(Some(shape));
+        }
+        let before = self.positions;
+        let Some(g) = self.geometry_literal()? else {
+            return Ok(None);
+        };
+        let shape = Shape::new(g);
+        let held = self.positions - before;
+        self.shapes.insert(start, (shape.clone(), self.pos, held));
+        Ok(Some(shape))
+    }
+
+    fn add_positions(&mut self, n: usize) -> Result<(), FilterError> {
+        self.positions += n;
+        if self.positions > MAX_POSITIONS {
+            return Err(FilterError(format!(
+                "the filter's geometries have more than {MAX_POSITIONS} positions"
+            )));
+        }
+        Ok(())
+    }
+
+    /// `None` for the feature geometry property, `Some` for a literal.
+    fn geometry_literal(&mut self) -> Result<Option<geo::Geometry<f64>>, FilterError> {
         let at = self.at();
         let name = match self.next() {
             Some(Tok::Ident(s)) | Some(Tok::Quoted(s)) => s,
@@ -524,7 +538,15 @@ impl Parser<'_> {
                 self.expect(Tok::RParen, "`)`")?;
                 geo::Point::from(c).into()
             }
-            "LINESTRING" => geo::LineString::new(self.coord_list()?).into(),
+            "LINESTRING" => {
+                let line = self.coord_list()?;
+                if line.iter().all(|c| *c == line[0]) {
+                    return Err(FilterError(format!(
+                        "the LINESTRING at character {at} needs two distinct positions"
+                    )));
+                }
+                geo::LineString::new(line).into()
+            }
             "POLYGON" => self.polygon()?.into(),
             "MULTIPOLYGON" => {
                 self.expect(Tok::LParen, "`(`")?;
@@ -558,6 +580,14 @@ impl Parser<'_> {
                         "BBOX at character {at}: the minimum corner comes first"
                     )));
                 }
+                // Written back as a POLYGON, a box without area would be a
+                // degenerate ring.
+                if x0 == x1 || y0 == y1 {
+                    return Err(FilterError(format!("BBOX at character {at} has no area")));
+                }
+                for (x, y) in [(x0, y0), (x1, y1)] {
+                    position_in_range(geo::coord! { x: x, y: y }, at)?;
+                }
                 geo::Rect::new(geo::coord! { x: x0, y: y0 }, geo::coord! { x: x1, y: y1 })
                     .to_polygon()
                     .into()
@@ -581,13 +611,17 @@ impl Parser<'_> {
     }
 
     fn coord(&mut self) -> Result<geo::Coord<f64>, FilterError> {
+        let at = self.at();
+        self.add_positions(1)?;
         let x = self.number()?;
         let y = self.number()?;
         // A third ordinate (height) is allowed and ignored.
         if matches!(self.peek(), Some(Tok::Num(..))) {
             self.pos += 1;
         }
-        Ok(geo::coord! { x: x, y: y })
+        let c = geo::coord! { x: x, y: y };
+        position_in_range(c, at)?;
+        Ok(c)
     }
 
     fn coord_list(&mut self) -> Result<Vec<geo::Coord<f64>>, FilterError> {
@@ -610,17 +644,57 @@ impl Parser<'_> {
             rings.push(self.coord_list()?);
         }
         self.expect(Tok::RParen, "`)`")?;
-        for r in &rings {
-            if r.len() < 4 || r.first() != r.last() {
+        let rings: Vec<geo::LineString<f64>> =
+            rings.into_iter().map(geo::LineString::new).collect();
+        // The checks writes get: closed, at least three corners, no
+        // self-crossing or zero-width spike.
+        for (i, r) in rings.iter().enumerate() {
+            if r.0.len() < 4 || r.0.first() != r.0.last() {
                 return Err(FilterError(format!(
                     "the polygon at character {at} has a ring that is not closed or has fewer than 4 positions"
                 )));
             }
+            simple_ring(r).map_err(|e| {
+                let which = if i == 0 {
+                    "exterior ring".to_owned()
+                } else {
+                    format!("hole {}", i - 1)
+                };
+                FilterError(format!("the polygon at character {at}, {which}: {e}"))
+            })?;
         }
-        let mut rings = rings.into_iter().map(geo::LineString::new);
+        // Corners that are collinear only up to rounding pass the ring
+        // checks yet enclose nothing.
+        let exterior = &rings[0];
+        if let Some(bounds) = geo::BoundingRect::bounding_rect(exterior) {
+            let area = geo::Area::unsigned_area(&geo::Polygon::new(exterior.clone(), vec![]));
+            if area <= 1e-9 * bounds.width() * bounds.height() {
+                return Err(FilterError(format!(
+                    "the polygon at character {at} has no area"
+                )));
+            }
+        }
+        let mut rings = rings.into_iter();
         let exterior = rings.next().unwrap_or_else(|| geo::LineString::new(vec![]));
         Ok(geo::Polygon::new(exterior, rings.collect()))
     }
+}
+
+/// Filter geometries are WGS84 longitude, latitude (CQL2's default CRS84).
+fn position_in_range(c: geo::Coord<f64>, at: usize) -> Result<(), FilterError> {
+    if !(-180.0..=180.0).contains(&c.x) {
+        return Err(FilterError(format!(
+            "the position at character {at}: longitude {} is outside -180…180",
+            c.x
+        )));
+    }
+    if !(-90.0..=90.0).contains(&c.y) {
+        return Err(FilterError(format!(
+            "the position at character {at}: latitude {} is outside -90…90",
+            c.y
+        )));
+    }
+    Ok(())
 }
 
 fn not_if(negated: bool, e: Expr) -> Expr {
@@ -706,5 +780,106 @@ mod tests {
         assert!(err("S_WITHIN(geometry, POINT(1 2))").contains("not supported"));
         assert!(err("S_INTERSECTS(geometry, POLYGON((1 1, 2 2, 3 1)))").contains("closed"));
         assert!(err("status = 'standby' AND").contains("end"));
+    }
+
+    #[test]
+    fn each_bound_is_refused_by_name_just_past_it() {
+        // Written as the canonical text is, so that is no longer.
+        let name = format!("\"name\" = '{}'", "x".repeat(MAX_TEXT_BYTES - 11));
+        assert_eq!(name.len(), MAX_TEXT_BYTES);
+        ok(&name);
+        assert!(err(&format!("{name} ")).contains(&format!("{MAX_TEXT_BYTES} are allowed")));
+
+        let levels = format!("{MAX_DEPTH} levels");
+        let parens = |n: usize| format!("{}id = 1{}", "(".repeat(n), ")".repeat(n));
+        let nots = |n: usize| format!("{}id = 1", "NOT ".repeat(n));
+        assert_eq!(ok(&parens(MAX_DEPTH)), ok("id = 1"));
+        assert_eq!(ok(&nots(MAX_DEPTH)).depth(), MAX_DEPTH);
+        assert!(err(&parens(MAX_DEPTH + 1)).contains(&levels));
+        assert!(err(&nots(MAX_DEPTH + 1)).contains(&levels));
+        // Far past the bound the parser stops at it, not at the stack's end.
+        assert!(err(&parens(30_000)).contains(&levels));
+        assert!(err(&nots(12_000)).contains(&levels));
+        // Nodes made without a parenthesis count in the tree.
+        assert!(
+            err(&nots(MAX_DEPTH - 1).replace("id = 1", "(id = 1 OR name NOT LIKE 'x')"))
+                .contains(&levels)
+        );
+
+        let terms = format!("{MAX_TERMS} terms");
+        let ors = |n: usize| vec!["id = 1"; n].join(" OR ");
+        assert!(matches!(ok(&ors(MAX_TERMS)), Expr::Or(v) if v.len() == MAX_TERMS));
+        assert!(err(&ors(MAX_TERMS + 1)).contains(&terms));
+        let between = vec!["headcount BETWEEN 1 AND 2"; MAX_TERMS / 2 + 1].join(" OR ");
+        assert!(err(&between).contains(&terms));
+        let list = |n: usize| format!("id IN ({})", vec!["1"; n].join(", "));
+        ok(&list(MAX_TERMS));
+        assert!(err(&list(MAX_TERMS + 1)).contains(&terms));
+    }
+
+    #[test]
+    fn runs_of_one_operator_are_flattened() {
+        let e = ok("(id = 1 OR (id = 2 OR id = 3)) OR ((id = 4))");
+        assert!(matches!(&e, Expr::Or(v) if v.len() == 4), "{e:?}");
+        let e = ok("id = 1 AND headcount BETWEEN 1 AND 2 AND (id = 2 AND id = 3)");
+        assert!(matches!(&e, Expr::And(v) if v.len() == 5), "{e:?}");
+        assert_eq!(e.depth(), 1);
+    }
+
+    #[test]
+    fn boolean_literals_are_predicates_anywhere() {
+        assert_eq!(ok("TRUE"), Expr::Const(true));
+        assert!(matches!(ok("(FALSE OR id = 1)"), Expr::Or(v) if v[0] == Expr::Const(false)));
+        assert!(matches!(ok("NOT TRUE AND id = 1"), Expr::And(_)));
+    }
+
+    #[test]
+    fn canonical_text_parses_back_to_the_same_expression() {
+        for text in [
+            "status = 'standby' AND headcount >= 20 OR NOT team_type = 'militia'",
+            "name NOT LIKE '%队' OR headcount NOT BETWEEN 1 AND 9",
+            "capabilities = 'water_rescue' AND leader IS NOT NULL",
+            "status NOT IN ('standby', 'returning') AND id = 3 AND TRUE",
+            "name = 'it''s' OR \"name\" = '\u{1F600}\u{200B}'",
+            "S_INTERSECTS(geometry, BBOX(118.2, 34.9, 118.4, 35.1)) OR NOT (id < -7)",
+            "S_INTERSECTS(geometry, LINESTRING(118 35, -0.0 1e-7))",
+            "S_INTERSECTS(geometry, MULTIPOLYGON(((118 34, 119 34, 119 35, 118 34))))",
+        ] {
+            let first = ok(text);
+            let again = ok(&first.to_string());
+            assert_eq!(again, first, "{text} → {first}");
+            assert_eq!(again.to_string(), first.to_string());
+        }
+    }
+
+    #[test]
+    fn filter_geometries_are_checked_like_writes() {
+        for (geometry, named) in [
+            ("POINT(200 100)", "longitude 200"),
+            ("POINT(118 -90.5)", "latitude -90.5"),
+            ("POINT(1e308 1e308)", "longitude"),
+            ("POINT(1e400 1)", "finite"),
+            ("POLYGON((0 0, 1 1, 1 0, 0 1, 0 0))", "crosses"),
+            ("POLYGON((0 0, 1 1, 2 2, 0 0))", "folds back"),
+            (
+                "POLYGON((0 0, 1 0, 1 1, 0 0), (0 0, 0.5 0.5, 0.25 0.25, 0 0))",
+                "hole 0",
+            ),
+            ("BBOX(0, 0, 0, 1)", "no area"),
+        ] {
+            let e = err(&format!("S_INTERSECTS(geometry, {geometry})"));
+            assert!(e.contains(named), "{geometry}: {e}");
+        }
+        // Back and forth between two corners: the shortest text per position.
+        let zigzag = |n: usize| {
+            let line: Vec<&str> = (0..n)
+                .map(|i| if i % 2 == 0 { "0 0" } else { "1 1" })
+                .collect();
+            format!("S_INTERSECTS(geometry, LINESTRING({}))", line.join(","))
+        };
+        assert!(zigzag(MAX_POSITIONS + 1).len() < MAX_TEXT_BYTES);
+        assert!(matches!(ok(&zigzag(MAX_POSITIONS)), Expr::Intersects(_)));
+        let two = format!("{} OR {}", zigzag(2), zigzag(MAX_POSITIONS - 1));
+        assert!(err(&two).contains(&format!("{MAX_POSITIONS} positions")));
     }
 }

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 pub use feature::Feature;
 pub use role::Role;
+pub(crate) use validate::simple_ring;
 pub use validate::{geometry_from_geojson, ValidationErrors, Violation, MAX_REPORTED_VIOLATIONS};
 
 /// The property every layer has: a feature's display name.

@@ -218,7 +218,7 @@ fn geometry(layer: &LayerDef, g: &geo::Geometry<f64>) -> Result<(), String> {
 ///
 /// An R-tree over edge envelopes keeps this O(n log n): county boundaries run
 /// to thousands of vertices.
-fn simple_ring(ring: &LineString<f64>) -> Result<(), String> {
+pub(crate) fn simple_ring(ring: &LineString<f64>) -> Result<(), String> {
     let mut pts: Vec<Coord<f64>> = Vec::with_capacity(ring.0.len());
     for c in &ring.0 {
         if pts.last() != Some(c) {

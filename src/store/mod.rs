@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::{
-    filter::Expr,
+    filter::{Expr, Shape},
     layers::{Catalog, Feature, LayerDef, Role, ValidationErrors},
 };
 
@@ -40,7 +40,7 @@ impl Query {
             geo::coord! { x: b[2], y: b[3] },
         );
         Self {
-            filter: Some(Expr::Intersects(rect.to_polygon().into())),
+            filter: Some(Expr::Intersects(Shape::new(rect.to_polygon().into()))),
             ..Self::default()
         }
     }

@@ -153,16 +153,20 @@ fn layer_filters<'a>(
     let Some(text) = text else {
         return Ok(layers.iter().map(|l| (*l, None)).collect());
     };
+    let bad = |e: filter::FilterError| AppError::BadRequest(format!("`filter`: {e}"));
+    // Read once for all layers: an error of the text itself (too long, not
+    // CQL2) is the answer, and each geometry literal is checked once.
+    let parsed = filter::parse_cql2_each(text, layers.iter().map(|l| &***l)).map_err(bad)?;
     let mut out = Vec::new();
     let mut last_error = None;
-    for l in layers {
-        match filter::parse_cql2(text, l) {
+    for (l, parsed) in layers.iter().zip(parsed) {
+        match parsed {
             Ok(e) => out.push((*l, Some(e))),
             Err(e) => last_error = Some(e),
         }
     }
     match (out.is_empty(), last_error) {
-        (true, Some(e)) => Err(AppError::BadRequest(format!("`filter`: {e}"))),
+        (true, Some(e)) => Err(bad(e)),
         _ => Ok(out),
     }
 }

@@ -188,6 +188,7 @@ impl GpkgStore {
         actor: &str,
         key: Option<&str>,
     ) -> Result<(Written, bool), StoreError> {
+        let features = validate_batch(layer, features)?;
         let cols: Vec<String> = layer
             .properties
             .iter()

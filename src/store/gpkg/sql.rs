@@ -53,18 +53,26 @@ fn translate(layer: &LayerDef, e: &Expr, binds: &mut Vec<Bind>, sup: bool) -> St
     let two_valued = |sql: String| format!("coalesce(({sql}), 0)");
     match e {
         Expr::And(parts) | Expr::Or(parts) => {
-            let op = if matches!(e, Expr::And(_)) {
-                " AND "
+            let (op, empty) = if matches!(e, Expr::And(_)) {
+                (" AND ", "1")
             } else {
-                " OR "
+                (" OR ", "0")
             };
             let inner: Vec<String> = parts
                 .iter()
                 .map(|p| translate(layer, p, binds, sup))
                 .collect();
-            format!("({})", inner.join(op))
+            if inner.is_empty() {
+                return empty.into();
+            }
+            balanced(&inner, op)
         }
-        Expr::Not(inner) => format!("(NOT {})", translate(layer, inner, binds, !sup)),
+        Expr::Not(inner) => match &**inner {
+            // NOT NOT x is x (sup flips twice): a chain of NOTs costs SQLite's
+            // parser at most one level.
+            Expr::Not(x) => translate(layer, x, binds, sup),
+            inner => format!("(NOT {})", translate(layer, inner, binds, !sup)),
+        },
         Expr::Const(b) => if *b { "1" } else { "0" }.into(),
         Expr::Compare {
             property,
@@ -97,12 +105,11 @@ fn translate(layer: &LayerDef, e: &Expr, binds: &mut Vec<Bind>, sup: bool) -> St
                 format!("({} IS NULL)", column(property))
             }
         }
-        Expr::Intersects(g) => {
+        Expr::Intersects(shape) => {
             if !sup {
                 return "0".into();
             }
-            use geo::BoundingRect;
-            match g.bounding_rect() {
+            match shape.bounding_rect() {
                 Some(r) => {
                     binds.extend([r.max().x, r.min().x, r.max().y, r.min().y].map(Bind::Real));
                     format!(
@@ -112,6 +119,20 @@ fn translate(layer: &LayerDef, e: &Expr, binds: &mut Vec<Bind>, sup: bool) -> St
                 }
                 None => "0".into(),
             }
+        }
+    }
+}
+
+/// `a op b op c op d` as `((a op b) op (c op d))`: SQLite limits an
+/// expression tree to 1,000 levels, and a flat run of n terms is n deep,
+/// where the balanced form is log2(n). `parts` is not empty; the order of
+/// the terms (and so of their bound parameters) is kept.
+fn balanced(parts: &[String], op: &str) -> String {
+    match parts {
+        [one] => one.clone(),
+        _ => {
+            let (left, right) = parts.split_at(parts.len() / 2);
+            format!("({}{op}{})", balanced(left, op), balanced(right, op))
         }
     }
 }
@@ -131,6 +152,40 @@ mod tests {
         assert!(!sql.contains("OR 1=1"), "{sql}");
         assert_eq!(binds[0], Bind::Text("x' OR 1=1 --".into()));
         assert_eq!(sql.matches('?').count(), binds.len());
+    }
+
+    /// The deepest parenthesis nesting of `sql`.
+    fn nesting(sql: &str) -> usize {
+        let (mut depth, mut deepest) = (0usize, 0);
+        for c in sql.chars() {
+            match c {
+                '(' => depth += 1,
+                ')' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+            deepest = deepest.max(depth);
+        }
+        deepest
+    }
+
+    #[test]
+    fn long_runs_nest_logarithmically_and_not_pairs_cancel() {
+        let catalog = Catalog::builtin().expect("catalog");
+        let layer = catalog.get("rescue_teams").expect("layer");
+        let ors = vec!["id = 1"; crate::filter::MAX_TERMS].join(" OR ");
+        let mut binds = Vec::new();
+        let sql = superset(layer, &parse_cql2(&ors, layer).expect("parses"), &mut binds);
+        assert_eq!(binds.len(), crate::filter::MAX_TERMS);
+        // log2(1,024) levels of OR, plus `coalesce((…), 0)` around each term.
+        assert!(nesting(&sql) <= 10 + 2, "{}", nesting(&sql));
+
+        let nots = format!("{}id = 1", "NOT ".repeat(crate::filter::MAX_DEPTH - 1));
+        let sql = superset(
+            layer,
+            &parse_cql2(&nots, layer).expect("parses"),
+            &mut binds,
+        );
+        assert_eq!(sql, "(NOT coalesce((fid = ?), 0))");
     }
 
     #[test]
