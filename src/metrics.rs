@@ -54,6 +54,7 @@ pub struct Metrics {
     tile_build_seconds: Histogram,
     tile_cache_bytes: Gauge,
     tile_cache_entries: Gauge,
+    skipped_rows: Family<LayerLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -109,6 +110,12 @@ impl Metrics {
             "Tiles held in the cache",
             tile_cache_entries.clone(),
         );
+        let skipped_rows = Family::<LayerLabels, Gauge>::default();
+        registry.register(
+            "index_skipped_rows",
+            "Stored rows the spatial index could not load (NULL, empty or refused geometries), per layer",
+            skipped_rows.clone(),
+        );
         Self {
             registry: Mutex::new(registry),
             requests,
@@ -118,7 +125,16 @@ impl Metrics {
             tile_build_seconds,
             tile_cache_bytes,
             tile_cache_entries,
+            skipped_rows,
         }
+    }
+
+    pub fn set_skipped_rows(&self, layer: &str, count: u64) {
+        self.skipped_rows
+            .get_or_create(&LayerLabels {
+                layer: layer.to_owned(),
+            })
+            .set(i64::try_from(count).unwrap_or(i64::MAX));
     }
 
     pub fn tile_built(&self, seconds: f64) {
