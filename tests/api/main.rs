@@ -9,6 +9,7 @@ mod formats;
 mod geopackage;
 mod health;
 mod helpers;
+mod hostile_files;
 mod tiles;
 mod transactions;
 mod validation;
