@@ -416,6 +416,12 @@ mod tests {
         }
 
         #[test]
+        fn wkt_with_any_numbers_never_panics(x in proptest::num::f64::ANY, y in "[0-9]{1,400}(e[0-9]{1,4})?") {
+            let _ = parse_wkt(&format!("POINT({x} {y})"));
+            let _ = parse_wkt(&format!("LINESTRING({x} {y}, {y} {x})"));
+        }
+
+        #[test]
         fn formula_cells_never_start_a_formula(cell in "\\PC{0,20}") {
             let out = neutralise_formula(&cell);
             proptest::prop_assert!(!out.starts_with(['=', '+', '-', '@', '\t', '\r']));

@@ -100,6 +100,15 @@ struct RawRow {
 /// and SQLite is interrupted past [`READ_BUDGET`] or when this future is
 /// dropped. Every geometry goes through the store's bounded decoder.
 pub async fn read(layer: &LayerDef, path: &Path) -> Result<Parsed, GpkgFileError> {
+    read_within(layer, path, READ_BUDGET).await
+}
+
+/// [`read`] with a time budget of `budget`.
+async fn read_within(
+    layer: &LayerDef,
+    path: &Path,
+    budget: Duration,
+) -> Result<Parsed, GpkgFileError> {
     let open = |e: sqlx::Error| GpkgFileError::Open(e.to_string());
     let has_wal = {
         let mut wal = path.as_os_str().to_owned();
@@ -115,7 +124,7 @@ pub async fn read(layer: &LayerDef, path: &Path) -> Result<Parsed, GpkgFileError
         .map_err(open)?;
     let cancelled = Arc::new(AtomicBool::new(false));
     let _guard = CancelOnDrop(cancelled.clone());
-    let deadline = Instant::now() + READ_BUDGET;
+    let deadline = Instant::now() + budget;
     {
         let stop = cancelled.clone();
         conn.lock_handle()
@@ -320,4 +329,57 @@ pub async fn write(
     store.close().await;
     result?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layers::Catalog;
+
+    /// A minimal GeoPackage whose `shelters` table holds `rows` points.
+    async fn gpkg_of(path: &Path, rows: u32) {
+        let mut conn = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .connect()
+            .await
+            .expect("create");
+        let point = crate::store::gpkg::blob::tests::nested_collections(0);
+        sqlx::query(
+            "CREATE TABLE gpkg_contents (table_name TEXT PRIMARY KEY, data_type TEXT NOT NULL); \
+             INSERT INTO gpkg_contents VALUES ('shelters', 'features'); \
+             CREATE TABLE gpkg_geometry_columns (table_name TEXT, column_name TEXT); \
+             INSERT INTO gpkg_geometry_columns VALUES ('shelters', 'geom'); \
+             CREATE TABLE shelters (fid INTEGER PRIMARY KEY, geom BLOB, name TEXT);",
+        )
+        .execute(&mut conn)
+        .await
+        .expect("schema");
+        sqlx::query(
+            "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < ?) \
+             INSERT INTO shelters (geom, name) SELECT ?, 'n' || x FROM c",
+        )
+        .bind(rows)
+        .bind(point)
+        .execute(&mut conn)
+        .await
+        .expect("rows");
+    }
+
+    #[tokio::test]
+    async fn a_read_past_its_time_budget_is_interrupted() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("big.gpkg");
+        gpkg_of(&path, 20_000).await;
+        let catalog = Catalog::builtin().expect("catalog");
+        let shelters = catalog.get("shelters").expect("layer");
+        let parsed = read(shelters, &path)
+            .await
+            .expect("reads within the budget");
+        assert_eq!(parsed.features.len(), 20_000);
+        let e = read_within(shelters, &path, Duration::ZERO)
+            .await
+            .expect_err("interrupted");
+        assert!(matches!(e, GpkgFileError::TooSlow), "{e}");
+    }
 }

@@ -281,7 +281,7 @@ pub fn scan_wkb(wkb: &[u8]) -> Result<usize, BlobError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use geozero::{CoordDimensions, ToWkb};
     use proptest::prelude::*;
 
@@ -418,6 +418,49 @@ mod tests {
             b.extend(count.to_le_bytes());
             b.extend(&tail);
             prop_assert!(decode(&b).is_err());
+        }
+
+        #[test]
+        fn any_coordinate_values_decode_or_are_refused_as_not_finite(
+            values in proptest::collection::vec(any::<f64>(), 2..12),
+        ) {
+            // A LineString of the values taken in pairs: huge, tiny,
+            // infinite and NaN numbers alike.
+            let mut b = gpkg_header();
+            b.push(1);
+            b.extend(2u32.to_le_bytes());
+            b.extend(((values.len() / 2) as u32).to_le_bytes());
+            for v in &values[..values.len() / 2 * 2] {
+                b.extend(v.to_le_bytes());
+            }
+            let finite = values[..values.len() / 2 * 2].iter().all(|v| v.is_finite());
+            match decode(&b) {
+                Ok(_) => prop_assert!(finite),
+                Err(e) => prop_assert_eq!(e, BlobError::NotFinite { at: 9 }),
+            }
+        }
+
+        #[test]
+        fn random_mixes_of_collections_are_bounded(
+            kinds in proptest::collection::vec(4u32..8, 0..80),
+        ) {
+            // Each level a multi geometry or collection of one part: only
+            // GeometryCollections may hold one another, so most mixes are
+            // refused as odd parts; none may panic or recurse.
+            let mut b = gpkg_header();
+            for k in &kinds {
+                b.push(1);
+                b.extend(k.to_le_bytes());
+                b.extend(1u32.to_le_bytes());
+            }
+            b.push(1);
+            b.extend(1u32.to_le_bytes());
+            b.extend(1.0f64.to_le_bytes());
+            b.extend(2.0f64.to_le_bytes());
+            let r = decode(&b);
+            if kinds.len() >= MAX_GEOMETRY_DEPTH {
+                prop_assert!(r.is_err());
+            }
         }
 
         #[test]
