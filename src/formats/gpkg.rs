@@ -94,7 +94,7 @@ struct RawRow {
 /// by the layer's schema); `fid` is dropped.
 ///
 /// The file is foreign and may be hostile. It is opened read-only (and
-/// immutable when no write-ahead log is beside it); only real tables that
+/// immutable when no journal is beside it); only real tables that
 /// gpkg_contents registers as features are read, only their stored (not
 /// generated) columns, at most [`MAX_ROWS`] rows and [`MAX_BYTES`] bytes,
 /// and SQLite is interrupted past [`READ_BUDGET`] or when this future is
@@ -110,15 +110,18 @@ async fn read_within(
     budget: Duration,
 ) -> Result<Parsed, GpkgFileError> {
     let open = |e: sqlx::Error| GpkgFileError::Open(e.to_string());
-    let has_wal = {
-        let mut wal = path.as_os_str().to_owned();
-        wal.push("-wal");
-        Path::new(&wal).exists()
-    };
+    // Immutable (no locks, no journal look-ups) only when no other program
+    // can be writing it: a write-ahead log or a rollback journal beside the
+    // file says one may be.
+    let journaled = ["-wal", "-journal"].iter().any(|suffix| {
+        let mut side = path.as_os_str().to_owned();
+        side.push(suffix);
+        Path::new(&side).exists()
+    });
     let mut conn = SqliteConnectOptions::new()
         .filename(path)
         .read_only(true)
-        .immutable(!has_wal)
+        .immutable(!journaled)
         .connect()
         .await
         .map_err(open)?;
