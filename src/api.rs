@@ -158,7 +158,7 @@ async fn import_layer(
                 .map_err(|e| AppError::unavailable("no room for the upload", e))?;
             formats::read_file(&layer, format, file.path(), crs).await
         }
-        _ => formats::read_text(&layer, format, &body, crs),
+        _ => formats::read_text(&layer, format, body.clone(), crs).await,
     }
     .map_err(|e| match e {
         formats::ReadError::Invalid(v) => AppError::Invalid(v),

@@ -80,7 +80,13 @@ pub async fn import(settings: &Settings, args: &ImportArgs) -> Result<usize, Com
         .ok_or_else(|| CommandError::UnknownLayer(args.layer.clone()))?;
     let result = async {
         let parsed = if args.file == Path::new("-") {
-            formats::read_text(&layer, Format::GeoJson, read_stdin()?.as_bytes(), args.crs)?
+            formats::read_text(
+                &layer,
+                Format::GeoJson,
+                read_stdin()?.into_bytes(),
+                args.crs,
+            )
+            .await?
         } else {
             let format = args
                 .format

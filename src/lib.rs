@@ -140,11 +140,15 @@ impl App {
         let applied = store.last_seq().await?;
         let index = index::SpatialIndex::load(store.as_ref(), &catalog).await?;
         let basemaps = tiles::basemap::open_all(&settings.tiles_dir).await;
+        let metrics = Metrics::new();
+        for (layer, skipped) in index.skipped() {
+            metrics.set_skipped_rows(&layer, skipped.count);
+        }
         let state = AppState(Arc::new(Shared {
             settings: Arc::new(settings),
             catalog,
             store,
-            metrics: Arc::new(Metrics::new()),
+            metrics: Arc::new(metrics),
             events: Arc::new(events::EventHub::new()),
             feed: Arc::new(feed::ChangeFeed::new(applied)),
             exports: tokio::sync::Semaphore::new(features::MAX_CONCURRENT_EXPORTS),

@@ -58,6 +58,7 @@ pub struct Metrics {
     feed_failures: Counter,
     feed_seconds: Histogram,
     event_streams: Gauge,
+    skipped_rows: Family<LayerLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -137,6 +138,12 @@ impl Metrics {
             "Open /api/events streams",
             event_streams.clone(),
         );
+        let skipped_rows = Family::<LayerLabels, Gauge>::default();
+        registry.register(
+            "index_skipped_rows",
+            "Stored rows the spatial index could not load (NULL, empty or refused geometries), per layer",
+            skipped_rows.clone(),
+        );
         Self {
             registry: Mutex::new(registry),
             feed_changes,
@@ -150,6 +157,7 @@ impl Metrics {
             tile_build_seconds,
             tile_cache_bytes,
             tile_cache_entries,
+            skipped_rows,
         }
     }
 
@@ -165,6 +173,14 @@ impl Metrics {
     pub fn set_event_streams(&self, open: usize) {
         self.event_streams
             .set(i64::try_from(open).unwrap_or(i64::MAX));
+    }
+
+    pub fn set_skipped_rows(&self, layer: &str, count: u64) {
+        self.skipped_rows
+            .get_or_create(&LayerLabels {
+                layer: layer.to_owned(),
+            })
+            .set(i64::try_from(count).unwrap_or(i64::MAX));
     }
 
     pub fn tile_built(&self, seconds: f64) {

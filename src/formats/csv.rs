@@ -9,12 +9,59 @@ use serde_json::{Map, Value};
 use crate::{
     crs::Crs,
     layers::{Feature, LayerDef, PropertyType, ValidationErrors, Violation},
+    store::gpkg::blob::MAX_GEOMETRY_DEPTH,
 };
 
 const LON: &[&str] = &["longitude", "lon", "lng", "x", "经度"];
 const LAT: &[&str] = &["latitude", "lat", "y", "纬度"];
 const WKT: &[&str] = &["wkt", "geometry", "geom"];
 const ID: &[&str] = &["id", "fid"];
+
+/// Parentheses a `wkt` cell may nest. The WKT parser recurses once per
+/// level, so the depth is checked (iteratively) before it runs; every
+/// geometry level opens at least one parenthesis, so a cell within this
+/// bound is within the store's [`MAX_GEOMETRY_DEPTH`] too.
+pub const MAX_WKT_DEPTH: usize = MAX_GEOMETRY_DEPTH;
+
+/// Refuse WKT nested deeper than [`MAX_WKT_DEPTH`], without recursion.
+pub fn check_wkt_depth(wkt: &str) -> Result<(), String> {
+    let mut depth = 0usize;
+    for b in wkt.bytes() {
+        match b {
+            b'(' => {
+                depth += 1;
+                if depth > MAX_WKT_DEPTH {
+                    return Err(format!(
+                        "the WKT nests deeper than {MAX_WKT_DEPTH} levels of parentheses"
+                    ));
+                }
+            }
+            b')' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Parse one WKT geometry within [`MAX_WKT_DEPTH`].
+pub fn parse_wkt(wkt: &str) -> Result<geo::Geometry<f64>, String> {
+    use geozero::ToGeo;
+    check_wkt_depth(wkt)?;
+    geozero::wkt::Wkt(wkt)
+        .to_geo()
+        .map_err(|e| format!("not WKT: {e}"))
+}
+
+/// A text cell as a spreadsheet will not run it: one that begins like a
+/// formula (`=`, `+`, `-`, `@`, or a tab or carriage return that a
+/// spreadsheet strips first) gets a leading `'` (OWASP "CSV Injection").
+/// Numbers are written by the caller as numbers and never pass here.
+pub fn neutralise_formula(cell: &str) -> std::borrow::Cow<'_, str> {
+    match cell.as_bytes().first() {
+        Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r') => format!("'{cell}").into(),
+        _ => cell.into(),
+    }
+}
 
 /// A cell as a value of the property's type.
 pub fn value_from_text(kind: PropertyType, text: &str) -> Result<Value, String> {
@@ -115,19 +162,13 @@ pub fn parse(
         };
         let cell = |i: usize| record.get(i).unwrap_or_default().trim();
         let geometry = match (wkt, lon, lat) {
-            (Some(w), _, _) if !cell(w).is_empty() => {
-                use geozero::ToGeo;
-                match geozero::wkt::Wkt(cell(w))
-                    .to_geo()
-                    .map_err(|e| e.to_string())
-                {
-                    Ok(g) => g,
-                    Err(e) => {
-                        errors.push(fail(index, line, "wkt", format!("not WKT: {e}")));
-                        continue;
-                    }
+            (Some(w), _, _) if !cell(w).is_empty() => match parse_wkt(cell(w)) {
+                Ok(g) => g,
+                Err(e) => {
+                    errors.push(fail(index, line, "wkt", e));
+                    continue;
                 }
-            }
+            },
             (_, Some(x), Some(y)) => match (cell(x).parse::<f64>(), cell(y).parse::<f64>()) {
                 (Ok(x), Ok(y)) => geo::Point::new(x, y).into(),
                 _ => {
@@ -231,7 +272,9 @@ pub fn write(
         for p in &layer.properties {
             row.push(match f.properties.get(&p.name) {
                 None | Some(Value::Null) => String::new(),
-                Some(Value::String(s)) => s.clone(),
+                Some(Value::String(s)) => neutralise_formula(s).into_owned(),
+                // Numbers stay numbers (a negative one too); arrays and
+                // records are JSON, which begins with `[` or `{`.
                 Some(v) => v.to_string(),
             });
         }
@@ -278,6 +321,111 @@ mod tests {
             f.properties["capabilities"]
         );
         assert_eq!(again.features[0].geometry, f.geometry);
+    }
+
+    #[test]
+    fn deep_wkt_is_refused_with_its_line_and_the_limit() {
+        let catalog = Catalog::builtin().expect("catalog");
+        let teams = catalog.get("rescue_teams").expect("layer");
+        let deep = format!(
+            "{}POINT(1 2){}",
+            "GEOMETRYCOLLECTION(".repeat(3000),
+            ")".repeat(3000)
+        );
+        let text = format!("name,wkt\nok,POINT(118 35)\nbad,\"{deep}\"\n");
+        let e = parse(teams, &text, Crs::Wgs84).expect_err("too deep");
+        let v = &e.violations[0];
+        assert_eq!((v.line, v.field.as_str()), (Some(3), "wkt"));
+        assert!(
+            v.message.contains(&MAX_WKT_DEPTH.to_string()),
+            "{}",
+            v.message
+        );
+        let nested = |n: usize| {
+            format!(
+                "{}POINT(1 2){}",
+                "GEOMETRYCOLLECTION(".repeat(n),
+                ")".repeat(n)
+            )
+        };
+        assert!(parse_wkt(&nested(MAX_WKT_DEPTH - 1)).is_ok());
+        assert!(parse_wkt(&nested(MAX_WKT_DEPTH)).is_err());
+    }
+
+    #[test]
+    fn exported_formulas_are_neutralised_and_numbers_kept() {
+        let catalog = Catalog::builtin().expect("catalog");
+        let teams = catalog.get("rescue_teams").expect("layer");
+        let mut properties = Map::new();
+        properties.insert(
+            "name".into(),
+            Value::String("=HYPERLINK(\"http://evil.example\",\"x\")".into()),
+        );
+        properties.insert("headcount".into(), Value::from(-3));
+        let f = Feature {
+            id: Some(1),
+            geometry: geo::Point::new(-118.5, 35.0).into(),
+            properties,
+        };
+        let mut out = Vec::new();
+        write(&mut out, teams, &[f], Crs::Wgs84).expect("writes");
+        let text = String::from_utf8(out).expect("utf-8");
+        let row = text.lines().nth(1).expect("a row");
+        assert!(row.contains("'=HYPERLINK"), "{row}");
+        assert!(
+            row.starts_with("1,-118.5,35,"),
+            "coordinates stay numbers: {row}"
+        );
+        assert!(
+            row.contains(",-3"),
+            "a negative count stays a number: {row}"
+        );
+        for (cell, safe) in [
+            ("+1", "'+1"),
+            ("-x", "'-x"),
+            ("@SUM(A1)", "'@SUM(A1)"),
+            ("\t=1", "'\t=1"),
+            ("\r=1", "'\r=1"),
+            ("蓝天", "蓝天"),
+            ("", ""),
+        ] {
+            assert_eq!(neutralise_formula(cell), safe);
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn wkt_parsing_never_panics(text in "\\PC{0,200}") {
+            let _ = parse_wkt(&text);
+        }
+
+        #[test]
+        fn wkt_of_adversarial_shape_never_panics(
+            depth in 0usize..200,
+            head in proptest::sample::select(vec![
+                "GEOMETRYCOLLECTION(", "MULTIPOLYGON(((", "POLYGON((", "(", "POINT(",
+            ]),
+            body in "[0-9eE+\\-. ,()]{0,60}",
+        ) {
+            let text = format!("{}{}{}", head.repeat(depth), body, ")".repeat(depth));
+            let r = parse_wkt(&text);
+            // Within the bound the parser decides; past it the check refuses.
+            if depth * head.matches('(').count() > MAX_WKT_DEPTH {
+                proptest::prop_assert!(r.is_err());
+            }
+        }
+
+        #[test]
+        fn wkt_with_any_numbers_never_panics(x in proptest::num::f64::ANY, y in "[0-9]{1,400}(e[0-9]{1,4})?") {
+            let _ = parse_wkt(&format!("POINT({x} {y})"));
+            let _ = parse_wkt(&format!("LINESTRING({x} {y}, {y} {x})"));
+        }
+
+        #[test]
+        fn formula_cells_never_start_a_formula(cell in "\\PC{0,20}") {
+            let out = neutralise_formula(&cell);
+            proptest::prop_assert!(!out.starts_with(['=', '+', '-', '@', '\t', '\r']));
+        }
     }
 
     #[test]

@@ -169,6 +169,24 @@ mod tests {
     }
 
     #[test]
+    fn deeply_nested_documents_are_refused_not_a_stack_overflow() {
+        // serde_json stops at 128 levels; nested GeometryCollections are
+        // refused by the geometry conversion whatever their depth.
+        let arrays = format!(
+            r#"{{"type":"Feature","properties":{{}},"geometry":{{"type":"Point","coordinates":{}1{}}}}}"#,
+            "[".repeat(100_000),
+            "]".repeat(100_000)
+        );
+        assert!(parse("x", &arrays, Crs::Wgs84).is_err());
+        let mut g = r#"{"type":"Point","coordinates":[1,2]}"#.to_owned();
+        for _ in 0..40 {
+            g = format!(r#"{{"type":"GeometryCollection","geometries":[{g}]}}"#);
+        }
+        let doc = format!(r#"{{"type":"Feature","properties":{{}},"geometry":{g}}}"#);
+        assert!(parse("x", &doc, Crs::Wgs84).is_err());
+    }
+
+    #[test]
     fn collections_round_trip_through_the_writer() {
         let text = r#"{"type":"FeatureCollection","features":[
             {"type":"Feature","geometry":{"type":"Point","coordinates":[118.3,35.0]},"properties":{"name":"a"}}]}"#;

@@ -86,47 +86,90 @@ pub enum ReadError {
     Shapefile(#[from] shapefile::ShapefileError),
     #[error("the file is not UTF-8 text: {0}")]
     Encoding(String),
+    #[error("cannot read the file: {0}")]
+    Io(String),
+    #[error("the file's reader stopped unexpectedly")]
+    Crashed,
 }
 
-/// Read a file's features for `layer`, coordinates from `crs` to WGS84.
-/// Schema validation is the store's; this refuses what cannot be read.
+/// Run a parser on tokio's blocking pool: parsing a large or hostile file
+/// is seconds of CPU, which on an async worker would stall every other
+/// request that worker carries (health checks included).
+async fn blocking<T: Send + 'static>(
+    parse: impl FnOnce() -> Result<T, ReadError> + Send + 'static,
+) -> Result<T, ReadError> {
+    tokio::task::spawn_blocking(parse).await.map_err(|e| {
+        tracing::error!(error = %e, "a file parser panicked");
+        ReadError::Crashed
+    })?
+}
+
+/// Read a file's features for `layer`, coordinates from `crs` to WGS84,
+/// off the async workers. Schema validation is the store's; this refuses
+/// what cannot be read.
 pub async fn read_file(
     layer: &LayerDef,
     format: Format,
     path: &Path,
     crs: Crs,
 ) -> Result<Parsed, ReadError> {
+    let (owned, path) = (layer.clone(), path.to_path_buf());
     match format {
         Format::Gpkg => {
-            let mut parsed = gpkg::read(layer, path).await?;
-            for f in &mut parsed.features {
-                f.geometry = crs.geometry_to_wgs84(&f.geometry);
-            }
-            Ok(parsed)
+            // SQLite reads on sqlx's own thread; the geometries are decoded
+            // on the blocking pool inside `gpkg::read`.
+            let mut parsed = gpkg::read(layer, &path).await?;
+            blocking(move || {
+                for f in &mut parsed.features {
+                    f.geometry = crs.geometry_to_wgs84(&f.geometry);
+                }
+                Ok(parsed)
+            })
+            .await
         }
-        Format::Shapefile => {
-            let is_zip = path
-                .extension()
-                .is_some_and(|e| e.eq_ignore_ascii_case("zip"));
-            let unpacked;
-            let shp = if is_zip {
-                unpacked = tempfile::tempdir().map_err(|e| ReadError::Encoding(e.to_string()))?;
-                let bytes = std::fs::read(path).map_err(|e| ReadError::Encoding(e.to_string()))?;
-                shapefile::unzip(&bytes, unpacked.path())?
-            } else {
-                path.to_path_buf()
-            };
-            Ok(shapefile::read(layer, &shp, crs)??)
-        }
+        Format::Shapefile => blocking(move || read_shapefile(&owned, &path, crs)).await,
         Format::GeoJson | Format::Csv => {
-            let bytes = std::fs::read(path).map_err(|e| ReadError::Encoding(e.to_string()))?;
-            read_text(layer, format, &bytes, crs)
+            blocking(move || {
+                let bytes = std::fs::read(&path).map_err(|e| ReadError::Io(e.to_string()))?;
+                parse_text(&owned, format, &bytes, crs)
+            })
+            .await
         }
     }
 }
 
-/// Read text formats from memory.
-pub fn read_text(
+fn read_shapefile(layer: &LayerDef, path: &Path, crs: Crs) -> Result<Parsed, ReadError> {
+    let is_zip = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("zip"));
+    let unpacked;
+    let shp = if is_zip {
+        unpacked = tempfile::tempdir().map_err(|e| ReadError::Io(e.to_string()))?;
+        let bytes = std::fs::read(path).map_err(|e| ReadError::Io(e.to_string()))?;
+        shapefile::unzip(&bytes, unpacked.path())?
+    } else {
+        path.to_path_buf()
+    };
+    Ok(shapefile::read(layer, &shp, crs)??)
+}
+
+/// Read a text format (GeoJSON or CSV) from memory, off the async workers.
+pub async fn read_text<B>(
+    layer: &LayerDef,
+    format: Format,
+    bytes: B,
+    crs: Crs,
+) -> Result<Parsed, ReadError>
+where
+    B: AsRef<[u8]> + Send + 'static,
+{
+    let layer = layer.clone();
+    blocking(move || parse_text(&layer, format, bytes.as_ref(), crs)).await
+}
+
+/// Parse a text format in place (the work [`read_text`] sends to a
+/// blocking thread).
+pub fn parse_text(
     layer: &LayerDef,
     format: Format,
     bytes: &[u8],

@@ -204,9 +204,11 @@ async fn health(State(state): State<AppState>) -> Result<Json<serde_json::Value>
         .ping()
         .await
         .map_err(|e| AppError::unavailable("the store does not answer", e))?;
-    Ok(Json(
-        json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }),
-    ))
+    Ok(Json(json!({
+        "status": "ok",
+        "version": env!("CARGO_PKG_VERSION"),
+        "skipped_rows": state.index.skipped(),
+    })))
 }
 
 /// Prometheus exposition.

@@ -6,15 +6,16 @@
 mod mercator;
 
 use std::{
-    collections::HashMap,
+    collections::{BTreeMap, HashMap},
     sync::{
         atomic::{AtomicU64, Ordering},
-        Arc, RwLock,
+        Arc, Mutex, RwLock,
     },
 };
 
-use futures_util::TryStreamExt;
+use futures_util::StreamExt;
 use rstar::{RTree, RTreeObject, AABB};
+use serde::Serialize;
 
 use crate::{
     filter::{Expr, Literal, ID},
@@ -140,24 +141,89 @@ impl std::ops::Deref for Slot {
     }
 }
 
+/// A stored row the index could not load (another tool wrote a NULL, empty
+/// or hostile geometry, or a value of the wrong type): logged, left out of
+/// tiles and searches, and reported in `/healthz` and the metrics.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SkippedRow {
+    pub fid: i64,
+    pub reason: String,
+}
+
+/// The rows of one layer skipped since start: all counted, the first
+/// [`SKIPPED_DETAIL`] named.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SkippedRows {
+    pub count: u64,
+    pub rows: Vec<SkippedRow>,
+}
+
+/// Skipped rows named (and logged one by one) per layer; past this they are
+/// only counted, so a file of a million attribute-only rows costs neither
+/// memory nor a flood of log lines.
+pub const SKIPPED_DETAIL: usize = 20;
+
+impl SkippedRows {
+    fn record(&mut self, layer: &str, fid: i64, reason: String) {
+        self.count += 1;
+        if self.rows.len() < SKIPPED_DETAIL {
+            tracing::warn!(layer, fid, reason = %reason, "skipping a stored row the index cannot load");
+            self.rows.push(SkippedRow { fid, reason });
+        }
+    }
+}
+
 /// Every layer's R-tree.
 #[derive(Default)]
 pub struct SpatialIndex {
     layers: HashMap<String, Slot>,
+    skipped: Mutex<BTreeMap<String, SkippedRows>>,
+}
+
+/// The features of a stream, each unreadable row recorded in `skipped`
+/// instead of ending the read.
+async fn read_rows(
+    store: &dyn Store,
+    layer: &Arc<LayerDef>,
+    query: Query,
+    skipped: &mut SkippedRows,
+) -> Result<Vec<Feature>, StoreError> {
+    let mut rows = store.stream(layer.clone(), query);
+    let mut features = Vec::new();
+    while let Some(row) = rows.next().await {
+        match row {
+            Ok(f) => features.push(f),
+            Err(StoreError::Corrupt {
+                id, column, reason, ..
+            }) => skipped.record(&layer.name, id, format!("{column}: {reason}")),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(features)
 }
 
 impl SpatialIndex {
-    /// Read every feature of every layer from the store.
+    /// Read every feature of every layer from the store. A row that cannot
+    /// be loaded is skipped and reported ([`SpatialIndex::skipped`]), never
+    /// fatal: one bad row must not keep the server from starting.
     pub async fn load(store: &dyn Store, catalog: &Catalog) -> Result<Self, StoreError> {
         let mut layers = HashMap::new();
+        let mut skipped = BTreeMap::new();
         for layer in catalog.layers() {
-            let entries: Vec<Entry> = store
-                .stream(layer.clone(), Query::default())
-                .try_collect::<Vec<_>>()
-                .await?
-                .into_iter()
-                .filter_map(|f| Entry::new(layer, f))
-                .collect();
+            let mut skips = SkippedRows::default();
+            let features = read_rows(store, layer, Query::default(), &mut skips).await?;
+            let mut entries = Vec::with_capacity(features.len());
+            for f in features {
+                let fid = f.id.unwrap_or_default();
+                match Entry::new(layer, f) {
+                    Some(e) => entries.push(e),
+                    None => skips.record(&layer.name, fid, "the geometry is empty".into()),
+                }
+            }
+            if skips.count > 0 {
+                tracing::warn!(layer = %layer.name, skipped = skips.count, "rows left out of the index");
+                skipped.insert(layer.name.clone(), skips);
+            }
             let by_id = entries.iter().map(|e| (e.id, e.clone())).collect();
             layers.insert(
                 layer.name.clone(),
@@ -170,7 +236,18 @@ impl SpatialIndex {
                 },
             );
         }
-        Ok(Self { layers })
+        Ok(Self {
+            layers,
+            skipped: Mutex::new(skipped),
+        })
+    }
+
+    /// The rows left out since start, by layer (only layers with some).
+    pub fn skipped(&self) -> BTreeMap<String, SkippedRows> {
+        self.skipped
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// The current version of a layer (0 for an unknown one).
@@ -282,8 +359,16 @@ impl SpatialIndex {
                 }),
                 ..Query::default()
             };
-            let features: Vec<Feature> = store.stream(layer.clone(), query).try_collect().await?;
+            let mut skips = SkippedRows::default();
+            let features = read_rows(store, layer, query, &mut skips).await?;
             found.extend(features.into_iter().filter_map(|f| f.id.map(|id| (id, f))));
+            if skips.count > 0 {
+                let mut skipped = self.skipped.lock().unwrap_or_else(|p| p.into_inner());
+                let all = skipped.entry(layer.name.clone()).or_default();
+                all.count += skips.count;
+                let room = SKIPPED_DETAIL.saturating_sub(all.rows.len());
+                all.rows.extend(skips.rows.into_iter().take(room));
+            }
         }
         let fresh: Vec<(i64, Option<Feature>)> =
             ids.iter().map(|id| (*id, found.remove(id))).collect();

@@ -196,7 +196,9 @@ pub trait Store: Send + Sync + 'static {
     async fn feature(&self, layer: &LayerDef, id: i64) -> Result<Option<Feature>, StoreError>;
 
     /// Stream the features `query` selects, in order, buffering only a few.
-    /// Dropping the stream stops the read.
+    /// Dropping the stream stops the read. A stored row that cannot be read
+    /// back is one [`StoreError::Corrupt`] item, after which the stream goes
+    /// on; any other error ends it.
     fn stream(&self, layer: Arc<LayerDef>, query: Query) -> FeatureStream;
 
     /// The features `query` selects, collected.

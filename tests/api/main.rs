@@ -10,6 +10,7 @@ mod formats;
 mod geopackage;
 mod health;
 mod helpers;
+mod hostile_files;
 mod hostile_filters;
 mod hostile_http;
 mod tiles;

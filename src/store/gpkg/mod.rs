@@ -1,6 +1,7 @@
 //! The embedded store: one SQLite file that is an OGC GeoPackage 1.3, so
 //! GDAL, QGIS and ArcGIS open the district's data directly.
 
+pub mod blob;
 mod log;
 mod schema;
 mod sql;
@@ -10,7 +11,7 @@ use std::{str::FromStr, sync::Arc, time::Duration};
 use async_trait::async_trait;
 use futures_util::{StreamExt, TryStreamExt};
 use geo::BoundingRect;
-use geozero::{wkb, CoordDimensions, ToWkb};
+use geozero::{CoordDimensions, ToWkb};
 use serde_json::{Map, Value};
 use sqlx::{
     sqlite::{
@@ -316,11 +317,11 @@ fn read_feature(layer: &LayerDef, row: &SqliteRow) -> Result<Feature, StoreError
         column: column.to_owned(),
         reason,
     };
-    let geometry = row
-        .try_get::<wkb::Decode<geo::Geometry<f64>>, _>(1)
+    let blob = row
+        .try_get::<Option<&[u8]>, _>(1)
         .map_err(|e| corrupt(schema::GEOM, e.to_string()))?
-        .geometry
         .ok_or_else(|| corrupt(schema::GEOM, "the geometry is NULL".into()))?;
+    let geometry = blob::decode(blob).map_err(|e| corrupt(schema::GEOM, e.to_string()))?;
     let mut properties = Map::new();
     for (i, p) in layer.properties.iter().enumerate() {
         let value = read_value(row, i + 2, p).map_err(|e| corrupt(&p.name, e))?;
@@ -505,7 +506,18 @@ impl GpkgStore {
             .await
             .map_err(StoreError::db(format!("reading {}", layer.name)))?
         {
-            let f = read_feature(layer, &row)?;
+            // One row that cannot be read (a NULL or hostile geometry that
+            // another tool wrote) is reported and the read goes on: the
+            // start-up load skips it instead of refusing the whole file.
+            let f = match read_feature(layer, &row) {
+                Ok(f) => f,
+                Err(e) => {
+                    if tx.send(Err(e)).await.is_err() {
+                        break;
+                    }
+                    continue;
+                }
+            };
             if let Some(e) = exact {
                 if !e.matches(&f) {
                     continue;
@@ -545,8 +557,15 @@ impl Store for GpkgStore {
                     .await
                     .map_err(StoreError::db(format!("reading {}", layer.name)))?;
                 for row in &rows {
-                    let f = read_feature(layer, row)?;
-                    index_features(&mut tx, layer, &[(f.id.unwrap_or_default(), &f)]).await?;
+                    // A row that cannot be read stays out of the file's
+                    // R-tree; the spatial index skips and reports it too.
+                    match read_feature(layer, row) {
+                        Ok(f) => {
+                            index_features(&mut tx, layer, &[(f.id.unwrap_or_default(), &f)])
+                                .await?
+                        }
+                        Err(e) => tracing::warn!(error = %e, "not indexing an unreadable row"),
+                    }
                 }
             }
         }
