@@ -29,6 +29,10 @@ pub enum StoreError {
     UnsupportedUrl { url: String },
     #[error("cannot upgrade the database schema")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A read stopped part-way through (its task failed); what was sent
+    /// before is incomplete.
+    #[error("{context} stopped part-way")]
+    Interrupted { context: String },
     #[error("database failure while {context}")]
     Database {
         context: String,

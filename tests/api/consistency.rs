@@ -146,3 +146,66 @@ async fn an_import_cut_by_the_timeout_still_lands_whole_and_a_retry_is_a_no_op()
     assert_eq!(r.headers()["content-type"], "application/problem+json");
     assert!(r.text().await.unwrap_or_default().contains("rescue_teams"));
 }
+
+#[tokio::test]
+async fn reads_in_chunks_give_each_feature_once_in_order() {
+    let app = crate::helpers::spawn_app(false).await;
+    let layer = app.catalog.get("rescue_teams").expect("layer").clone();
+    // More than two chunks of the store's reader, with headcounts that tie.
+    let features: Vec<onemap::layers::Feature> = (0..1234)
+        .map(|i| {
+            onemap::layers::Feature::new(
+                geo::point! { x: 118.2 + (i % 50) as f64 * 0.002, y: 34.9 + (i / 50) as f64 * 0.002 },
+                json!({"name": format!("t{i}"), "team_type": "volunteer", "status": "standby",
+                       "headcount": (i * 7) % 13})
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+            )
+        })
+        .collect();
+    app.store
+        .insert(&layer, &features, "test")
+        .await
+        .expect("stored");
+    let all = app
+        .store
+        .features(&layer, &onemap::store::Query::default())
+        .await
+        .expect("all");
+    assert_eq!(all.len(), 1234);
+    let ids = |fs: &[onemap::layers::Feature]| fs.iter().filter_map(|f| f.id).collect::<Vec<_>>();
+    // By id: every feature once, in id order.
+    let by_id = ids(&all);
+    assert!(by_id.windows(2).all(|w| w[0] < w[1]));
+    // Sorted by headcount (descending, ties by id), offset and limit across
+    // chunk boundaries, with and without an exact spatial test.
+    let mut expected = all.clone();
+    expected.sort_by_key(|f| (-(f.properties["headcount"].as_i64().unwrap_or(0)), f.id));
+    let page = app
+        .get_json("/ogc/collections/rescue_teams/items?sortby=-headcount&offset=300&limit=900")
+        .await;
+    let got: Vec<i64> = page["features"]
+        .as_array()
+        .map(|fs| fs.iter().filter_map(|f| f["id"].as_i64()).collect())
+        .unwrap_or_default();
+    assert_eq!(got, ids(&expected[300..1200]));
+    let page = app
+        .get_json("/ogc/collections/rescue_teams/items?bbox=118.19,34.89,118.31,35.1&offset=450&limit=700")
+        .await;
+    let got: Vec<i64> = page["features"]
+        .as_array()
+        .map(|fs| fs.iter().filter_map(|f| f["id"].as_i64()).collect())
+        .unwrap_or_default();
+    let inside: Vec<i64> = all
+        .iter()
+        .filter(|f| {
+            let geo::Geometry::Point(p) = &f.geometry else {
+                return false;
+            };
+            p.x() <= 118.31 && p.y() <= 35.1
+        })
+        .filter_map(|f| f.id)
+        .collect();
+    assert_eq!(got, inside[450..(450 + 700).min(inside.len())].to_vec());
+}

@@ -474,6 +474,13 @@ fn clauses(layer: &LayerDef, query: &Query) -> (String, String, Vec<sql::Bind>) 
     (condition, format!(" ORDER BY {}", order.join(", ")), binds)
 }
 
+/// Rows read per checkout of a pooled connection. The connection goes back
+/// to the pool between chunks, so a client reading slowly holds at most a
+/// chunk and a channel of features, never a connection: eight slow readers
+/// of long pages once held every connection, and health, reads and writes
+/// all waited behind them.
+const CHUNK: i64 = 500;
+
 impl GpkgStore {
     async fn stream_into(
         pool: &SqlitePool,
@@ -481,62 +488,103 @@ impl GpkgStore {
         query: &Query,
         tx: &mpsc::Sender<Result<Feature, StoreError>>,
     ) -> Result<(), StoreError> {
-        let mut conn = pool.acquire().await.map_err(StoreError::db("connecting"))?;
-        Self::check_layer(&mut conn, layer).await?;
-        let (condition, order, mut binds) = clauses(layer, query);
+        let (condition, order, binds) = clauses(layer, query);
         // A spatial filter is only approximated in SQL: its exact test, and
         // so the offset and limit, are applied here.
         let exact = query.filter.as_ref().filter(|e| e.is_spatial());
-        let mut sql = format!("{}{condition}{order}", Self::select_sql(layer));
-        if exact.is_none() {
-            sql.push_str(" LIMIT ? OFFSET ?");
-            binds.push(sql::Bind::Integer(
-                query
-                    .limit
-                    .map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX)),
-            ));
-            binds.push(sql::Bind::Integer(
-                i64::try_from(query.offset).unwrap_or(i64::MAX),
-            ));
-        }
-        let mut rows = bind_all(sqlx::query(&sql), binds).fetch(&mut *conn);
+        // Ordered by id alone (every read of the index, most pages): each
+        // chunk starts after the last id seen, an indexed seek. With other
+        // sort keys, chunks follow each other by offset.
+        let by_id = query.sort.is_empty();
+        let clamp = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        let (mut sql_offset, mut sql_remaining) = match exact {
+            None => (clamp(query.offset), query.limit.map(clamp)),
+            Some(_) => (0, None),
+        };
+        let mut after: Option<i64> = None;
         let (mut skipped, mut sent) = (0u64, 0u64);
-        while let Some(row) = rows
-            .try_next()
-            .await
-            .map_err(StoreError::db(format!("reading {}", layer.name)))?
-        {
-            // One row that cannot be read (a NULL or hostile geometry that
-            // another tool wrote) is reported and the read goes on: the
-            // start-up load skips it instead of refusing the whole file.
-            let f = match read_feature(layer, &row) {
-                Ok(f) => f,
-                Err(e) => {
-                    if tx.send(Err(e)).await.is_err() {
-                        break;
-                    }
-                    continue;
+        let mut first = true;
+        loop {
+            let take = sql_remaining.map_or(CHUNK, |r| r.min(CHUNK));
+            if take <= 0 {
+                return Ok(());
+            }
+            let mut b = binds.clone();
+            let condition = match (after, condition.strip_prefix(" WHERE ")) {
+                (Some(id), Some(c)) => {
+                    b.push(sql::Bind::Integer(id));
+                    format!(" WHERE ({c}) AND fid > ?")
                 }
+                (Some(id), None) => {
+                    b.push(sql::Bind::Integer(id));
+                    " WHERE fid > ?".to_owned()
+                }
+                (None, _) => condition.clone(),
             };
-            if let Some(e) = exact {
-                if !e.matches(&f) {
-                    continue;
+            b.push(sql::Bind::Integer(take));
+            b.push(sql::Bind::Integer(sql_offset));
+            let sql = format!(
+                "{}{condition}{order} LIMIT ? OFFSET ?",
+                Self::select_sql(layer)
+            );
+            let rows = {
+                let mut conn = pool.acquire().await.map_err(StoreError::db("connecting"))?;
+                if first {
+                    Self::check_layer(&mut conn, layer).await?;
+                    first = false;
                 }
-                if skipped < query.offset {
-                    skipped += 1;
-                    continue;
+                bind_all(sqlx::query(&sql), b)
+                    .fetch_all(&mut *conn)
+                    .await
+                    .map_err(StoreError::db(format!("reading {}", layer.name)))?
+            };
+            let n = i64::try_from(rows.len()).unwrap_or(i64::MAX);
+            for row in &rows {
+                after = row.try_get::<i64, _>(0).ok().or(after);
+                // One row that cannot be read (a NULL or hostile geometry
+                // that another tool wrote) is reported and the read goes
+                // on: the start-up load skips it instead of refusing the
+                // whole file.
+                let f = match read_feature(layer, row) {
+                    Ok(f) => f,
+                    Err(e) => {
+                        if tx.send(Err(e)).await.is_err() {
+                            return Ok(());
+                        }
+                        continue;
+                    }
+                };
+                if let Some(e) = exact {
+                    if !e.matches(&f) {
+                        continue;
+                    }
+                    if skipped < query.offset {
+                        skipped += 1;
+                        continue;
+                    }
+                    if query.limit.is_some_and(|l| sent >= l) {
+                        return Ok(());
+                    }
                 }
-                if query.limit.is_some_and(|l| sent >= l) {
-                    break;
+                if tx.send(Ok(f)).await.is_err() {
+                    // The reader went away (a client disconnected): stop.
+                    return Ok(());
                 }
+                sent += 1;
             }
-            if tx.send(Ok(f)).await.is_err() {
-                // The reader went away (a client disconnected): stop reading.
-                break;
+            if n < take {
+                return Ok(());
             }
-            sent += 1;
+            if by_id {
+                sql_offset = 0;
+            } else {
+                sql_offset = sql_offset.saturating_add(n);
+                after = None;
+            }
+            if let Some(r) = sql_remaining.as_mut() {
+                *r -= n;
+            }
         }
-        Ok(())
     }
 }
 
@@ -609,10 +657,27 @@ impl Store for GpkgStore {
     fn stream(&self, layer: Arc<LayerDef>, query: Query) -> FeatureStream {
         let pool = self.pool.clone();
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+        // The reader runs in a task of its own, watched by this one: if it
+        // panics, the stream ends in an error (an aborted body for a
+        // client), never as a well-formed short page.
         tokio::spawn(async move {
-            if let Err(e) = Self::stream_into(&pool, &layer, &query, &tx).await {
-                let _ = tx.send(Err(e)).await;
-            }
+            let reader_tx = tx.clone();
+            let name = layer.name.clone();
+            let reader =
+                tokio::spawn(
+                    async move { Self::stream_into(&pool, &layer, &query, &reader_tx).await },
+                );
+            let failure = match reader.await {
+                Ok(Ok(())) => return,
+                Ok(Err(e)) => e,
+                Err(panic) => {
+                    tracing::error!(error = %panic, layer = %name, "the reading task of a stream failed");
+                    StoreError::Interrupted {
+                        context: format!("reading {name}"),
+                    }
+                }
+            };
+            let _ = tx.send(Err(failure)).await;
         });
         Box::pin(
             futures_util::stream::unfold(rx, |mut rx| async move {
