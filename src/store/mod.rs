@@ -285,6 +285,23 @@ pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
 
 /// Validate a whole batch, collecting every violation (up to the report
 /// limit) rather than stopping at the first.
+/// [`validate_batch`] on a blocking thread: checking rings of many
+/// vertices is CPU work (a 24,000-vertex star takes seconds) that must not
+/// hold an async worker, and with it `/healthz` and every other request.
+pub async fn validate_off_workers(
+    layer: &LayerDef,
+    features: &[Feature],
+) -> Result<Vec<Feature>, StoreError> {
+    let (layer, features) = (layer.clone(), features.to_vec());
+    let name = layer.name.clone();
+    tokio::task::spawn_blocking(move || validate_batch(&layer, &features))
+        .await
+        .map_err(|e| StoreError::Interrupted {
+            context: format!("validating features of {name} ({e})"),
+        })?
+        .map_err(StoreError::from)
+}
+
 pub fn validate_batch(
     layer: &LayerDef,
     features: &[Feature],

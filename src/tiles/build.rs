@@ -7,7 +7,7 @@
 //! 4096 extent. Dense point layers are clustered on a grid so a tile stays
 //! small, and every point is either drawn or counted in a cluster.
 
-use geo::{BooleanOps, Orient, Simplify};
+use geo::{BooleanOps, Orient};
 use mvt::{GeomEncoder, GeomType};
 use serde_json::Value;
 
@@ -356,9 +356,9 @@ fn encode(g: &geo::Geometry<f64>, cut: &Cut) -> Option<mvt::GeomData> {
                 _ => return None,
             };
             let clipped = if inside(&lines, &cut.rect) {
-                lines.simplify(unit / 2.0)
+                super::simplify::lines(&lines, unit / 2.0)
             } else {
-                clip.clip(&lines, false).simplify(unit / 2.0)
+                super::simplify::lines(&clip.clip(&lines, false), unit / 2.0)
             };
             let mut enc = GeomEncoder::new(GeomType::Linestring);
             let mut any = false;
@@ -381,9 +381,12 @@ fn encode(g: &geo::Geometry<f64>, cut: &Cut) -> Option<mvt::GeomData> {
             // Exact clip to the buffered tile, then generalise to half a pixel.
             // (An area wholly inside the buffered tile needs no clipping.)
             let clipped = if inside(&polys, &cut.rect) {
-                polys.simplify(unit / 2.0)
+                super::simplify::polygons(&polys, unit / 2.0)
             } else {
-                super::clip::clip_polygons(&polys, &cut.rect)?.simplify(unit / 2.0)
+                super::simplify::polygons(
+                    &super::clip::clip_polygons(&polys, &cut.rect)?,
+                    unit / 2.0,
+                )
             };
             // Exterior rings counter-clockwise in Mercator (y up) are
             // clockwise in tile space (y down), as MVT 2.1 §4.3.4.4 wants.

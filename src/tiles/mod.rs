@@ -9,6 +9,7 @@ pub mod basemap;
 pub mod build;
 mod clip;
 pub mod glyphs;
+mod simplify;
 pub mod style;
 
 use std::{fmt::Write as _, sync::Arc};

@@ -475,3 +475,42 @@ async fn slow_readers_of_long_pages_hold_no_pooled_connection() {
     );
     assert!(ids.len() == 8000 || ids.len() == 8001, "{}", ids.len());
 }
+
+#[tokio::test]
+async fn a_star_of_8000_vertices_is_stored_and_tiled_while_health_answers() {
+    let app = spawn_app(false).await;
+    let token = app.token(Role::Planner).await;
+    let ring: Vec<[f64; 2]> = (0..=8_000)
+        .map(|i| {
+            let a = (i % 8_000) as f64 * std::f64::consts::PI / 4_000.0;
+            let r = if i % 2 == 0 { 0.05 } else { 0.02 };
+            [118.3 + r * a.cos(), 35.0 + r * a.sin()]
+        })
+        .collect();
+    let body = serde_json::json!({
+        "type": "Feature",
+        "geometry": {"type": "Polygon", "coordinates": [ring]},
+        "properties": {"name": "星形风险区", "risk_level": "high"},
+    });
+    let post = app
+        .client
+        .post(app.url("/ogc/collections/flood_zones/items"))
+        .bearer_auth(&token)
+        .header("content-type", "application/geo+json")
+        .body(body.to_string())
+        .send();
+    // While it is checked and stored, health answers at once (its ring
+    // check is CPU work, done off the async workers).
+    let during = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        healthy(&app).await;
+    };
+    let (r, ()) = tokio::join!(post, during);
+    let r = r.expect("answers");
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap_or_default());
+    // Its tile is cut without exhausting a worker's stack (geo's recursive
+    // simplification aborted the process here), and health still answers.
+    let tile = app.get("/tiles/flood_zones/10/848/405.mvt").await;
+    assert!(tile.status().is_success(), "{}", tile.status());
+    healthy(&app).await;
+}

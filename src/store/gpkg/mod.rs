@@ -22,8 +22,8 @@ use sqlx::{
 use tokio::sync::{mpsc, Mutex};
 
 use super::{
-    validate_batch, AuditEntry, AuditQuery, Change, FeatureStream, Op, Query, Store, StoreError,
-    TokenRecord, Written,
+    AuditEntry, AuditQuery, Change, FeatureStream, Op, Query, Store, StoreError, TokenRecord,
+    Written,
 };
 use crate::layers::{Feature, LayerDef, PropertyDef, PropertyType, Role};
 
@@ -189,7 +189,7 @@ impl GpkgStore {
         actor: &str,
         key: Option<&str>,
     ) -> Result<(Written, bool), StoreError> {
-        let features = validate_batch(layer, features)?;
+        let features = super::validate_off_workers(layer, features).await?;
         let cols: Vec<String> = layer
             .properties
             .iter()
@@ -748,7 +748,8 @@ impl Store for GpkgStore {
         actor: &str,
         if_match: Option<&str>,
     ) -> Result<Option<Written>, StoreError> {
-        let mut f = validate_batch(layer, std::slice::from_ref(feature))?
+        let mut f = super::validate_off_workers(layer, std::slice::from_ref(feature))
+            .await?
             .pop()
             .expect("a valid batch of one yields one feature");
         f.id = Some(id);
