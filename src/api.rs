@@ -154,7 +154,9 @@ async fn import_layer(
                 })
                 .tempfile()
                 .map_err(|e| AppError::unavailable("no room for the upload", e))?;
-            std::fs::write(file.path(), &body)
+            // Written off the async workers: an upload may be 256 MiB.
+            tokio::fs::write(file.path(), &body)
+                .await
                 .map_err(|e| AppError::unavailable("no room for the upload", e))?;
             formats::read_file(&layer, format, file.path(), crs).await
         }

@@ -33,6 +33,9 @@ const USER_VERSION: i32 = 10300;
 
 pub struct GpkgStore {
     pool: SqlitePool,
+    /// One connection of its own for `ping`: health must answer while user
+    /// work holds every connection of the pool.
+    health: SqlitePool,
     /// SQLite takes one writer at a time; queueing writers here instead of
     /// in SQLite's busy handler keeps waits fair and free of SQLITE_BUSY.
     write_lock: Mutex<()>,
@@ -58,9 +61,15 @@ impl GpkgStore {
             .pragma("case_sensitive_like", "ON");
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
-            .connect_with(options)
+            .connect_with(options.clone())
             .await
             .map_err(StoreError::db(format!("opening {url}")))?;
+        let health = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(2))
+            .connect_with(options.read_only(true).busy_timeout(Duration::from_secs(1)))
+            .await
+            .map_err(StoreError::db(format!("opening {url} for health checks")))?;
         sqlx::migrate!("migrations/sqlite").run(&pool).await?;
         // The two header fields by which GDAL and others recognise a
         // GeoPackage (spec requirements 2 and 3).
@@ -75,6 +84,7 @@ impl GpkgStore {
         .map_err(StoreError::db("writing the GeoPackage header"))?;
         Ok(Self {
             pool,
+            health,
             write_lock: Mutex::new(()),
         })
     }
@@ -909,8 +919,10 @@ impl Store for GpkgStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1")
-            .execute(&self.pool)
+        // A read of the file itself, not just of the connection: a store
+        // whose file went away or is unreadable is not healthy.
+        sqlx::query("SELECT count(*) FROM gpkg_contents")
+            .execute(&self.health)
             .await
             .map_err(StoreError::db("pinging the database"))?;
         Ok(())
@@ -925,6 +937,7 @@ impl Store for GpkgStore {
         {
             tracing::warn!(error = %e, "could not checkpoint the GeoPackage");
         }
+        self.health.close().await;
         self.pool.close().await;
     }
 }
