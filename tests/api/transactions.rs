@@ -532,3 +532,30 @@ async fn admins_read_the_audit_trail_with_before_and_after() {
     .await
     .contains("since"));
 }
+
+#[tokio::test]
+async fn a_collection_of_one_feature_is_answered_as_a_collection() {
+    let app = spawn_app(false).await;
+    let token = app.token(Role::Dispatcher).await;
+    let collection =
+        json!({"type": "FeatureCollection", "features": [team("蓝天救援队", "standby")]});
+    let r = send(
+        &app,
+        reqwest::Method::POST,
+        "/ogc/collections/rescue_teams/items",
+        Some(&token),
+        Some(collection),
+        &[],
+    )
+    .await;
+    assert_eq!(r.status(), 201);
+    assert!(
+        r.headers()["location"]
+            .to_str()
+            .unwrap_or_default()
+            .ends_with("/ogc/collections/rescue_teams/items"),
+        "the collection's Location, not the one feature's"
+    );
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(body["ids"], json!([1]), "{body}");
+}
