@@ -7,7 +7,7 @@ use std::time::Duration;
 use onemap::auth::Role;
 use serde_json::{json, Value};
 
-use crate::helpers::{spawn_app_with, TestApp};
+use crate::helpers::{feature, spawn_app_with, TestApp};
 
 fn teams(n: usize) -> String {
     (0..n)
@@ -22,21 +22,32 @@ fn teams(n: usize) -> String {
         .join("\n")
 }
 
-/// The index's count of a layer, as `/metrics` reports it.
+/// The index's count of a layer, as `/metrics` reports it (asked again
+/// when the short request timeout of a test cuts the request off).
 async fn indexed(app: &TestApp, layer: &str) -> u64 {
-    let text = app.get("/metrics").await.text().await.expect("metrics");
     let prefix = format!("onemap_layer_features{{layer=\"{layer}\"}} ");
-    text.lines()
-        .find_map(|l| l.strip_prefix(&prefix))
-        .and_then(|n| n.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no feature count of {layer} in the metrics:\n{text}"))
+    for _ in 0..50 {
+        let r = app.get("/metrics").await;
+        if r.status() == 200 {
+            let text = r.text().await.expect("metrics");
+            return text
+                .lines()
+                .find_map(|l| l.strip_prefix(&prefix))
+                .and_then(|n| n.trim().parse().ok())
+                .unwrap_or_else(|| panic!("no feature count of {layer} in the metrics:\n{text}"));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("/metrics did not answer");
 }
 
+/// The store's count of a layer, read from the store itself.
 async fn stored(app: &TestApp, layer: &str) -> u64 {
-    let fc = app
-        .get_json(&format!("/ogc/collections/{layer}/items?limit=1"))
-        .await;
-    fc["numberMatched"].as_u64().expect("numberMatched")
+    let layer = app.catalog.get(layer).expect("layer");
+    app.store
+        .count(layer, &onemap::store::Query::default())
+        .await
+        .expect("count")
 }
 
 #[tokio::test]
@@ -107,16 +118,9 @@ async fn an_import_cut_by_the_timeout_still_lands_whole_and_a_retry_is_a_no_op()
 
     // The log holds the import once, and the event stream replays it.
     let admin = app.token(Role::Admin).await;
-    let audit: Value = app
-        .client
-        .get(app.url("/api/audit?layer=rescue_teams"))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .expect("answers")
-        .json()
-        .await
-        .expect("json");
+    let audit = app
+        .get_json_as("/api/audit?layer=rescue_teams", &admin)
+        .await;
     let entries = audit["entries"].as_array().cloned().unwrap_or_default();
     assert_eq!(
         entries.len(),
@@ -154,20 +158,14 @@ async fn reads_in_chunks_give_each_feature_once_in_order() {
     // More than two chunks of the store's reader, with headcounts that tie.
     let features: Vec<onemap::layers::Feature> = (0..1234)
         .map(|i| {
-            onemap::layers::Feature::new(
+            crate::helpers::feature(
                 geo::point! { x: 118.2 + (i % 50) as f64 * 0.002, y: 34.9 + (i / 50) as f64 * 0.002 },
                 json!({"name": format!("t{i}"), "team_type": "volunteer", "status": "standby",
-                       "headcount": (i * 7) % 13})
-                .as_object()
-                .cloned()
-                .unwrap_or_default(),
+                       "headcount": (i * 7) % 13}),
             )
         })
         .collect();
-    app.store
-        .insert(&layer, &features, "test")
-        .await
-        .expect("stored");
+    app.insert(&layer.name, &features).await;
     let all = app
         .store
         .features(&layer, &onemap::store::Query::default())

@@ -235,16 +235,9 @@ async fn features_appended_by_gdal_are_indexed_and_read_back() {
     }
     assert!(drawn, "the tile draws the feature GDAL appended");
     let audit_token = app.token(onemap::auth::Role::Admin).await;
-    let audit: serde_json::Value = app
-        .client
-        .get(app.url("/api/audit?layer=rescue_teams&limit=1"))
-        .bearer_auth(&audit_token)
-        .send()
-        .await
-        .expect("answers")
-        .json()
-        .await
-        .expect("json");
+    let audit = app
+        .get_json_as("/api/audit?layer=rescue_teams&limit=1", &audit_token)
+        .await;
     let entry = &audit["entries"][0];
     assert_eq!(entry["op"], "create", "{audit}");
     assert_eq!(entry["ids"], serde_json::json!([team.id]), "{audit}");

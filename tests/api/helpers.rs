@@ -120,3 +120,38 @@ impl TestApp {
         secret
     }
 }
+
+impl TestApp {
+    /// GET a JSON document with a bearer token.
+    pub async fn get_json_as(&self, path: &str, token: &str) -> serde_json::Value {
+        self.client
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("the server answers")
+            .json()
+            .await
+            .expect("a JSON answer")
+    }
+
+    /// Store `features` in `layer` directly, as another writer of the file would.
+    pub async fn insert(&self, layer: &str, features: &[onemap::layers::Feature]) {
+        let layer = self.catalog.get(layer).expect("a layer of the catalog");
+        self.store
+            .insert(layer, features, "test")
+            .await
+            .expect("stored");
+    }
+}
+
+/// A feature from a geometry and a JSON object of properties.
+pub fn feature(
+    geometry: impl Into<geo::Geometry<f64>>,
+    properties: serde_json::Value,
+) -> onemap::layers::Feature {
+    onemap::layers::Feature::new(
+        geometry,
+        properties.as_object().cloned().unwrap_or_default(),
+    )
+}

@@ -395,20 +395,14 @@ async fn slow_readers_of_long_pages_hold_no_pooled_connection() {
     let text = "堤防渗水，需要沙袋和抽水泵。".repeat(150);
     let features: Vec<onemap::layers::Feature> = (0..8000)
         .map(|i| {
-            onemap::layers::Feature::new(
+            crate::helpers::feature(
                 geo::point! { x: 118.2 + (i % 100) as f64 * 0.001, y: 34.9 + (i / 100) as f64 * 0.001 },
                 serde_json::json!({"name": format!("险情{i}"), "type": "flood", "status": "reported",
-                    "reported_at": "2026-07-12T22:00:00Z", "description": text})
-                .as_object()
-                .cloned()
-                .unwrap_or_default(),
+                    "reported_at": "2026-07-12T22:00:00Z", "description": text}),
             )
         })
         .collect();
-    app.store
-        .insert(&layer, &features, "test")
-        .await
-        .expect("stored");
+    app.insert(&layer.name, &features).await;
     // Twelve clients ask for 8,000 long features each (50 MB a page) and
     // never read: more than the store has pooled connections.
     // Without gzip: compressed, the repetitive pages would fit in the
