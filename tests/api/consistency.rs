@@ -7,7 +7,7 @@ use std::time::Duration;
 use onemap::auth::Role;
 use serde_json::{json, Value};
 
-use crate::helpers::{feature, spawn_app_with, TestApp};
+use crate::helpers::{spawn_app_with, TestApp};
 
 fn teams(n: usize) -> String {
     (0..n)
