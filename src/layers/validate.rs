@@ -213,11 +213,18 @@ fn geometry(layer: &LayerDef, g: &geo::Geometry<f64>) -> Result<(), String> {
     Ok(())
 }
 
+/// Edge pairs one ring's check compares at most (about a second of CPU):
+/// a county boundary needs a few per edge.
+pub const MAX_EDGE_PAIRS: usize = 4_000_000;
+
 /// Check that a closed ring is simple: at least three distinct corners and no
 /// two edges meeting except neighbours at their shared corner.
 ///
-/// An R-tree over edge envelopes keeps this O(n log n): county boundaries run
-/// to thousands of vertices.
+/// An R-tree over edge envelopes keeps this O(n log n) for real boundaries
+/// (county rings run to thousands of vertices, each edge's box meeting a few
+/// others). A ring drawn so that edge boxes overlap wholesale (a star or a
+/// comb of long edges) would make it quadratic: past [`MAX_EDGE_PAIRS`]
+/// compared pairs it is refused as too intricate, in bounded time.
 pub(crate) fn simple_ring(ring: &LineString<f64>) -> Result<(), String> {
     let mut pts: Vec<Coord<f64>> = Vec::with_capacity(ring.0.len());
     for c in &ring.0 {
@@ -239,6 +246,7 @@ pub(crate) fn simple_ring(ring: &LineString<f64>) -> Result<(), String> {
         })
         .collect();
     let tree = RTree::bulk_load(edges);
+    let mut compared = 0usize;
     for i in 0..n {
         let (a, b) = (pts[i], pts[i + 1]);
         let envelope =
@@ -247,6 +255,13 @@ pub(crate) fn simple_ring(ring: &LineString<f64>) -> Result<(), String> {
             let j = other.data;
             if j <= i {
                 continue;
+            }
+            compared += 1;
+            if compared > MAX_EDGE_PAIRS {
+                return Err(format!(
+                    "the ring is too intricate to check: more than {MAX_EDGE_PAIRS} pairs of its \
+                     {n} edges lie in each other's boxes; simplify it"
+                ));
             }
             let (c, d) = (pts[j], pts[j + 1]);
             let adjacent = j == i + 1 || (i == 0 && j == n - 1);
@@ -688,5 +703,34 @@ mod tests {
         .expect("parses");
         let e = geometry_from_geojson(&open).expect_err("open ring");
         assert!(e.contains("not closed"), "{e}");
+    }
+
+    #[test]
+    fn rings_too_intricate_to_check_are_refused_in_bounded_time() {
+        // A star of 24,000 vertices: simple, but its near-radial edges'
+        // boxes overlap by the thousand (a quadratic check took seconds).
+        let coords: Vec<Coord<f64>> = (0..=24_000)
+            .map(|i| {
+                let a = (i % 24_000) as f64 * std::f64::consts::PI / 12_000.0;
+                let r = if i % 2 == 0 { 1000.0 } else { 400.0 };
+                Coord {
+                    x: r * a.cos(),
+                    y: r * a.sin(),
+                }
+            })
+            .collect();
+        let e = super::simple_ring(&LineString::new(coords)).expect_err("refused");
+        assert!(e.contains("too intricate"), "{e}");
+        // A real-sized simple ring of 10,000 vertices passes.
+        let circle: Vec<Coord<f64>> = (0..=10_000)
+            .map(|i| {
+                let a = (i % 10_000) as f64 * std::f64::consts::TAU / 10_000.0;
+                Coord {
+                    x: a.cos(),
+                    y: a.sin(),
+                }
+            })
+            .collect();
+        assert!(super::simple_ring(&LineString::new(circle)).is_ok());
     }
 }
