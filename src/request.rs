@@ -17,8 +17,11 @@ use crate::{error::AppError, layers::LayerDef, AppState};
 pub fn host_allowed(host: &str, allowed: &[String], bind: std::net::SocketAddr) -> bool {
     let address_ok =
         |ip: std::net::IpAddr| ip.is_loopback() || bind.ip().is_unspecified() || ip == bind.ip();
-    let host = host.trim().to_ascii_lowercase();
-    if allowed.contains(&host) {
+    // Compared without case and without allocating: this runs on every
+    // request, tiles included. `allowed` is lower-cased by the settings.
+    let host = host.trim();
+    let known = |name: &str| allowed.iter().any(|a| a.eq_ignore_ascii_case(name));
+    if known(host) {
         return true;
     }
     // Split a port off: `[v6]:port`, `name:port`, `v4:port`.
@@ -35,14 +38,14 @@ pub fn host_allowed(host: &str, allowed: &[String], bind: std::net::SocketAddr) 
         match host.rsplit_once(':') {
             Some((name, p)) if port(Some(p)) => name,
             Some(_) => return false,
-            None => host.as_str(),
+            None => host,
         }
     };
-    name == "localhost"
+    name.eq_ignore_ascii_case("localhost")
         || name
             .parse::<std::net::Ipv4Addr>()
             .is_ok_and(|ip| address_ok(ip.into()))
-        || allowed.iter().any(|a| a == name)
+        || known(name)
 }
 
 fn port(p: Option<&str>) -> bool {

@@ -155,3 +155,30 @@ pub fn feature(
         properties.as_object().cloned().unwrap_or_default(),
     )
 }
+
+impl TestApp {
+    /// `/healthz` answers 200 within a second; its JSON.
+    pub async fn healthy_at_once(&self) -> serde_json::Value {
+        self.healthy_by(std::time::Instant::now(), std::time::Duration::from_secs(1))
+            .await
+    }
+
+    /// `/healthz`, asked at `due`, answers 200 within `within` of it. Timed
+    /// from when it was due, not from when this task got to ask: the test's
+    /// runtime has one thread, shared with the server, so a handler that
+    /// blocks it delays the asking too.
+    pub async fn healthy_by(
+        &self,
+        due: std::time::Instant,
+        within: std::time::Duration,
+    ) -> serde_json::Value {
+        tokio::time::sleep_until(due.into()).await;
+        let r = tokio::time::timeout(within * 2, self.get("/healthz"))
+            .await
+            .expect("/healthz answers");
+        let took = due.elapsed();
+        assert_eq!(r.status(), 200);
+        assert!(took < within, "/healthz answered {took:?} after it was due");
+        r.json().await.expect("health JSON")
+    }
+}

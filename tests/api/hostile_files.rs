@@ -11,7 +11,6 @@ use std::{
 };
 
 use onemap::{auth::Role, store::Query};
-use serde_json::Value;
 
 use crate::helpers::{spawn_app, spawn_app_in, TestApp};
 
@@ -85,24 +84,6 @@ fn onemap(args: &[&str]) -> Output {
         .expect("the onemap binary runs")
 }
 
-/// `/healthz` answers 200 within a second; its JSON.
-async fn healthy_at_once(app: &TestApp) -> Value {
-    healthy_by(app, Instant::now(), Duration::from_secs(1)).await
-}
-
-/// `/healthz`, asked at `due`, answers 200 within `within` of it. Timed
-/// from when it was due, not from when this task got to ask: the test's
-/// runtime has one thread, shared with the server, so a handler that
-/// blocks it delays the asking too.
-async fn healthy_by(app: &TestApp, due: Instant, within: Duration) -> Value {
-    tokio::time::sleep_until(due.into()).await;
-    let r = app.get("/healthz").await;
-    let took = due.elapsed();
-    assert_eq!(r.status(), 200);
-    assert!(took < within, "/healthz answered {took:?} after it was due");
-    r.json().await.expect("health JSON")
-}
-
 /// Every layer's feature count and the change log's head: what "the store
 /// is unchanged" compares.
 async fn store_state(app: &TestApp) -> (Vec<u64>, i64) {
@@ -174,7 +155,7 @@ async fn a_csv_cell_of_3000_nested_collections_is_refused_over_http_and_the_cli(
         body.contains("line 2") && body.contains("deeper than 32"),
         "{body}"
     );
-    healthy_at_once(&app).await;
+    app.healthy_at_once().await;
     assert_eq!(store_state(&app).await, before);
 
     let file = app.dir.path().join("deep.csv");
@@ -219,7 +200,7 @@ async fn a_geopackage_of_20000_nested_collections_is_refused_over_http_and_the_c
     .await;
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("nests deeper than 32"), "{body}");
-    healthy_at_once(&app).await;
+    app.healthy_at_once().await;
     assert_eq!(store_state(&app).await, before);
 
     let db = format!("sqlite://{}", app.dir.path().join("cli.gpkg").display());
@@ -265,7 +246,7 @@ async fn starts_and_reports(
 ) {
     for _ in 0..2 {
         let app = spawn_app_in(dir, false).await;
-        let health = healthy_at_once(&app).await;
+        let health = app.healthy_at_once().await;
         let skipped = &health["skipped_rows"][layer];
         assert_eq!(skipped["count"], 1, "{health}");
         if let Some(bad) = bad {
@@ -351,7 +332,7 @@ async fn zip_bombs_are_refused_while_health_answers_at_once() {
     let due = Instant::now() + Duration::from_millis(20);
     let (answers, _) = tokio::join!(
         futures_util::future::join_all(uploads),
-        healthy_by(&app, due, Duration::from_secs(1))
+        app.healthy_by(due, Duration::from_secs(1))
     );
     for (status, body) in answers {
         assert_eq!(status, 400, "{body}");
@@ -377,7 +358,7 @@ async fn parsing_a_large_upload_leaves_health_answering_at_once() {
     let started = Instant::now();
     let parse = upload(&app, &token, "rescue_teams", "text/csv", csv.into_bytes());
     let due = started + Duration::from_millis(100);
-    let (answer, _) = tokio::join!(parse, healthy_by(&app, due, Duration::from_millis(500)));
+    let (answer, _) = tokio::join!(parse, app.healthy_by(due, Duration::from_millis(500)));
     let import_took = started.elapsed();
     eprintln!("the import took {import_took:?}");
     assert_eq!(answer.0, 422, "{}", answer.1);
@@ -430,12 +411,12 @@ async fn a_geopackage_whose_table_is_a_recursive_view_is_refused_quickly() {
                 "application/geopackage+sqlite3",
                 std::fs::read(&path).expect("read"),
             ),
-            healthy_at_once(&app)
+            app.healthy_at_once()
         );
         assert_eq!(answer.0, 400, "{}", answer.1);
         assert!(answer.1.contains("not a plain table"), "{}", answer.1);
         assert!(started.elapsed() < Duration::from_secs(2));
-        healthy_at_once(&app).await;
+        app.healthy_at_once().await;
     }
     assert_eq!(store_state(&app).await, before);
 }
