@@ -23,6 +23,8 @@ pub mod metrics;
 pub mod request;
 pub mod settings;
 pub mod store;
+#[cfg(test)]
+mod test_shapes;
 pub mod tiles;
 pub mod web;
 

@@ -453,14 +453,7 @@ mod label_tests {
     use super::interior_point;
 
     fn star(points: usize) -> Polygon<f64> {
-        let ring: Vec<(f64, f64)> = (0..points * 2)
-            .map(|i| {
-                let a = i as f64 * std::f64::consts::PI / points as f64;
-                let r = if i % 2 == 0 { 1000.0 } else { 300.0 };
-                (r * a.cos(), r * a.sin())
-            })
-            .collect();
-        Polygon::new(ring.into(), vec![])
+        Polygon::new(crate::test_shapes::star(points, 1000.0, 300.0), vec![])
     }
 
     #[test]

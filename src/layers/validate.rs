@@ -709,17 +709,8 @@ mod tests {
     fn rings_too_intricate_to_check_are_refused_in_bounded_time() {
         // A star of 24,000 vertices: simple, but its near-radial edges'
         // boxes overlap by the thousand (a quadratic check took seconds).
-        let coords: Vec<Coord<f64>> = (0..=24_000)
-            .map(|i| {
-                let a = (i % 24_000) as f64 * std::f64::consts::PI / 12_000.0;
-                let r = if i % 2 == 0 { 1000.0 } else { 400.0 };
-                Coord {
-                    x: r * a.cos(),
-                    y: r * a.sin(),
-                }
-            })
-            .collect();
-        let e = super::simple_ring(&LineString::new(coords)).expect_err("refused");
+        let coords = crate::test_shapes::star(12_000, 1000.0, 400.0);
+        let e = super::simple_ring(&coords).expect_err("refused");
         assert!(e.contains("too intricate"), "{e}");
         // A real-sized simple ring of 10,000 vertices passes.
         let circle: Vec<Coord<f64>> = (0..=10_000)

@@ -105,17 +105,8 @@ mod tests {
 
     #[test]
     fn a_star_of_24000_vertices_does_not_exhaust_the_stack() {
-        let ring: Vec<Coord<f64>> = (0..=24_000)
-            .map(|i| {
-                let a = (i % 24_000) as f64 * std::f64::consts::PI / 12_000.0;
-                let r = if i % 2 == 0 { 1000.0 } else { 400.0 };
-                Coord {
-                    x: r * a.cos(),
-                    y: r * a.sin(),
-                }
-            })
-            .collect();
-        let star = MultiPolygon::new(vec![Polygon::new(LineString::new(ring), vec![])]);
+        let ring = crate::test_shapes::star(12_000, 1000.0, 400.0);
+        let star = MultiPolygon::new(vec![Polygon::new(ring, vec![])]);
         // On a small stack, as a worker thread has: no overflow, and the
         // star keeps its points at a fine tolerance and loses them at a
         // coarse one.
