@@ -157,7 +157,11 @@ struct Subscription {
 
 impl Subscription {
     fn wants(&self, c: &Change) -> bool {
-        c.seq > self.last && self.layers.as_ref().is_none_or(|l| l.contains(&c.layer))
+        c.seq > self.last
+            && self
+                .layers
+                .as_ref()
+                .is_none_or(|l| c.layers().any(|name| l.iter().any(|k| k == name)))
     }
 }
 

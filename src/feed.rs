@@ -118,6 +118,9 @@ async fn apply(state: &AppState, mut page: Vec<Change>) {
     let mut by_layer: BTreeMap<&str, BTreeSet<i64>> = BTreeMap::new();
     for c in &page {
         by_layer.entry(c.layer.as_str()).or_default().extend(&c.ids);
+        for t in &c.also {
+            by_layer.entry(t.layer.as_str()).or_default().extend(&t.ids);
+        }
     }
     for (name, ids) in by_layer {
         // A table onemap does not serve: nothing to index.

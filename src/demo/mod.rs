@@ -746,14 +746,14 @@ impl Generator {
             (
                 "waterlogging",
                 "general",
-                "responding",
+                "active",
                 "2026-07-12T21:40:00+08:00",
                 "下穿立交积水约 60 cm，车辆无法通行",
             ),
             (
                 "flood",
                 "large",
-                "confirmed",
+                "active",
                 "2026-07-12T22:15:00+08:00",
                 "河道水位超警戒 0.4 m，沿岸村庄需转移",
             ),
@@ -767,7 +767,7 @@ impl Generator {
             (
                 "hazchem_leak",
                 "general",
-                "contained",
+                "resolved",
                 "2026-07-10T09:20:00+08:00",
                 "储罐阀门泄漏，已关阀堵漏",
             ),

@@ -4,6 +4,7 @@
 //! cut from it without touching the store.
 
 mod mercator;
+mod nearest;
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -24,6 +25,7 @@ use crate::{
 };
 
 pub use mercator::{lonlat_to_mercator, mercator_to_lonlat, tile_bounds, EARTH_HALF_CIRCUMFERENCE};
+pub use nearest::{anchor, distance_to_box_m, haversine_m, EARTH_RADIUS_M};
 
 /// One indexed feature.
 #[derive(Debug, Clone)]
@@ -282,6 +284,31 @@ impl SpatialIndex {
             layers,
             skipped: Mutex::new(skipped),
         })
+    }
+
+    /// An index of features already in memory (with ids), one layer:
+    /// for benchmarks and tests of what reads the index.
+    pub fn from_features(layer: &LayerDef, features: Vec<Feature>) -> Self {
+        let entries: Vec<Entry> = features
+            .into_iter()
+            .filter_map(|f| Entry::new(layer, f))
+            .collect();
+        let by_id = entries.iter().map(|e| (e.id, e.clone())).collect();
+        let mut layers = HashMap::new();
+        layers.insert(
+            layer.name.clone(),
+            Slot {
+                tree: RwLock::new(LayerIndex {
+                    tree: RTree::bulk_load(entries),
+                    by_id,
+                }),
+                version: AtomicU64::new(1),
+            },
+        );
+        Self {
+            layers,
+            skipped: Mutex::default(),
+        }
     }
 
     /// The rows left out since start, by layer (only layers with some).

@@ -22,6 +22,17 @@ pub enum StoreError {
     /// An `If-Match` precondition failed: the feature changed meanwhile.
     #[error("layer `{layer}`, feature {id} has changed since it was read")]
     PreconditionFailed { layer: String, id: i64 },
+    /// An edit's feature does not exist; nothing was written.
+    #[error("layer `{layer}` has no feature {id}")]
+    NotFound { layer: String, id: i64 },
+    /// An edit declined to change its feature; nothing was written.
+    #[error("layer `{layer}`, feature {id}: {reason}")]
+    Refused {
+        layer: String,
+        id: i64,
+        #[source]
+        reason: super::Refusal,
+    },
     /// A unique name is taken.
     #[error("{what} already exists")]
     Duplicate { what: String },

@@ -101,6 +101,72 @@ pub struct Change {
     pub bbox_before: Option<[f64; 4]>,
     /// … and of what is there after.
     pub bbox_after: Option<[f64; 4]>,
+    /// The other layers the same transaction wrote (a dispatch action
+    /// writes a team and its incident as one change).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub also: Vec<Touched>,
+    /// What a dispatcher did (`{"kind": "assignment.create",
+    /// "incident_id": 3, "team_id": 12}`); `None` for plain edits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<Value>,
+}
+
+impl Change {
+    /// Every layer the change wrote, its own first.
+    pub fn layers(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.layer.as_str()).chain(self.also.iter().map(|t| t.layer.as_str()))
+    }
+}
+
+/// Features of one more layer that a change wrote.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Touched {
+    pub layer: String,
+    pub ids: Vec<i64>,
+    pub bbox_before: Option<[f64; 4]>,
+    pub bbox_after: Option<[f64; 4]>,
+    /// The properties before and after, one per id (audit trail only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<Value>,
+}
+
+/// Why an [`Edit`] declined to change its feature: the caller's own error
+/// (a team that is not standby, a depot short of stock), handed back
+/// through [`StoreError::Refused`] for the caller to downcast.
+pub type Refusal = Box<dyn std::error::Error + Send + Sync>;
+
+/// A change to one stored feature decided on the feature as it stands
+/// inside the write's transaction, so that a condition it checks (a team
+/// still standby, stock still enough) cannot be overtaken by another
+/// writer, on this process or on any other sharing the store.
+pub struct Edit {
+    pub layer: Arc<LayerDef>,
+    pub id: i64,
+    /// Changes the feature in place, or refuses; leaving it unchanged
+    /// writes nothing for it.
+    pub apply: Box<dyn FnOnce(&mut Feature) -> Result<(), Refusal> + Send>,
+}
+
+impl Edit {
+    pub fn new(
+        layer: &Arc<LayerDef>,
+        id: i64,
+        apply: impl FnOnce(&mut Feature) -> Result<(), Refusal> + Send + 'static,
+    ) -> Self {
+        Self {
+            layer: Arc::clone(layer),
+            id,
+            apply: Box::new(apply),
+        }
+    }
+}
+
+impl std::fmt::Debug for Edit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Edit({} {})", self.layer.name, self.id)
+    }
 }
 
 /// A change with the properties before and after: the audit trail.
@@ -237,6 +303,20 @@ pub trait Store: Send + Sync + 'static {
         id: i64,
         actor: &str,
         if_match: Option<&str>,
+    ) -> Result<Option<Written>, StoreError>;
+
+    /// Apply `edits` in order in one transaction: each reads its feature as
+    /// stored, lets `apply` change or refuse it, validates and writes it.
+    /// A missing feature ([`StoreError::NotFound`]), a refusal
+    /// ([`StoreError::Refused`]) or an invalid result writes nothing at
+    /// all. What changed is logged as one change by `actor` with `action`,
+    /// its `layer` the first edited one's; `None` when no edit changed
+    /// anything (nothing is logged then).
+    async fn edit(
+        &self,
+        edits: Vec<Edit>,
+        actor: &str,
+        action: Option<Value>,
     ) -> Result<Option<Written>, StoreError>;
 
     /// Changes after `seq`, oldest first, at most `limit`.

@@ -55,9 +55,11 @@ fn point_colour(layer: &str) -> Value {
         "incidents" => json!([
             "match",
             ["get", "status"],
-            "closed",
+            "resolved",
             "#9e9e9e",
-            "contained",
+            "cancelled",
+            "#9e9e9e",
+            "reported",
             "#f57c00",
             "#b71c1c"
         ]),

@@ -109,7 +109,7 @@ async fn a_client_that_reconnects_gets_each_missed_event_once_in_order() {
     drop(events);
 
     patch_status(&app, &token, "rescue_teams", 2, "dispatched").await;
-    patch_status(&app, &token, "incidents", 1, "confirmed").await;
+    patch_status(&app, &token, "incidents", 1, "resolved").await;
     patch_status(&app, &token, "rescue_teams", 3, "on_scene").await;
 
     let mut events = Events::open(&app, "?layers=rescue_teams", Some(&first.id)).await;

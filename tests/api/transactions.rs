@@ -471,7 +471,7 @@ async fn admins_read_the_audit_trail_with_before_and_after() {
         .patch(app.url(path))
         .bearer_auth(&dispatcher)
         .header("content-type", "application/merge-patch+json")
-        .body(json!({"properties": {"status": "responding"}}).to_string())
+        .body(json!({"properties": {"status": "resolved"}}).to_string())
         .send()
         .await
         .expect("answers");
@@ -514,8 +514,8 @@ async fn admins_read_the_audit_trail_with_before_and_after() {
             .is_some_and(|a| a.contains("dispatcher")),
         "{e}"
     );
-    assert_eq!(e["before"][0]["status"], "confirmed");
-    assert_eq!(e["after"][0]["status"], "responding");
+    assert_eq!(e["before"][0]["status"], "active");
+    assert_eq!(e["after"][0]["status"], "resolved");
     assert!(e["at"].as_str().is_some_and(|t| t.starts_with("20")));
     assert!(problem_of(
         send(

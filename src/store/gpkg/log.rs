@@ -5,7 +5,7 @@ use sqlx::{sqlite::SqliteRow, Row, SqliteConnection};
 
 use crate::{
     layers::Role,
-    store::{AuditEntry, AuditQuery, Change, Op, StoreError, TokenRecord},
+    store::{AuditEntry, AuditQuery, Change, Op, StoreError, TokenRecord, Touched},
 };
 
 pub use crate::store::bbox_union as union;
@@ -26,6 +26,10 @@ pub struct Entry<'a> {
     pub bbox_after: Option<[f64; 4]>,
     pub before: Option<Value>,
     pub after: Option<Value>,
+    /// The other layers the same transaction wrote, with their images.
+    pub also: Vec<Touched>,
+    /// What a dispatcher did, for the event stream and the audit trail.
+    pub action: Option<Value>,
 }
 
 /// Append one change inside the write's transaction.
@@ -33,8 +37,8 @@ pub async fn append(conn: &mut SqliteConnection, e: Entry<'_>) -> Result<Change,
     let json = |v: &Option<Value>| v.as_ref().map(Value::to_string);
     let bbox = |b: &Option<[f64; 4]>| b.map(|b| serde_json::json!(b).to_string());
     let row = sqlx::query(
-        "INSERT INTO onemap_changes (at, actor, layer, op, feature_ids, bbox_before, bbox_after, before, after) \
-         VALUES (strftime('%Y-%m-%dT%H:%M:%fZ','now'), ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq, at",
+        "INSERT INTO onemap_changes (at, actor, layer, op, feature_ids, bbox_before, bbox_after, before, after, also, action) \
+         VALUES (strftime('%Y-%m-%dT%H:%M:%fZ','now'), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq, at",
     )
     .bind(e.actor)
     .bind(e.layer)
@@ -44,6 +48,8 @@ pub async fn append(conn: &mut SqliteConnection, e: Entry<'_>) -> Result<Change,
     .bind(bbox(&e.bbox_after))
     .bind(json(&e.before))
     .bind(json(&e.after))
+    .bind((!e.also.is_empty()).then(|| serde_json::json!(e.also).to_string()))
+    .bind(json(&e.action))
     .fetch_one(&mut *conn)
     .await
     .map_err(StoreError::db("logging a change"))?;
@@ -56,10 +62,21 @@ pub async fn append(conn: &mut SqliteConnection, e: Entry<'_>) -> Result<Change,
         ids: e.ids,
         bbox_before: e.bbox_before,
         bbox_after: e.bbox_after,
+        // Events carry what was touched, not the images (the audit has them).
+        also: e
+            .also
+            .into_iter()
+            .map(|t| Touched {
+                before: None,
+                after: None,
+                ..t
+            })
+            .collect(),
+        action: e.action,
     })
 }
 
-fn change(row: &SqliteRow) -> Result<Change, StoreError> {
+fn change(row: &SqliteRow, images: bool) -> Result<Change, StoreError> {
     let corrupt = |what: &str| StoreError::Corrupt {
         layer: "onemap_changes".into(),
         id: row.try_get(0).unwrap_or_default(),
@@ -89,14 +106,40 @@ fn change(row: &SqliteRow) -> Result<Change, StoreError> {
             .ok_or_else(|| corrupt("feature_ids"))?,
         bbox_before: bbox(6),
         bbox_after: bbox(7),
+        also: row
+            .try_get::<Option<String>, _>(8)
+            .ok()
+            .flatten()
+            .map(|s| serde_json::from_str::<Vec<Touched>>(&s).map_err(|_| corrupt("also")))
+            .transpose()?
+            .unwrap_or_default()
+            .into_iter()
+            .map(|t| {
+                if images {
+                    t
+                } else {
+                    Touched {
+                        before: None,
+                        after: None,
+                        ..t
+                    }
+                }
+            })
+            .collect(),
+        action: row
+            .try_get::<Option<String>, _>(9)
+            .ok()
+            .flatten()
+            .and_then(|s| serde_json::from_str(&s).ok()),
     })
 }
 
 const COLUMNS: &str =
-    "seq, at, actor, layer, op, feature_ids, bbox_before, bbox_after, before, after";
+    "seq, at, actor, layer, op, feature_ids, bbox_before, bbox_after, also, action, before, after";
 /// What the event stream and the change feed read: not the properties
 /// before and after, which for an import can hold megabytes a row.
-const CHANGE_COLUMNS: &str = "seq, at, actor, layer, op, feature_ids, bbox_before, bbox_after";
+const CHANGE_COLUMNS: &str =
+    "seq, at, actor, layer, op, feature_ids, bbox_before, bbox_after, also, action";
 
 pub async fn since(
     conn: &mut SqliteConnection,
@@ -111,7 +154,7 @@ pub async fn since(
     .fetch_all(&mut *conn)
     .await
     .map_err(StoreError::db("reading the change log"))?;
-    rows.iter().map(change).collect()
+    rows.iter().map(|r| change(r, false)).collect()
 }
 
 /// The write first stored under idempotency `key` on `layer`, if any; a key
@@ -183,8 +226,11 @@ pub async fn audit(
     q: &AuditQuery,
 ) -> Result<Vec<AuditEntry>, StoreError> {
     let sql = format!(
-        "SELECT {COLUMNS} FROM onemap_changes WHERE (?1 IS NULL OR layer = ?1) AND (?2 IS NULL OR actor LIKE ?2 || '%') \
-         AND (?3 IS NULL OR EXISTS (SELECT 1 FROM json_each(feature_ids) WHERE value = ?3)) \
+        "SELECT {COLUMNS} FROM onemap_changes WHERE (?1 IS NULL OR layer = ?1 \
+           OR EXISTS (SELECT 1 FROM json_each(also) WHERE json_extract(value, '$.layer') = ?1)) \
+         AND (?2 IS NULL OR actor LIKE ?2 || '%') \
+         AND (?3 IS NULL OR EXISTS (SELECT 1 FROM json_each(feature_ids) WHERE value = ?3) \
+           OR EXISTS (SELECT 1 FROM json_each(also) AS t, json_each(json_extract(t.value, '$.ids')) AS i WHERE i.value = ?3)) \
          AND (?4 IS NULL OR at >= ?4) AND (?5 IS NULL OR at <= ?5) ORDER BY seq DESC LIMIT ?6"
     );
     let rows = sqlx::query(&sql)
@@ -206,9 +252,9 @@ pub async fn audit(
                     .and_then(|s| serde_json::from_str(&s).ok())
             };
             Ok(AuditEntry {
-                change: change(r)?,
-                before: props(8),
-                after: props(9),
+                change: change(r, true)?,
+                before: props(10),
+                after: props(11),
             })
         })
         .collect()

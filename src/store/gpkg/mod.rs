@@ -22,8 +22,8 @@ use sqlx::{
 use tokio::sync::{mpsc, Mutex};
 
 use super::{
-    AuditEntry, AuditQuery, Change, FeatureStream, Op, Query, Store, StoreError, TokenRecord,
-    Written,
+    AuditEntry, AuditQuery, Change, Edit, FeatureStream, Op, Query, Store, StoreError, TokenRecord,
+    Touched, Written,
 };
 use crate::layers::{Feature, LayerDef, PropertyDef, PropertyType, Role};
 
@@ -260,10 +260,28 @@ impl GpkgStore {
                         .map(|f| Value::Object(f.properties.clone()))
                         .collect(),
                 )),
+                also: Vec::new(),
+                action: None,
             },
         )
         .await?;
         Ok((written, false))
+    }
+
+    /// `UPDATE` of one feature's geometry and properties, bound by
+    /// [`bind_feature`] then the id.
+    fn update_sql(layer: &LayerDef) -> String {
+        let sets: Vec<String> = layer
+            .properties
+            .iter()
+            .map(|p| format!("\"{}\" = ?", p.name))
+            .collect();
+        format!(
+            "UPDATE \"{}\" SET \"{}\" = ?, {} WHERE fid = ?",
+            layer.name,
+            schema::GEOM,
+            sets.join(", ")
+        )
     }
 
     fn select_sql(layer: &LayerDef) -> String {
@@ -763,17 +781,7 @@ impl Store for GpkgStore {
             .pop()
             .expect("a valid batch of one yields one feature");
         f.id = Some(id);
-        let sets: Vec<String> = layer
-            .properties
-            .iter()
-            .map(|p| format!("\"{}\" = ?", p.name))
-            .collect();
-        let sql = format!(
-            "UPDATE \"{}\" SET \"{}\" = ?, {} WHERE fid = ?",
-            layer.name,
-            schema::GEOM,
-            sets.join(", ")
-        );
+        let sql = Self::update_sql(layer);
         let _writer = self.write_lock.lock().await;
         let mut tx = self.begin_write(layer).await?;
         let Some(current) = Self::current(&mut tx, layer, id, if_match).await? else {
@@ -798,6 +806,8 @@ impl Store for GpkgStore {
                 bbox_after: log::envelope(&f.geometry),
                 before: Some(Value::Array(vec![Value::Object(current.properties)])),
                 after: Some(Value::Array(vec![Value::Object(f.properties.clone())])),
+                also: Vec::new(),
+                action: None,
             },
         )
         .await
@@ -842,10 +852,133 @@ impl Store for GpkgStore {
                 bbox_after: None,
                 before: Some(Value::Array(vec![Value::Object(current.properties)])),
                 after: None,
+                also: Vec::new(),
+                action: None,
             },
         )
         .await
         .map(Some)
+    }
+
+    async fn edit(
+        &self,
+        edits: Vec<Edit>,
+        actor: &str,
+        action: Option<Value>,
+    ) -> Result<Option<Written>, StoreError> {
+        /// What the transaction wrote of one layer.
+        struct Group {
+            layer: Arc<LayerDef>,
+            ids: Vec<i64>,
+            boxes_before: Vec<Option<[f64; 4]>>,
+            boxes_after: Vec<Option<[f64; 4]>>,
+            before: Vec<Value>,
+            after: Vec<Value>,
+        }
+        let Some(first) = edits.first() else {
+            return Ok(None);
+        };
+        let first = Arc::clone(&first.layer);
+        let _writer = self.write_lock.lock().await;
+        // Every read below is inside this write transaction: what `apply`
+        // sees is what is stored until commit, for every writer of the file.
+        let mut tx = self.begin_write(&first).await?;
+        let mut groups: Vec<Group> = Vec::new();
+        let mut known = vec![first.name.clone()];
+        for edit in edits {
+            let (layer, id) = (edit.layer, edit.id);
+            if !known.contains(&layer.name) {
+                Self::check_layer(&mut tx, &layer).await?;
+                known.push(layer.name.clone());
+            }
+            let Some(current) = Self::read_one(&mut tx, &layer, id).await? else {
+                return Err(StoreError::NotFound {
+                    layer: layer.name.clone(),
+                    id,
+                });
+            };
+            let mut f = current.clone();
+            (edit.apply)(&mut f).map_err(|reason| StoreError::Refused {
+                layer: layer.name.clone(),
+                id,
+                reason,
+            })?;
+            if f.geometry == current.geometry && f.properties == current.properties {
+                continue;
+            }
+            let mut f = super::validate_off_workers(&layer, std::slice::from_ref(&f))
+                .await?
+                .pop()
+                .expect("a valid batch of one yields one feature");
+            f.id = Some(id);
+            let at = match groups.iter().position(|g| g.layer.name == layer.name) {
+                Some(at) => at,
+                None => {
+                    schema::drop_triggers(&mut tx, &layer).await?;
+                    groups.push(Group {
+                        layer: Arc::clone(&layer),
+                        ids: Vec::new(),
+                        boxes_before: Vec::new(),
+                        boxes_after: Vec::new(),
+                        before: Vec::new(),
+                        after: Vec::new(),
+                    });
+                    groups.len() - 1
+                }
+            };
+            bind_feature(sqlx::query(&Self::update_sql(&layer)), &layer, &f)?
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::db(format!("updating {} {id}", layer.name)))?;
+            index_features(&mut tx, &layer, &[(id, &f)]).await?;
+            let g = &mut groups[at];
+            g.ids.push(id);
+            g.boxes_before.push(log::envelope(&current.geometry));
+            g.boxes_after.push(log::envelope(&f.geometry));
+            g.before.push(Value::Object(current.properties));
+            g.after.push(Value::Object(f.properties));
+        }
+        // Nothing changed: the transaction is dropped (rolled back).
+        if groups.is_empty() {
+            return Ok(None);
+        }
+        for g in &groups {
+            touch(&mut tx, &g.layer).await?;
+        }
+        let mut groups = groups.into_iter();
+        let main = groups.next().expect("one group at least");
+        let also: Vec<Touched> = groups
+            .map(|g| Touched {
+                layer: g.layer.name.clone(),
+                ids: g.ids,
+                bbox_before: log::union(g.boxes_before),
+                bbox_after: log::union(g.boxes_after),
+                before: Some(Value::Array(g.before)),
+                after: Some(Value::Array(g.after)),
+            })
+            .collect();
+        let ids = main.ids.clone();
+        let change = log::append(
+            &mut tx,
+            log::Entry {
+                layer: &main.layer.name,
+                actor,
+                op: Op::Update,
+                ids: main.ids,
+                bbox_before: log::union(main.boxes_before),
+                bbox_after: log::union(main.boxes_after),
+                before: Some(Value::Array(main.before)),
+                after: Some(Value::Array(main.after)),
+                also,
+                action,
+            },
+        )
+        .await?;
+        tx.commit()
+            .await
+            .map_err(StoreError::db(format!("committing {}", main.layer.name)))?;
+        Ok(Some(Written { ids, change }))
     }
 
     async fn changes_since(&self, seq: i64, limit: u64) -> Result<Vec<Change>, StoreError> {

@@ -1,0 +1,296 @@
+//! Nearest features on the sphere: a best-first walk of a layer's R-tree
+//! ordered by great-circle distance, so "the k nearest" is exact (no
+//! candidate closer than the last one returned is ever left out) however
+//! the features are spread, with no guessed search box.
+//!
+//! The tree is in Web Mercator, whose boxes map to longitude/latitude boxes
+//! (both axes are monotonic). Each node is keyed by the least great-circle
+//! distance from the query point to its box, each feature by its exact
+//! distance; popping the smallest key first visits features in increasing
+//! distance (Hjaltason & Samet, "Distance browsing in spatial databases",
+//! 1999).
+
+use std::{cmp::Ordering, collections::BinaryHeap, f64::consts::FRAC_PI_2, ops::ControlFlow};
+
+use rstar::{ParentNode, RTreeNode, AABB};
+
+use super::{mercator_to_lonlat, Entry, SpatialIndex};
+
+/// The mean Earth radius (IUGG), for great-circle distances.
+pub const EARTH_RADIUS_M: f64 = 6_371_008.8;
+
+/// Great-circle distance in metres between two `[lon, lat]` points
+/// (haversine: accurate at every distance, unlike the law of cosines at
+/// a few metres).
+pub fn haversine_m(a: [f64; 2], b: [f64; 2]) -> f64 {
+    let (phi1, phi2) = (a[1].to_radians(), b[1].to_radians());
+    let dphi = phi2 - phi1;
+    let dlambda = (b[0] - a[0]).to_radians();
+    let h = (dphi / 2.0).sin().powi(2) + phi1.cos() * phi2.cos() * (dlambda / 2.0).sin().powi(2);
+    2.0 * EARTH_RADIUS_M * h.sqrt().min(1.0).asin()
+}
+
+/// Signed longitude difference `a − b` in radians, in (−π, π].
+fn lon_delta(a: f64, b: f64) -> f64 {
+    let d = (a - b).rem_euclid(360.0);
+    let d = if d > 180.0 { d - 360.0 } else { d };
+    d.to_radians()
+}
+
+/// The least great-circle distance in metres from `p` to any point of the
+/// longitude/latitude box `min`–`max` (0 inside it).
+///
+/// Inside the box's longitudes the nearest point is on `p`'s own meridian.
+/// Outside, it lies on the nearer side meridian: along a meridian at
+/// longitude offset Δλ the distance is least at latitude
+/// atan(tan φ / cos Δλ) and grows away from it, so that latitude clamped to
+/// the box is the nearest point (the box's parallels are no nearer: along a
+/// parallel the distance grows with |Δλ|). Past a quarter turn of longitude
+/// the bound is 0, which is safe (a node is only visited early).
+pub fn distance_to_box_m(p: [f64; 2], min: [f64; 2], max: [f64; 2]) -> f64 {
+    let (lon, lat) = (p[0], p[1]);
+    let inside_lon = lon_delta(lon, min[0]) >= 0.0 && lon_delta(max[0], lon) >= 0.0;
+    if inside_lon {
+        let nearest = lat.clamp(min[1], max[1]);
+        return EARTH_RADIUS_M * (lat - nearest).abs().to_radians();
+    }
+    let (to_min, to_max) = (lon_delta(lon, min[0]).abs(), lon_delta(lon, max[0]).abs());
+    let (edge, dl) = if to_min <= to_max {
+        (min[0], to_min)
+    } else {
+        (max[0], to_max)
+    };
+    if dl >= FRAC_PI_2 {
+        return 0.0;
+    }
+    let best = (lat.to_radians().tan() / dl.cos()).atan().to_degrees();
+    haversine_m(p, [edge, best.clamp(min[1], max[1])])
+}
+
+/// Where a feature is for distances: a point is itself; a line or an area
+/// is its label point when it has one, else the middle of its box.
+pub fn anchor(entry: &Entry) -> [f64; 2] {
+    use geo::BoundingRect;
+    if let geo::Geometry::Point(p) = entry.feature.geometry {
+        return [p.x(), p.y()];
+    }
+    if let Some(l) = entry.label {
+        let (lon, lat) = mercator_to_lonlat(l.x(), l.y());
+        return [lon, lat];
+    }
+    match entry.feature.geometry.bounding_rect() {
+        Some(r) => [r.center().x, r.center().y],
+        None => [0.0, 0.0],
+    }
+}
+
+/// A step of the walk: a node by its distance bound, or a feature by its
+/// exact distance.
+enum Step<'a> {
+    Node(&'a ParentNode<Entry>),
+    Feature(&'a Entry),
+}
+
+struct Queued<'a> {
+    distance: f64,
+    step: Step<'a>,
+}
+
+impl PartialEq for Queued<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.distance.total_cmp(&other.distance) == Ordering::Equal
+    }
+}
+impl Eq for Queued<'_> {}
+impl PartialOrd for Queued<'_> {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Queued<'_> {
+    /// Reversed, for a min-heap; at equal keys a feature before a node, so
+    /// a feature on a node's boundary is not held back.
+    fn cmp(&self, other: &Self) -> Ordering {
+        other.distance.total_cmp(&self.distance).then_with(|| {
+            let rank = |s: &Step<'_>| matches!(s, Step::Feature(_)) as u8;
+            rank(&self.step).cmp(&rank(&other.step))
+        })
+    }
+}
+
+fn box_distance(p: [f64; 2], envelope: &AABB<[f64; 2]>) -> f64 {
+    let (lo, hi) = (envelope.lower(), envelope.upper());
+    let (min_lon, min_lat) = mercator_to_lonlat(lo[0], lo[1]);
+    let (max_lon, max_lat) = mercator_to_lonlat(hi[0], hi[1]);
+    // The projection round trip is not exact to the last bit: widen the
+    // bound's slack by a millimetre so a node is never ranked past a
+    // feature inside it.
+    (distance_to_box_m(p, [min_lon, min_lat], [max_lon, max_lat]) - 1e-3).max(0.0)
+}
+
+impl SpatialIndex {
+    /// Call `visit` with the features of `layer` in increasing great-circle
+    /// distance (metres) from `p` (`[lon, lat]`), up to `max_distance_m`,
+    /// until it breaks. Runs under the layer's read lock: keep `visit`
+    /// short (filter and collect).
+    pub fn nearest<B>(
+        &self,
+        layer: &str,
+        p: [f64; 2],
+        max_distance_m: f64,
+        mut visit: impl FnMut(&Entry, f64) -> ControlFlow<B>,
+    ) -> Option<B> {
+        let slot = self.layers.get(layer)?;
+        let l = slot.tree.read().unwrap_or_else(|e| e.into_inner());
+        let mut heap = BinaryHeap::new();
+        heap.push(Queued {
+            distance: 0.0,
+            step: Step::Node(l.tree.root()),
+        });
+        while let Some(Queued { distance, step }) = heap.pop() {
+            if distance > max_distance_m {
+                break;
+            }
+            match step {
+                Step::Feature(e) => {
+                    if let ControlFlow::Break(b) = visit(e, distance) {
+                        return Some(b);
+                    }
+                }
+                Step::Node(node) => {
+                    for child in node.children() {
+                        heap.push(match child {
+                            RTreeNode::Leaf(e) => Queued {
+                                distance: haversine_m(p, anchor(e)),
+                                step: Step::Feature(e),
+                            },
+                            RTreeNode::Parent(n) => Queued {
+                                distance: box_distance(p, &n.envelope()),
+                                step: Step::Node(n),
+                            },
+                        });
+                    }
+                }
+            }
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::{Rng, SeedableRng};
+
+    use super::*;
+
+    #[test]
+    fn haversine_matches_known_distances() {
+        // One degree of latitude: πR/180.
+        let d = haversine_m([118.3, 35.0], [118.3, 36.0]);
+        assert!((d - EARTH_RADIUS_M.to_radians()).abs() < 1e-6, "{d}");
+        assert_eq!(haversine_m([118.3, 35.0], [118.3, 35.0]), 0.0);
+        // Linyi → Jinan, about 220 km as the crow flies.
+        let d = haversine_m([118.356, 35.104], [117.000, 36.651]);
+        assert!((200_000.0..230_000.0).contains(&d), "{d}");
+    }
+
+    #[test]
+    fn the_box_bound_is_never_more_than_any_point_of_the_box() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        for _ in 0..20_000 {
+            let p = [
+                rng.random_range(100.0..130.0),
+                rng.random_range(-60.0..60.0),
+            ];
+            let a: [f64; 2] = [
+                rng.random_range(100.0..130.0),
+                rng.random_range(-60.0..60.0),
+            ];
+            let b: [f64; 2] = [
+                rng.random_range(100.0..130.0),
+                rng.random_range(-60.0..60.0),
+            ];
+            let min = [a[0].min(b[0]), a[1].min(b[1])];
+            let max = [a[0].max(b[0]), a[1].max(b[1])];
+            let bound = distance_to_box_m(p, min, max);
+            // Sample the box densely, its edges included.
+            let mut least = f64::INFINITY;
+            for i in 0..=40 {
+                for j in 0..=40 {
+                    let q = [
+                        min[0] + (max[0] - min[0]) * f64::from(i) / 40.0,
+                        min[1] + (max[1] - min[1]) * f64::from(j) / 40.0,
+                    ];
+                    least = least.min(haversine_m(p, q));
+                }
+            }
+            assert!(
+                bound <= least + 1e-6,
+                "bound {bound} > {least} for {p:?} {min:?} {max:?}"
+            );
+            // …and tight: the sampled minimum is within the grid's spacing.
+            let spacing = haversine_m(min, max) / 40.0;
+            assert!(
+                least - bound <= spacing + 1.0,
+                "bound {bound} loose against {least}"
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod walk_tests {
+    use rand::{Rng, SeedableRng};
+    use serde_json::json;
+
+    use super::*;
+    use crate::layers::{Catalog, Feature};
+
+    #[test]
+    fn the_walk_yields_every_feature_in_increasing_exact_distance() {
+        let catalog = Catalog::builtin().expect("the built-in catalog");
+        let layer = catalog.get("cameras").expect("cameras");
+        let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+        let points: Vec<[f64; 2]> = (0..5_000)
+            .map(|_| [rng.random_range(117.8..118.6), rng.random_range(34.7..35.3)])
+            .collect();
+        let features = points
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let mut f = Feature::new(
+                    geo::Point::new(p[0], p[1]),
+                    json!({"name": format!("c{i}")})
+                        .as_object()
+                        .cloned()
+                        .unwrap_or_default(),
+                );
+                f.id = Some(i as i64 + 1);
+                f
+            })
+            .collect();
+        let index = SpatialIndex::from_features(layer, features);
+        for _ in 0..50 {
+            let q = [rng.random_range(117.5..118.9), rng.random_range(34.5..35.5)];
+            let mut brute: Vec<(f64, i64)> = points
+                .iter()
+                .enumerate()
+                .map(|(i, p)| (haversine_m(q, *p), i as i64 + 1))
+                .collect();
+            brute.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let mut walked = Vec::new();
+            index.nearest("cameras", q, f64::INFINITY, |e, d| {
+                walked.push((d, e.id));
+                if walked.len() == 200 {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                }
+            });
+            assert_eq!(walked.len(), 200);
+            for (w, b) in walked.iter().zip(&brute) {
+                assert!((w.0 - b.0).abs() < 1e-6, "{w:?} against {b:?}");
+            }
+        }
+    }
+}
