@@ -86,8 +86,7 @@ pub fn run_card(
                     capability: (*cap).clone(),
                     reason: "beyond_max_eta",
                     detail: format!(
-                        "the nearest standby team with it needs {:.0} min, past the {max_eta_min:.0} min bound",
-                        eta
+                        "the nearest standby team with it needs {eta:.0} min, past the {max_eta_min:.0} min bound"
                     ),
                 },
                 None => Uncovered {

@@ -372,6 +372,9 @@ impl SpatialIndex {
         };
         let l = l.read().unwrap_or_else(|p| p.into_inner());
         let mut all = l.tree.iter();
+        // Bound first: the iterator borrows the guard, which a tail
+        // expression would drop too early.
+        #[allow(clippy::let_and_return)]
         let answer = f(&mut all);
         answer
     }
