@@ -793,3 +793,72 @@ async fn the_supply_plan_takes_nearest_depots_first_and_names_the_shortfall() {
             .is_some_and(|a| a.iter().all(|x| x["distance_m"].as_f64() <= Some(r))));
     }
 }
+
+#[tokio::test]
+async fn two_servers_on_one_geopackage_let_exactly_one_assignment_win() {
+    // Two servers, each with its own pool and its own writer queue, on one
+    // file: only the store's transaction can decide between them.
+    let a = Arc::new(spawn_app(true).await);
+    let database = format!("sqlite://{}", a.db_path.display());
+    let b = Arc::new(
+        crate::helpers::spawn_app_with(tempfile::tempdir().expect("tempdir"), false, |s| {
+            s.database = database;
+        })
+        .await,
+    );
+    let token = a.token(Role::Dispatcher).await;
+    let incident = incident_at(&a, &token, 118.30, 34.99, json!(["water_rescue"])).await;
+    let standby = a
+        .get_json("/api/nearest?layer=rescue_teams&lon=118.3&lat=34.99&status=standby&limit=1")
+        .await;
+    let team = standby["results"][0]["id"]
+        .as_i64()
+        .expect("a standby team");
+    // B learns of the incident from the shared change log.
+    let mut seen = false;
+    for _ in 0..40 {
+        if b.get(&format!("/api/incidents/{incident}")).await.status() == 200 {
+            seen = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(seen, "server B shows server A's incident within 2 s");
+    let mut tries = Vec::new();
+    for i in 0..50 {
+        let node = if i % 2 == 0 {
+            Arc::clone(&a)
+        } else {
+            Arc::clone(&b)
+        };
+        let token = token.clone();
+        tries.push(tokio::spawn(async move {
+            reqwest::Client::new()
+                .post(node.url(&format!("/api/incidents/{incident}/assignments")))
+                .bearer_auth(&token)
+                .json(&json!({"team_id": team}))
+                .send()
+                .await
+                .expect("answers")
+                .status()
+                .as_u16()
+        }));
+    }
+    let mut codes = Vec::new();
+    for t in tries {
+        codes.push(t.await.expect("joined"));
+    }
+    assert_eq!(codes.iter().filter(|c| **c == 201).count(), 1, "{codes:?}");
+    assert_eq!(codes.iter().filter(|c| **c == 409).count(), 49, "{codes:?}");
+    // Whichever server won, B shows one assignment once its feed has run.
+    let mut assigned = None;
+    for _ in 0..40 {
+        let i = b.get_json(&format!("/api/incidents/{incident}")).await;
+        assigned = i["properties"]["assignments"].as_array().map(Vec::len);
+        if assigned == Some(1) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(assigned, Some(1));
+}
