@@ -862,3 +862,34 @@ async fn two_servers_on_one_geopackage_let_exactly_one_assignment_win() {
     }
     assert_eq!(assigned, Some(1));
 }
+
+#[tokio::test]
+async fn the_demo_is_a_consistent_dispatch_state() {
+    let app = spawn_app(true).await;
+    let teams = app
+        .get_json("/ogc/collections/rescue_teams/items?limit=1000")
+        .await;
+    let mut dispatched = 0;
+    for t in teams["features"].as_array().into_iter().flatten() {
+        let p = &t["properties"];
+        if p["status"] == "dispatched" {
+            dispatched += 1;
+            let incident = p["incident_id"]
+                .as_i64()
+                .expect("a dispatched team has its incident");
+            let i = app.get_json(&format!("/api/incidents/{incident}")).await;
+            assert_eq!(i["properties"]["status"], "active");
+            let open: Vec<i64> = i["properties"]["assignments"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|a| a["released_at"].is_null())
+                .filter_map(|a| a["team_id"].as_i64())
+                .collect();
+            assert!(open.contains(&t["id"].as_i64().unwrap_or(0)), "{i}");
+        } else {
+            assert!(p["incident_id"].is_null(), "{t}");
+        }
+    }
+    assert!(dispatched > 0, "the demo shows a dispatch under way");
+}
