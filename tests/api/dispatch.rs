@@ -629,6 +629,30 @@ async fn bad_dispatch_requests_are_named_4xx_problems_and_store_nothing() {
             "{body}: {p}"
         );
     }
+    // Hostile bodies: nesting past serde's bound, megabytes of text.
+    let deep = format!("{}1{}", "[".repeat(10_000), "]".repeat(10_000));
+    let long = "涝".repeat(1_000_000);
+    for body in [
+        format!(r#"{{"type": "flood", "lon": 118.3, "lat": 35.0, "description": {deep}}}"#),
+        format!(r#"{{"type": "flood", "lon": 118.3, "lat": 35.0, "description": "{long}"}}"#),
+        format!(
+            r#"{{"type": "flood", "lon": 118.3, "lat": 35.0, "required_supplies": [{{"item": "{long}", "quantity": 1}}]}}"#
+        ),
+        "[]".to_owned(),
+        "{".to_owned(),
+    ] {
+        let r = app
+            .client
+            .post(app.url("/api/incidents"))
+            .bearer_auth(&token)
+            .body(body)
+            .send()
+            .await
+            .expect("answers");
+        assert_eq!(r.status(), 400);
+        let p: Value = r.json().await.expect("a problem document");
+        assert!(p["detail"].as_str().is_some_and(|d| d.len() < 1_000), "{p}");
+    }
     assert_eq!(
         app.get_json("/api/incidents").await["features"]
             .as_array()
