@@ -1,57 +1,66 @@
-//! `GET /api/summary`: the figures the command centre watches.
+//! `GET /api/summary`: the figures the command centre watches, computed
+//! from any source of features (the live index, or a replayed moment).
 
 use std::collections::BTreeMap;
 
 use axum::{extract::State, Json};
 use serde_json::{json, Value};
 
-use super::{incidents::OPEN, text, INCIDENTS, TEAMS};
-use crate::AppState;
+use super::{incidents::OPEN, text, DEPOTS, INCIDENTS, TEAMS};
+use crate::{layers::Feature, AppState};
 
 pub async fn show(State(state): State<AppState>) -> Json<Value> {
-    Json(summary(&state))
-}
-
-/// The summary from the index (consistent per layer).
-pub fn summary(state: &AppState) -> Value {
-    let layers: BTreeMap<&str, usize> = state
+    let counts: BTreeMap<String, usize> = state
         .catalog
         .layers()
         .iter()
-        .map(|l| (l.name.as_str(), state.index.len(&l.name)))
+        .map(|l| (l.name.clone(), state.index.len(&l.name)))
         .collect();
-    let mut by_status: BTreeMap<String, u64> = BTreeMap::new();
-    state.index.each(TEAMS, |all| {
-        for e in all {
-            *by_status
-                .entry(text(&e.feature, "status").unwrap_or("unknown").to_owned())
-                .or_default() += 1;
-        }
+    let mut s = summarize(&counts, &|layer, visit| {
+        state.index.each(layer, |all| {
+            for e in all {
+                visit(&e.feature);
+            }
+        })
     });
-    let (mut by_severity, mut by_type, mut reserved): (
-        BTreeMap<String, u64>,
-        BTreeMap<String, u64>,
-        BTreeMap<String, f64>,
-    ) = Default::default();
-    state.index.each(INCIDENTS, |all| {
-        for e in all {
-            let f = &e.feature;
-            if let Some(rs) = f.properties.get("reservations").and_then(Value::as_array) {
-                for r in rs
-                    .iter()
-                    .filter(|r| r.get("released_at").is_none_or(Value::is_null))
-                {
-                    if let (Some(i), Some(q)) = (
-                        r.get("item").and_then(Value::as_str),
-                        r.get("quantity").and_then(Value::as_f64),
-                    ) {
-                        *reserved.entry(i.to_owned()).or_default() += q;
-                    }
-                }
+    if let Some(o) = s.as_object_mut() {
+        o.insert("as_of".into(), json!(super::now()));
+        o.insert("seq".into(), json!(state.feed.applied()));
+    }
+    Json(s)
+}
+
+/// Calls its second argument with every feature of the layer named.
+pub type Visit<'a> = dyn Fn(&str, &mut dyn FnMut(&Feature)) + 'a;
+
+/// The summary of features per layer (`counts`) and what `visit` yields.
+pub fn summarize(counts: &BTreeMap<String, usize>, visit: &Visit<'_>) -> Value {
+    let mut by_status: BTreeMap<String, u64> = BTreeMap::new();
+    visit(TEAMS, &mut |f| {
+        *by_status
+            .entry(text(f, "status").unwrap_or("unknown").to_owned())
+            .or_default() += 1;
+    });
+    let mut by_severity: BTreeMap<String, u64> = BTreeMap::new();
+    let mut by_type: BTreeMap<String, u64> = BTreeMap::new();
+    let mut reserved: BTreeMap<String, f64> = BTreeMap::new();
+    visit(INCIDENTS, &mut |f| {
+        let open_records = f
+            .properties
+            .get("reservations")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter(|r| r.get("released_at").is_none_or(Value::is_null));
+        for r in open_records {
+            if let (Some(i), Some(q)) = (
+                r.get("item").and_then(Value::as_str),
+                r.get("quantity").and_then(Value::as_f64),
+            ) {
+                *reserved.entry(i.to_owned()).or_default() += q;
             }
-            if !text(f, "status").is_some_and(|s| OPEN.contains(&s)) {
-                continue;
-            }
+        }
+        if text(f, "status").is_some_and(|s| OPEN.contains(&s)) {
             *by_severity
                 .entry(text(f, "severity").unwrap_or("unknown").to_owned())
                 .or_default() += 1;
@@ -60,32 +69,27 @@ pub fn summary(state: &AppState) -> Value {
                 .or_default() += 1;
         }
     });
-    let supplies: BTreeMap<String, Value> = super::supplies::catalog(state)
+    let mut supplies: BTreeMap<String, super::supplies::Item> = BTreeMap::new();
+    visit(DEPOTS, &mut |f| {
+        super::supplies::add_stock(&mut supplies, f)
+    });
+    let supplies: BTreeMap<String, Value> = supplies
         .into_iter()
         .map(|(item, i)| {
             let r = reserved.get(&item).copied().unwrap_or(0.0);
-            (item, json!({ "name": i.name, "unit": i.unit, "available": i.available, "reserved": r, "total": i.available + r }))
+            let v = json!({ "name": i.name, "unit": i.unit, "available": i.available, "reserved": r, "total": i.available + r });
+            (item, v)
         })
         .collect();
     let (mut capacity, mut occupancy, mut shelters) = (0i64, 0i64, 0u64);
-    state.index.each("shelters", |all| {
-        for e in all {
-            let get = |k: &str| {
-                e.feature
-                    .properties
-                    .get(k)
-                    .and_then(Value::as_i64)
-                    .unwrap_or(0)
-            };
-            capacity += get("capacity");
-            occupancy += get("occupancy");
-            shelters += 1;
-        }
+    visit("shelters", &mut |f| {
+        let get = |k: &str| f.properties.get(k).and_then(Value::as_i64).unwrap_or(0);
+        capacity += get("capacity");
+        occupancy += get("occupancy");
+        shelters += 1;
     });
     json!({
-        "as_of": super::now(),
-        "seq": state.feed.applied(),
-        "layers": layers,
+        "layers": counts,
         "teams": { "by_status": by_status },
         "incidents": {
             "open": by_severity.values().sum::<u64>(),
@@ -93,6 +97,9 @@ pub fn summary(state: &AppState) -> Value {
             "open_by_type": by_type,
         },
         "supplies": supplies,
-        "shelters": { "count": shelters, "capacity": capacity, "occupancy": occupancy, "free": (capacity - occupancy).max(0) },
+        "shelters": {
+            "count": shelters, "capacity": capacity, "occupancy": occupancy,
+            "free": (capacity - occupancy).max(0),
+        },
     })
 }

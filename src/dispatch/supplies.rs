@@ -52,35 +52,31 @@ pub fn stock(depot: &Feature, item: &str) -> f64 {
 /// Every item any depot records, with its stock in all.
 pub fn catalog(state: &AppState) -> BTreeMap<String, Item> {
     state.index.each(DEPOTS, |all| {
-        let mut items: BTreeMap<String, Item> = BTreeMap::new();
+        let mut items = BTreeMap::new();
         for e in all {
-            let inventory = e
-                .feature
-                .properties
-                .get("inventory")
-                .and_then(Value::as_array);
-            for r in inventory.into_iter().flatten() {
-                let Some(item) = r.get("item").and_then(Value::as_str) else {
-                    continue;
-                };
-                let entry = items.entry(item.to_owned()).or_insert(Item {
-                    name: None,
-                    unit: None,
-                    available: 0.0,
-                });
-                entry.available += r.get("quantity").and_then(Value::as_f64).unwrap_or(0.0);
-                entry.name = entry
-                    .name
-                    .take()
-                    .or_else(|| r.get("name").and_then(Value::as_str).map(str::to_owned));
-                entry.unit = entry
-                    .unit
-                    .take()
-                    .or_else(|| r.get("unit").and_then(Value::as_str).map(str::to_owned));
-            }
+            add_stock(&mut items, &e.feature);
         }
         items
     })
+}
+
+/// Count a depot's inventory into `items`.
+pub fn add_stock(items: &mut BTreeMap<String, Item>, depot: &Feature) {
+    let inventory = depot.properties.get("inventory").and_then(Value::as_array);
+    for r in inventory.into_iter().flatten() {
+        let Some(item) = r.get("item").and_then(Value::as_str) else {
+            continue;
+        };
+        let entry = items.entry(item.to_owned()).or_insert(Item {
+            name: None,
+            unit: None,
+            available: 0.0,
+        });
+        entry.available += r.get("quantity").and_then(Value::as_f64).unwrap_or(0.0);
+        let field = |k: &str| r.get(k).and_then(Value::as_str).map(str::to_owned);
+        entry.name = entry.name.take().or_else(|| field("name"));
+        entry.unit = entry.unit.take().or_else(|| field("unit"));
+    }
 }
 
 pub fn known_item(

@@ -130,6 +130,21 @@ pub struct Touched {
     pub before: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub after: Option<Value>,
+    /// The geometries before, one per id (audit trail only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub geometry_before: Option<Value>,
+}
+
+impl Touched {
+    /// What events carry: which features, not their images.
+    pub fn without_images(self) -> Self {
+        Self {
+            before: None,
+            after: None,
+            geometry_before: None,
+            ..self
+        }
+    }
 }
 
 /// Why an [`Edit`] declined to change its feature: the caller's own error
@@ -179,6 +194,10 @@ pub struct AuditEntry {
     pub change: Change,
     pub before: Option<Value>,
     pub after: Option<Value>,
+    /// The geometries replaced or deleted (GeoJSON, one per id); absent
+    /// for creations and for changes logged before onemap kept them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub geometry_before: Option<Value>,
 }
 
 /// Which audit entries to read; newest first.

@@ -16,6 +16,11 @@ pub fn envelope(g: &geo::Geometry<f64>) -> Option<[f64; 4]> {
         .map(|r| [r.min().x, r.min().y, r.max().x, r.max().y])
 }
 
+/// A geometry as the log keeps it (GeoJSON).
+pub fn geometry_json(g: &geo::Geometry<f64>) -> Value {
+    serde_json::to_value(geojson::Geometry::new(geojson::Value::from(g))).unwrap_or(Value::Null)
+}
+
 /// What to log for one write.
 pub struct Entry<'a> {
     pub layer: &'a str,
@@ -26,6 +31,8 @@ pub struct Entry<'a> {
     pub bbox_after: Option<[f64; 4]>,
     pub before: Option<Value>,
     pub after: Option<Value>,
+    /// The geometries replaced or deleted, one per id (GeoJSON).
+    pub geometry_before: Option<Value>,
     /// The other layers the same transaction wrote, with their images.
     pub also: Vec<Touched>,
     /// What a dispatcher did, for the event stream and the audit trail.
@@ -37,8 +44,8 @@ pub async fn append(conn: &mut SqliteConnection, e: Entry<'_>) -> Result<Change,
     let json = |v: &Option<Value>| v.as_ref().map(Value::to_string);
     let bbox = |b: &Option<[f64; 4]>| b.map(|b| serde_json::json!(b).to_string());
     let row = sqlx::query(
-        "INSERT INTO onemap_changes (at, actor, layer, op, feature_ids, bbox_before, bbox_after, before, after, also, action) \
-         VALUES (strftime('%Y-%m-%dT%H:%M:%fZ','now'), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq, at",
+        "INSERT INTO onemap_changes (at, actor, layer, op, feature_ids, bbox_before, bbox_after, before, after, also, action, geometry_before) \
+         VALUES (strftime('%Y-%m-%dT%H:%M:%fZ','now'), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq, at",
     )
     .bind(e.actor)
     .bind(e.layer)
@@ -50,6 +57,7 @@ pub async fn append(conn: &mut SqliteConnection, e: Entry<'_>) -> Result<Change,
     .bind(json(&e.after))
     .bind((!e.also.is_empty()).then(|| serde_json::json!(e.also).to_string()))
     .bind(json(&e.action))
+    .bind(json(&e.geometry_before))
     .fetch_one(&mut *conn)
     .await
     .map_err(StoreError::db("logging a change"))?;
@@ -63,15 +71,7 @@ pub async fn append(conn: &mut SqliteConnection, e: Entry<'_>) -> Result<Change,
         bbox_before: e.bbox_before,
         bbox_after: e.bbox_after,
         // Events carry what was touched, not the images (the audit has them).
-        also: e
-            .also
-            .into_iter()
-            .map(|t| Touched {
-                before: None,
-                after: None,
-                ..t
-            })
-            .collect(),
+        also: e.also.into_iter().map(Touched::without_images).collect(),
         action: e.action,
     })
 }
@@ -114,17 +114,7 @@ fn change(row: &SqliteRow, images: bool) -> Result<Change, StoreError> {
             .transpose()?
             .unwrap_or_default()
             .into_iter()
-            .map(|t| {
-                if images {
-                    t
-                } else {
-                    Touched {
-                        before: None,
-                        after: None,
-                        ..t
-                    }
-                }
-            })
+            .map(|t| if images { t } else { t.without_images() })
             .collect(),
         action: row
             .try_get::<Option<String>, _>(9)
@@ -134,8 +124,7 @@ fn change(row: &SqliteRow, images: bool) -> Result<Change, StoreError> {
     })
 }
 
-const COLUMNS: &str =
-    "seq, at, actor, layer, op, feature_ids, bbox_before, bbox_after, also, action, before, after";
+const COLUMNS: &str = "seq, at, actor, layer, op, feature_ids, bbox_before, bbox_after, also, action, before, after, geometry_before";
 /// What the event stream and the change feed read: not the properties
 /// before and after, which for an import can hold megabytes a row.
 const CHANGE_COLUMNS: &str =
@@ -255,6 +244,7 @@ pub async fn audit(
                 change: change(r, true)?,
                 before: props(10),
                 after: props(11),
+                geometry_before: props(12),
             })
         })
         .collect()

@@ -254,6 +254,7 @@ impl GpkgStore {
                 bbox_before: None,
                 bbox_after: log::union(features.iter().map(|f| log::envelope(&f.geometry))),
                 before: None,
+                geometry_before: None,
                 after: Some(Value::Array(
                     features
                         .iter()
@@ -313,6 +314,7 @@ impl GpkgStore {
                         boxes_after: Vec::new(),
                         before: Vec::new(),
                         after: Vec::new(),
+                        geometries_before: Vec::new(),
                     });
                     groups.len() - 1
                 }
@@ -327,6 +329,8 @@ impl GpkgStore {
             g.ids.push(id);
             g.boxes_before.push(log::envelope(&current.geometry));
             g.boxes_after.push(log::envelope(&f.geometry));
+            g.geometries_before
+                .push(log::geometry_json(&current.geometry));
             g.before.push(Value::Object(current.properties));
             g.after.push(Value::Object(f.properties));
         }
@@ -372,6 +376,7 @@ struct EditedLayer {
     boxes_after: Vec<Option<[f64; 4]>>,
     before: Vec<Value>,
     after: Vec<Value>,
+    geometries_before: Vec<Value>,
 }
 
 /// The SQL to write a feature's geometry and properties, in schema order.
@@ -879,6 +884,7 @@ impl Store for GpkgStore {
                 ids: vec![id],
                 bbox_before: log::envelope(&current.geometry),
                 bbox_after: log::envelope(&f.geometry),
+                geometry_before: Some(Value::Array(vec![log::geometry_json(&current.geometry)])),
                 before: Some(Value::Array(vec![Value::Object(current.properties)])),
                 after: Some(Value::Array(vec![Value::Object(f.properties.clone())])),
                 also: Vec::new(),
@@ -925,6 +931,7 @@ impl Store for GpkgStore {
                 ids: vec![id],
                 bbox_before: log::envelope(&current.geometry),
                 bbox_after: None,
+                geometry_before: Some(Value::Array(vec![log::geometry_json(&current.geometry)])),
                 before: Some(Value::Array(vec![Value::Object(current.properties)])),
                 after: None,
                 also: Vec::new(),
@@ -972,6 +979,7 @@ impl Store for GpkgStore {
                 bbox_after: log::union(g.boxes_after),
                 before: Some(Value::Array(g.before)),
                 after: Some(Value::Array(g.after)),
+                geometry_before: Some(Value::Array(g.geometries_before)),
             })
             .collect();
         let ids = main.ids.clone();
@@ -986,6 +994,7 @@ impl Store for GpkgStore {
                 bbox_after: log::union(main.boxes_after),
                 before: Some(Value::Array(main.before)),
                 after: Some(Value::Array(main.after)),
+                geometry_before: Some(Value::Array(main.geometries_before)),
                 also,
                 action,
             },
