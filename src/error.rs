@@ -21,6 +21,13 @@ pub enum AppError {
     Invalid(#[from] ValidationErrors),
     #[error("{0}")]
     Conflict(String),
+    /// A 409 that names the state it met (`team_status`, …) as problem
+    /// extension members, for clients to act on without parsing text.
+    #[error("{detail}")]
+    ConflictWith {
+        detail: String,
+        extra: serde_json::Map<String, Value>,
+    },
     #[error("{0}")]
     Unauthorized(String),
     #[error("{0}")]
@@ -69,7 +76,7 @@ impl AppError {
             AppError::NotFound { .. } => StatusCode::NOT_FOUND,
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AppError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            AppError::Conflict(_) => StatusCode::CONFLICT,
+            AppError::Conflict(_) | AppError::ConflictWith { .. } => StatusCode::CONFLICT,
             AppError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             AppError::Forbidden(_) => StatusCode::FORBIDDEN,
             AppError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
@@ -128,6 +135,23 @@ impl IntoResponse for AppError {
                     header::WWW_AUTHENTICATE,
                     HeaderValue::from_static("Bearer realm=\"onemap\""),
                 );
+                r
+            }
+            AppError::ConflictWith { detail, extra } => {
+                let mut body = json!({
+                    "type": "about:blank",
+                    "title": status.canonical_reason().unwrap_or("Conflict"),
+                    "status": status.as_u16(),
+                    "detail": detail,
+                });
+                if let Some(obj) = body.as_object_mut() {
+                    for (k, v) in extra {
+                        obj.entry(k.clone()).or_insert_with(|| v.clone());
+                    }
+                }
+                let mut r = (status, Json(body)).into_response();
+                r.headers_mut()
+                    .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
                 r
             }
             AppError::Unavailable(_) => {

@@ -9,6 +9,7 @@ pub mod auth;
 pub mod commands;
 pub mod crs;
 pub mod demo;
+pub mod dispatch;
 pub mod error;
 pub mod etag;
 pub mod events;

@@ -10,7 +10,7 @@
 //! 29 liaison officers). Names, phone numbers and positions are invented.
 //! The population grid is marked `synthetic` in every cell.
 
-mod places;
+pub mod places;
 
 use std::collections::BTreeMap;
 

@@ -23,6 +23,7 @@ use tower_http::{
 use crate::{
     api,
     auth::Caller,
+    dispatch,
     error::{problem, AppError, PROBLEM_JSON},
     events, features, metrics,
     settings::MetricsAccess,
@@ -46,6 +47,7 @@ pub fn router(state: AppState) -> Router {
         .merge(events::router())
         .merge(tiles::router())
         .merge(api::router(settings))
+        .merge(dispatch::router())
         .merge(web::router(&settings.web_dir))
         .layer(middleware::from_fn_with_state(state.clone(), guard))
         .layer(middleware::from_fn_with_state(

@@ -358,6 +358,27 @@ impl SpatialIndex {
             .collect())
     }
 
+    /// One feature of a layer as the index holds it.
+    pub fn get(&self, layer: &str, id: i64) -> Option<Entry> {
+        let l = self.layers.get(layer)?;
+        let l = l.read().unwrap_or_else(|p| p.into_inner());
+        l.by_id.get(&id).cloned()
+    }
+
+    /// Call `f` with every feature of a layer, borrowed under its read lock.
+    pub fn each<R>(&self, layer: &str, f: impl FnOnce(&mut dyn Iterator<Item = &Entry>) -> R) -> R {
+        let Some(l) = self.layers.get(layer) else {
+            return f(&mut std::iter::empty());
+        };
+        let l = l.read().unwrap_or_else(|p| p.into_inner());
+        let mut all = l.tree.iter();
+        // Bound first: the iterator borrows the guard, which a tail
+        // expression would drop too early.
+        #[allow(clippy::let_and_return)]
+        let answer = f(&mut all);
+        answer
+    }
+
     /// The WGS84 `[west, south, east, north]` of a layer's features.
     pub fn extent(&self, layer: &str) -> Option<[f64; 4]> {
         let l = self

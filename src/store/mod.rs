@@ -137,6 +137,9 @@ pub struct Touched {
 /// through [`StoreError::Refused`] for the caller to downcast.
 pub type Refusal = Box<dyn std::error::Error + Send + Sync>;
 
+/// The change an [`Edit`] makes to its feature, or its refusal.
+pub type Apply = Box<dyn FnOnce(&mut Feature) -> Result<(), Refusal> + Send>;
+
 /// A change to one stored feature decided on the feature as it stands
 /// inside the write's transaction, so that a condition it checks (a team
 /// still standby, stock still enough) cannot be overtaken by another
@@ -146,7 +149,7 @@ pub struct Edit {
     pub id: i64,
     /// Changes the feature in place, or refuses; leaving it unchanged
     /// writes nothing for it.
-    pub apply: Box<dyn FnOnce(&mut Feature) -> Result<(), Refusal> + Send>,
+    pub apply: Apply,
 }
 
 impl Edit {

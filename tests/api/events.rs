@@ -10,20 +10,20 @@ use serde_json::{json, Value};
 use crate::helpers::{spawn_app, spawn_app_with, TestApp};
 
 /// One SSE connection, read event by event.
-struct Events {
+pub(crate) struct Events {
     body: std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
     buffer: String,
 }
 
 #[derive(Debug)]
-struct Received {
-    id: String,
-    kind: String,
-    data: Value,
+pub(crate) struct Received {
+    pub id: String,
+    pub kind: String,
+    pub data: Value,
 }
 
 impl Events {
-    async fn open(app: &TestApp, query: &str, last_event_id: Option<&str>) -> Events {
+    pub async fn open(app: &TestApp, query: &str, last_event_id: Option<&str>) -> Events {
         let mut r = app.client.get(app.url(&format!("/api/events{query}")));
         if let Some(id) = last_event_id {
             r = r.header("last-event-id", id);
@@ -40,7 +40,7 @@ impl Events {
         }
     }
 
-    async fn next(&mut self) -> Received {
+    pub async fn next(&mut self) -> Received {
         tokio::time::timeout(Duration::from_secs(5), async {
             loop {
                 if let Some(end) = self.buffer.find("\n\n") {

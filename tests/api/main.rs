@@ -4,6 +4,7 @@
 mod cli;
 mod consistency;
 mod demo;
+mod dispatch;
 mod events;
 mod features;
 mod formats;

@@ -20,7 +20,7 @@ use tokio::process::Command;
 use crate::helpers::{spawn_app, TestApp};
 
 /// Tile z/x/y containing a lon/lat.
-fn tile_of(lon: f64, lat: f64, z: u8) -> (u32, u32) {
+pub(crate) fn tile_of(lon: f64, lat: f64, z: u8) -> (u32, u32) {
     let n = f64::from(1u32 << z);
     let x = ((lon + 180.0) / 360.0 * n).floor() as u32;
     let lat = lat.to_radians();
@@ -30,7 +30,7 @@ fn tile_of(lon: f64, lat: f64, z: u8) -> (u32, u32) {
 }
 
 /// Decode a tile with GDAL into features per layer (EPSG:3857 geometries).
-async fn decode(
+pub(crate) async fn decode(
     app: &TestApp,
     layers: &str,
     z: u8,

@@ -1,0 +1,255 @@
+//! Reading dispatch requests: every field checked and named when wrong,
+//! every list bounded, coordinates in range, so a bad request is a 400
+//! that says which field, and nothing partial is ever stored.
+
+use serde_json::{Map, Value};
+
+use super::DispatchError;
+use crate::crs::Crs;
+
+/// Most entries of a list in one request (capabilities, supplies, lines).
+pub const MAX_LIST: usize = 100;
+/// Longest free text (a description, a name).
+pub const MAX_TEXT_CHARS: usize = 2_000;
+
+/// A JSON object body.
+pub fn object(body: &[u8]) -> Result<Map<String, Value>, DispatchError> {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(_) => Err(DispatchError::invalid("body", "must be a JSON object")),
+        Err(e) => Err(DispatchError::invalid(
+            "body",
+            format!("is not valid JSON: {e}"),
+        )),
+    }
+}
+
+/// Refuse members the request does not define (a typo must not be lost).
+pub fn only(body: &Map<String, Value>, known: &[&str]) -> Result<(), DispatchError> {
+    match body.keys().find(|k| !known.contains(&k.as_str())) {
+        Some(k) => Err(DispatchError::invalid(
+            k,
+            format!(
+                "is not a field of this request (fields: {})",
+                known.join(", ")
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// An optional string member, trimmed, bounded.
+pub fn opt_text(body: &Map<String, Value>, key: &str) -> Result<Option<String>, DispatchError> {
+    match body.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.chars().count() > MAX_TEXT_CHARS => Err(
+            DispatchError::invalid(key, format!("is longer than {MAX_TEXT_CHARS} characters")),
+        ),
+        Some(Value::String(s)) if s.contains('\0') => {
+            Err(DispatchError::invalid(key, "must not contain NUL"))
+        }
+        Some(Value::String(s)) => Ok(Some(s.trim().to_owned()).filter(|s| !s.is_empty())),
+        Some(other) => Err(DispatchError::invalid(
+            key,
+            format!("must be a string, got {}", kind(other)),
+        )),
+    }
+}
+
+/// One of `allowed`.
+pub fn choice(key: &str, value: &str, allowed: &[String]) -> Result<String, DispatchError> {
+    if allowed.iter().any(|a| a == value) {
+        Ok(value.to_owned())
+    } else {
+        Err(DispatchError::invalid(
+            key,
+            format!("must be one of {}, got `{value}`", allowed.join(", ")),
+        ))
+    }
+}
+
+/// A whole number ≥ 1 (an id).
+pub fn id(key: &str, v: &Value) -> Result<i64, DispatchError> {
+    v.as_i64().filter(|n| *n >= 1).ok_or_else(|| {
+        DispatchError::invalid(key, format!("must be an id (a whole number ≥ 1), got {v}"))
+    })
+}
+
+/// A finite number > 0.
+pub fn quantity(key: &str, v: &Value) -> Result<f64, DispatchError> {
+    match v.as_f64() {
+        Some(q) if q.is_finite() && q > 0.0 && q <= 1e12 => Ok(q),
+        Some(q) => Err(DispatchError::invalid(
+            key,
+            format!("must be a positive quantity, got {q}"),
+        )),
+        None => Err(DispatchError::invalid(
+            key,
+            format!("must be a number, got {}", kind(v)),
+        )),
+    }
+}
+
+pub fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// A longitude and latitude in range, turned from `crs` into WGS84.
+pub fn lonlat(lon: f64, lat: f64, crs: Crs) -> Result<[f64; 2], DispatchError> {
+    if !lon.is_finite() || !(-180.0..=180.0).contains(&lon) {
+        return Err(DispatchError::invalid(
+            "lon",
+            format!("must be a longitude in [-180, 180], got {lon}"),
+        ));
+    }
+    if !lat.is_finite() || !(-90.0..=90.0).contains(&lat) {
+        return Err(DispatchError::invalid(
+            "lat",
+            format!("must be a latitude in [-90, 90], got {lat}"),
+        ));
+    }
+    let (lon, lat) = crs.to_wgs84(lon, lat);
+    Ok([lon, lat])
+}
+
+/// The position of a body: `geometry` (a GeoJSON Point) or `lon`/`lat`.
+pub fn position(body: &Map<String, Value>, crs: Crs) -> Result<[f64; 2], DispatchError> {
+    if let Some(g) = body.get("geometry").filter(|g| !g.is_null()) {
+        let kind_of = g.get("type").and_then(Value::as_str);
+        if kind_of != Some("Point") {
+            return Err(DispatchError::invalid(
+                "geometry",
+                format!(
+                    "must be a GeoJSON Point, got {}",
+                    kind_of.map_or_else(|| kind(g).to_owned(), |t| format!("a {t}"))
+                ),
+            ));
+        }
+        let c = g.get("coordinates").and_then(Value::as_array);
+        return match c.map(|c| c.iter().map(Value::as_f64).collect::<Vec<_>>()) {
+            Some(v) if (2..=3).contains(&v.len()) && v.iter().all(Option::is_some) => {
+                lonlat(v[0].unwrap_or(f64::NAN), v[1].unwrap_or(f64::NAN), crs)
+            }
+            _ => Err(DispatchError::invalid(
+                "geometry.coordinates",
+                "must be [lon, lat]",
+            )),
+        };
+    }
+    let number = |key: &str| -> Result<f64, DispatchError> {
+        match body.get(key) {
+            Some(v) => v.as_f64().ok_or_else(|| {
+                DispatchError::invalid(key, format!("must be a number, got {}", kind(v)))
+            }),
+            None => Err(DispatchError::invalid(
+                key,
+                "is required (or give `geometry` as a GeoJSON Point)",
+            )),
+        }
+    };
+    lonlat(number("lon")?, number("lat")?, crs)
+}
+
+/// Query parameters, each named once; unknown ones refused.
+pub struct Params(Vec<(String, String)>);
+
+impl Params {
+    pub fn parse(raw: Option<&str>, known: &[&str]) -> Result<Self, DispatchError> {
+        let pairs = crate::request::query_pairs(raw);
+        for (i, (k, _)) in pairs.iter().enumerate() {
+            if !known.contains(&k.as_str()) {
+                return Err(DispatchError::invalid(
+                    k,
+                    format!("is not a parameter here (parameters: {})", known.join(", ")),
+                ));
+            }
+            if pairs[..i].iter().any(|(j, _)| j == k) {
+                return Err(DispatchError::invalid(k, "is given twice"));
+            }
+        }
+        Ok(Self(pairs))
+    }
+
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn number(&self, key: &str) -> Result<Option<f64>, DispatchError> {
+        self.get(key)
+            .map(|v| {
+                v.trim()
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|n| n.is_finite())
+                    .ok_or_else(|| {
+                        DispatchError::invalid(key, format!("must be a number, got `{v}`"))
+                    })
+            })
+            .transpose()
+    }
+
+    pub fn required_number(&self, key: &str) -> Result<f64, DispatchError> {
+        self.number(key)?
+            .ok_or_else(|| DispatchError::invalid(key, "is required"))
+    }
+
+    /// A whole number in `range`.
+    pub fn count(
+        &self,
+        key: &str,
+        range: std::ops::RangeInclusive<u64>,
+    ) -> Result<Option<u64>, DispatchError> {
+        self.get(key)
+            .map(|v| {
+                v.trim()
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|n| range.contains(n))
+                    .ok_or_else(|| {
+                        DispatchError::invalid(
+                            key,
+                            format!(
+                                "must be a whole number from {} to {}, got `{v}`",
+                                range.start(),
+                                range.end()
+                            ),
+                        )
+                    })
+            })
+            .transpose()
+    }
+
+    /// The point of `lon`/`lat` in the request's `crs`.
+    pub fn point(&self) -> Result<[f64; 2], DispatchError> {
+        let crs = self.crs()?;
+        lonlat(
+            self.required_number("lon")?,
+            self.required_number("lat")?,
+            crs,
+        )
+    }
+
+    pub fn crs(&self) -> Result<Crs, DispatchError> {
+        match self.get("crs") {
+            None => Ok(Crs::Wgs84),
+            Some(v) => v
+                .parse::<Crs>()
+                .map_err(|e| DispatchError::invalid("crs", e.to_string())),
+        }
+    }
+}
+
+/// The `crs` query parameter of a write (`?crs=gcj02`).
+pub fn crs_of(raw: Option<&str>) -> Result<Crs, DispatchError> {
+    Params::parse(raw, &["crs"])?.crs()
+}
