@@ -15,8 +15,8 @@ export { touchedTiles, changeBoxes } from './tiles.js';
  *
  * - `layerList`: a `<ul>` to fill with the layer toggles and counts.
  * - `onStatus(text)`: map errors for the view's status line.
- * - `onClick(event, hit)`: a click; `hit` is the clicked feature or null.
- *   Without it a click on a feature opens its popup.
+ * - `onClick(event, hits)`: a click, with the features under it, topmost
+ *   first. Without it a click on a feature opens its popup.
  */
 export function createMap({ container = 'map', layerList = null, onStatus = () => {}, onClick = null, hash = true } = {}) {
   const map = new MapLibre({
@@ -104,9 +104,9 @@ export function createMap({ container = 'map', layerList = null, onStatus = () =
   };
 
   map.on('click', (event) => {
-    const [hit] = map.getStyle() ? map.queryRenderedFeatures(event.point, { layers: clickable() }) : [];
-    if (onClick) onClick(event, hit ?? null);
-    else if (hit) popup(hit, event.lngLat);
+    const hits = map.getStyle() ? map.queryRenderedFeatures(event.point, { layers: clickable() }) : [];
+    if (onClick) onClick(event, hits);
+    else if (hits[0]) popup(hits[0], event.lngLat);
   });
   map.on('error', (event) => {
     onStatus(t('map.error', { message: event.error?.message ?? String(event) }));
