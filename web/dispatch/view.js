@@ -371,7 +371,7 @@ function renderDetail() {
     { class: `status-${status}` }))));
 
   const recommendation = section('recommendation', detail.recommendation, (r) => el('div', {},
-    el('ol', { class: 'teams', id: 'recommended' }, r.teams.map((team) => teamRow(team, { showCovers: true }))),
+    el('ol', { class: 'teams', id: 'recommended' }, r.teams.slice(0, MAX_RECORDS).map((team) => teamRow(team, { showCovers: true }))),
     r.teams.length ? null : el('p', { class: 'hint' }, t('detail.no_teams')),
     r.uncovered?.length ? el('ul', { class: 'uncovered' }, r.uncovered.map((u) => el('li', { class: 'message warn' },
       `${value('incidents', 'required_capabilities', u.capability)}: ${t(`uncovered.${u.reason}`, {}, u.reason)}${u.detail ? ` (${u.detail})` : ''}`))) : null,
@@ -445,7 +445,7 @@ function renderDetail() {
 
   const [lon, lat] = f.geometry.coordinates;
   const hazards = section('hazards', detail.hazards, (r) => el('ul', { class: 'records', id: 'hazards' },
-    r.results.length ? r.results.map((h) => el('li', { class: `risk-${h.risk_level}` },
+    r.results.length ? r.results.slice(0, MAX_RECORDS).map((h) => el('li', { class: `risk-${h.risk_level}` },
       el('div', { class: 'row' }, el('strong', {}, h.name), el('span', {}, formatDistance(h.distance_m))),
       el('div', { class: 'meta' }, [value('hazard_sources', 'class', h.class), value('hazard_sources', 'risk_level', h.risk_level),
         t('detail.radius', { d: formatDistance(h.evacuation_radius_m) })].join(' · '))))
