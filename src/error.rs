@@ -90,14 +90,29 @@ impl AppError {
 /// A problem document (RFC 9457) with `status`, a `title` from the status
 /// and `detail` saying what was wrong.
 pub fn problem(status: StatusCode, detail: &str, extra: Option<(&str, Value)>) -> Response {
+    let members = extra
+        .map(|(k, v)| std::iter::once((k.to_owned(), v)).collect())
+        .unwrap_or_default();
+    problem_with(status, detail, members)
+}
+
+/// [`problem`] with extension members (RFC 9457 §3.2) beside the standard
+/// ones, which they never replace.
+pub fn problem_with(
+    status: StatusCode,
+    detail: &str,
+    members: serde_json::Map<String, Value>,
+) -> Response {
     let mut body = json!({
         "type": "about:blank",
         "title": status.canonical_reason().unwrap_or("Error"),
         "status": status.as_u16(),
         "detail": detail,
     });
-    if let (Some((key, value)), Some(obj)) = (extra, body.as_object_mut()) {
-        obj.insert(key.to_owned(), value);
+    if let Some(obj) = body.as_object_mut() {
+        for (k, v) in members {
+            obj.entry(k).or_insert(v);
+        }
     }
     let mut response = (status, Json(body)).into_response();
     response
@@ -137,23 +152,7 @@ impl IntoResponse for AppError {
                 );
                 r
             }
-            AppError::ConflictWith { detail, extra } => {
-                let mut body = json!({
-                    "type": "about:blank",
-                    "title": status.canonical_reason().unwrap_or("Conflict"),
-                    "status": status.as_u16(),
-                    "detail": detail,
-                });
-                if let Some(obj) = body.as_object_mut() {
-                    for (k, v) in extra {
-                        obj.entry(k.clone()).or_insert_with(|| v.clone());
-                    }
-                }
-                let mut r = (status, Json(body)).into_response();
-                r.headers_mut()
-                    .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
-                r
-            }
+            AppError::ConflictWith { detail, extra } => problem_with(status, detail, extra.clone()),
             AppError::Unavailable(_) => {
                 let mut r = problem(status, &self.to_string(), None);
                 r.headers_mut()

@@ -330,6 +330,16 @@ impl Default for DispatchSettings {
 }
 
 impl DispatchSettings {
+    /// Team types the file leaves out keep their default speed: a
+    /// `[dispatch.speed_kmh]` table naming one type must not slow every
+    /// other type down to `default_speed_kmh`.
+    fn completed(mut self) -> Self {
+        for (k, v) in Self::default().speed_kmh {
+            self.speed_kmh.entry(k).or_insert(v);
+        }
+        self
+    }
+
     fn check(&self) -> Result<(), String> {
         let positive = |v: f64| v.is_finite() && v > 0.0;
         if !(self.road_factor.is_finite() && self.road_factor >= 1.0) {
@@ -530,7 +540,7 @@ impl Settings {
                 .clone()
                 .or(file.log)
                 .unwrap_or_else(|| DEFAULT_LOG.into()),
-            dispatch: file.dispatch,
+            dispatch: file.dispatch.completed(),
             layers: file.layer,
         })
     }
@@ -689,6 +699,37 @@ mod tests {
         assert_eq!(s.request_timeout, Duration::from_secs(5));
         assert_eq!(s.body_limit, DEFAULT_BODY_LIMIT);
         assert_eq!(s.layers.len(), 1);
+    }
+
+    #[test]
+    fn dispatch_settings_come_from_the_file_over_the_defaults() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("onemap.toml");
+        std::fs::write(
+            &path,
+            "[dispatch]\nroad_factor = 1.5\n[dispatch.speed_kmh]\nwater_rescue = 20\n",
+        )
+        .expect("write");
+        let cli = Cli::parse_from([
+            "onemap",
+            "--config",
+            path.to_str().expect("utf-8"),
+            "migrate",
+        ]);
+        let s = Settings::resolve(&cli, None).expect("settings");
+        assert_eq!(s.dispatch.road_factor, 1.5);
+        assert_eq!(s.dispatch.speed_kmh["water_rescue"], 20.0);
+        let defaults = DispatchSettings::default();
+        assert_eq!(
+            s.dispatch.speed_kmh["medical"],
+            defaults.speed_kmh["medical"]
+        );
+        assert_eq!(s.dispatch.max_eta_min, defaults.max_eta_min);
+        std::fs::write(&path, "[dispatch]\nroad_factor = 0.5\n").expect("write");
+        let e = Settings::resolve(&cli, None).expect_err("a road factor under 1");
+        assert!(e.to_string().contains("road_factor"), "{e}");
+        std::fs::write(&path, "[dispatch.speed_kmh]\nmedical = 0\n").expect("write");
+        assert!(Settings::resolve(&cli, None).is_err());
     }
 
     #[test]

@@ -105,7 +105,76 @@ pub fn build() -> Result<BTreeMap<&'static str, Vec<Feature>>, DemoError> {
     data.insert("flood_zones", g.flood_zones());
     data.insert("waterlogging_points", g.waterlogging_points());
     data.insert("population_grid", g.population_grid());
+    link_dispatched(&mut data);
     Ok(data)
+}
+
+/// Make the demo's dispatch state consistent: each team the generator
+/// marked dispatched works on one of the active incidents, which records
+/// the assignment, as the dispatch API would have left them. Ids are the
+/// insertion order (the demo loads only into an empty store).
+fn link_dispatched(data: &mut BTreeMap<&'static str, Vec<Feature>>) {
+    let active: Vec<(i64, String)> = data
+        .get("incidents")
+        .into_iter()
+        .flatten()
+        .enumerate()
+        .filter(|(_, f)| f.properties.get("status").and_then(Value::as_str) == Some("active"))
+        .map(|(i, f)| {
+            let at = f
+                .properties
+                .get("reported_at")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            (i as i64 + 1, at.to_owned())
+        })
+        .collect();
+    if active.is_empty() {
+        return;
+    }
+    let mut links: Vec<(usize, i64, String)> = Vec::new();
+    for (i, team) in data
+        .get_mut("rescue_teams")
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        if team.properties.get("status").and_then(Value::as_str) != Some("dispatched") {
+            continue;
+        }
+        let (incident, _) = &active[links.len() % active.len()];
+        team.properties
+            .insert("incident_id".into(), json!(incident));
+        links.push((i, *incident, team.name().unwrap_or_default().to_owned()));
+    }
+    let incidents = data
+        .get_mut("incidents")
+        .map(|v| v.as_mut_slice())
+        .unwrap_or_default();
+    for (team, incident, name) in links {
+        let Some(f) = usize::try_from(incident - 1)
+            .ok()
+            .and_then(|i| incidents.get_mut(i))
+        else {
+            continue;
+        };
+        let at = active
+            .iter()
+            .find(|(id, _)| *id == incident)
+            .and_then(|(_, at)| chrono::DateTime::parse_from_rfc3339(at).ok())
+            .map(|t| (t + chrono::Duration::minutes(12)).to_rfc3339())
+            .unwrap_or_default();
+        let records = f
+            .properties
+            .entry("assignments")
+            .or_insert_with(|| json!([]));
+        if let Value::Array(a) = records {
+            a.push(json!({
+                "team_id": team as i64 + 1, "team_name": name,
+                "assigned_at": at, "assigned_by": "demo",
+            }));
+        }
+    }
 }
 
 /// The real county boundaries, GCJ-02 in the file, WGS84 here.

@@ -88,6 +88,13 @@ pub fn known_item(
     field: &str,
     item: &str,
 ) -> Result<(), DispatchError> {
+    // Not echoed whole: a megabyte of item name makes a megabyte of error.
+    if item.chars().count() > 64 {
+        return Err(DispatchError::invalid(
+            field,
+            "is longer than any item code (64 characters)",
+        ));
+    }
     if known.contains_key(item) {
         Ok(())
     } else {

@@ -629,6 +629,30 @@ async fn bad_dispatch_requests_are_named_4xx_problems_and_store_nothing() {
             "{body}: {p}"
         );
     }
+    // Hostile bodies: nesting past serde's bound, megabytes of text.
+    let deep = format!("{}1{}", "[".repeat(10_000), "]".repeat(10_000));
+    let long = "涝".repeat(1_000_000);
+    for body in [
+        format!(r#"{{"type": "flood", "lon": 118.3, "lat": 35.0, "description": {deep}}}"#),
+        format!(r#"{{"type": "flood", "lon": 118.3, "lat": 35.0, "description": "{long}"}}"#),
+        format!(
+            r#"{{"type": "flood", "lon": 118.3, "lat": 35.0, "required_supplies": [{{"item": "{long}", "quantity": 1}}]}}"#
+        ),
+        "[]".to_owned(),
+        "{".to_owned(),
+    ] {
+        let r = app
+            .client
+            .post(app.url("/api/incidents"))
+            .bearer_auth(&token)
+            .body(body)
+            .send()
+            .await
+            .expect("answers");
+        assert_eq!(r.status(), 400);
+        let p: Value = r.json().await.expect("a problem document");
+        assert!(p["detail"].as_str().is_some_and(|d| d.len() < 1_000), "{p}");
+    }
     assert_eq!(
         app.get_json("/api/incidents").await["features"]
             .as_array()
@@ -792,4 +816,104 @@ async fn the_supply_plan_takes_nearest_depots_first_and_names_the_shortfall() {
             .as_array()
             .is_some_and(|a| a.iter().all(|x| x["distance_m"].as_f64() <= Some(r))));
     }
+}
+
+#[tokio::test]
+async fn two_servers_on_one_geopackage_let_exactly_one_assignment_win() {
+    // Two servers, each with its own pool and its own writer queue, on one
+    // file: only the store's transaction can decide between them.
+    let a = Arc::new(spawn_app(true).await);
+    let database = format!("sqlite://{}", a.db_path.display());
+    let b = Arc::new(
+        crate::helpers::spawn_app_with(tempfile::tempdir().expect("tempdir"), false, |s| {
+            s.database = database;
+        })
+        .await,
+    );
+    let token = a.token(Role::Dispatcher).await;
+    let incident = incident_at(&a, &token, 118.30, 34.99, json!(["water_rescue"])).await;
+    let standby = a
+        .get_json("/api/nearest?layer=rescue_teams&lon=118.3&lat=34.99&status=standby&limit=1")
+        .await;
+    let team = standby["results"][0]["id"]
+        .as_i64()
+        .expect("a standby team");
+    // B learns of the incident from the shared change log.
+    let mut seen = false;
+    for _ in 0..40 {
+        if b.get(&format!("/api/incidents/{incident}")).await.status() == 200 {
+            seen = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(seen, "server B shows server A's incident within 2 s");
+    let mut tries = Vec::new();
+    for i in 0..50 {
+        let node = if i % 2 == 0 {
+            Arc::clone(&a)
+        } else {
+            Arc::clone(&b)
+        };
+        let token = token.clone();
+        tries.push(tokio::spawn(async move {
+            reqwest::Client::new()
+                .post(node.url(&format!("/api/incidents/{incident}/assignments")))
+                .bearer_auth(&token)
+                .json(&json!({"team_id": team}))
+                .send()
+                .await
+                .expect("answers")
+                .status()
+                .as_u16()
+        }));
+    }
+    let mut codes = Vec::new();
+    for t in tries {
+        codes.push(t.await.expect("joined"));
+    }
+    assert_eq!(codes.iter().filter(|c| **c == 201).count(), 1, "{codes:?}");
+    assert_eq!(codes.iter().filter(|c| **c == 409).count(), 49, "{codes:?}");
+    // Whichever server won, B shows one assignment once its feed has run.
+    let mut assigned = None;
+    for _ in 0..40 {
+        let i = b.get_json(&format!("/api/incidents/{incident}")).await;
+        assigned = i["properties"]["assignments"].as_array().map(Vec::len);
+        if assigned == Some(1) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(assigned, Some(1));
+}
+
+#[tokio::test]
+async fn the_demo_is_a_consistent_dispatch_state() {
+    let app = spawn_app(true).await;
+    let teams = app
+        .get_json("/ogc/collections/rescue_teams/items?limit=1000")
+        .await;
+    let mut dispatched = 0;
+    for t in teams["features"].as_array().into_iter().flatten() {
+        let p = &t["properties"];
+        if p["status"] == "dispatched" {
+            dispatched += 1;
+            let incident = p["incident_id"]
+                .as_i64()
+                .expect("a dispatched team has its incident");
+            let i = app.get_json(&format!("/api/incidents/{incident}")).await;
+            assert_eq!(i["properties"]["status"], "active");
+            let open: Vec<i64> = i["properties"]["assignments"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|a| a["released_at"].is_null())
+                .filter_map(|a| a["team_id"].as_i64())
+                .collect();
+            assert!(open.contains(&t["id"].as_i64().unwrap_or(0)), "{i}");
+        } else {
+            assert!(p["incident_id"].is_null(), "{t}");
+        }
+    }
+    assert!(dispatched > 0, "the demo shows a dispatch under way");
 }

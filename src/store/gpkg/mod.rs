@@ -268,6 +268,71 @@ impl GpkgStore {
         Ok((written, false))
     }
 
+    /// Apply edits in `tx`, in order; what was written, by layer.
+    async fn write_edits(
+        tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+        first: &str,
+        edits: Vec<Edit>,
+    ) -> Result<Vec<EditedLayer>, StoreError> {
+        let mut groups: Vec<EditedLayer> = Vec::new();
+        let mut known = vec![first.to_owned()];
+        for edit in edits {
+            let (layer, id) = (edit.layer, edit.id);
+            if !known.contains(&layer.name) {
+                Self::check_layer(&mut *tx, &layer).await?;
+                known.push(layer.name.clone());
+            }
+            let Some(current) = Self::read_one(&mut *tx, &layer, id).await? else {
+                return Err(StoreError::NotFound {
+                    layer: layer.name.clone(),
+                    id,
+                });
+            };
+            let mut f = current.clone();
+            (edit.apply)(&mut f).map_err(|reason| StoreError::Refused {
+                layer: layer.name.clone(),
+                id,
+                reason,
+            })?;
+            if f.geometry == current.geometry && f.properties == current.properties {
+                continue;
+            }
+            let mut f = super::validate_off_workers(&layer, std::slice::from_ref(&f))
+                .await?
+                .pop()
+                .expect("a valid batch of one yields one feature");
+            f.id = Some(id);
+            let at = match groups.iter().position(|g| g.layer.name == layer.name) {
+                Some(at) => at,
+                None => {
+                    schema::drop_triggers(&mut *tx, &layer).await?;
+                    groups.push(EditedLayer {
+                        layer: Arc::clone(&layer),
+                        ids: Vec::new(),
+                        boxes_before: Vec::new(),
+                        boxes_after: Vec::new(),
+                        before: Vec::new(),
+                        after: Vec::new(),
+                    });
+                    groups.len() - 1
+                }
+            };
+            bind_feature(sqlx::query(&Self::update_sql(&layer)), &layer, &f)?
+                .bind(id)
+                .execute(&mut **tx)
+                .await
+                .map_err(StoreError::db(format!("updating {} {id}", layer.name)))?;
+            index_features(&mut *tx, &layer, &[(id, &f)]).await?;
+            let g = &mut groups[at];
+            g.ids.push(id);
+            g.boxes_before.push(log::envelope(&current.geometry));
+            g.boxes_after.push(log::envelope(&f.geometry));
+            g.before.push(Value::Object(current.properties));
+            g.after.push(Value::Object(f.properties));
+        }
+        Ok(groups)
+    }
+
     /// `UPDATE` of one feature's geometry and properties, bound by
     /// [`bind_feature`] then the id.
     fn update_sql(layer: &LayerDef) -> String {
@@ -297,6 +362,16 @@ impl GpkgStore {
             layer.name
         )
     }
+}
+
+/// What the transaction wrote of one layer.
+struct EditedLayer {
+    layer: Arc<LayerDef>,
+    ids: Vec<i64>,
+    boxes_before: Vec<Option<[f64; 4]>>,
+    boxes_after: Vec<Option<[f64; 4]>>,
+    before: Vec<Value>,
+    after: Vec<Value>,
 }
 
 /// The SQL to write a feature's geometry and properties, in schema order.
@@ -866,15 +941,6 @@ impl Store for GpkgStore {
         actor: &str,
         action: Option<Value>,
     ) -> Result<Option<Written>, StoreError> {
-        /// What the transaction wrote of one layer.
-        struct Group {
-            layer: Arc<LayerDef>,
-            ids: Vec<i64>,
-            boxes_before: Vec<Option<[f64; 4]>>,
-            boxes_after: Vec<Option<[f64; 4]>>,
-            before: Vec<Value>,
-            after: Vec<Value>,
-        }
         let Some(first) = edits.first() else {
             return Ok(None);
         };
@@ -883,66 +949,16 @@ impl Store for GpkgStore {
         // Every read below is inside this write transaction: what `apply`
         // sees is what is stored until commit, for every writer of the file.
         let mut tx = self.begin_write(&first).await?;
-        let mut groups: Vec<Group> = Vec::new();
-        let mut known = vec![first.name.clone()];
-        for edit in edits {
-            let (layer, id) = (edit.layer, edit.id);
-            if !known.contains(&layer.name) {
-                Self::check_layer(&mut tx, &layer).await?;
-                known.push(layer.name.clone());
+        let groups = match Self::write_edits(&mut tx, &first.name, edits).await {
+            Ok(groups) if !groups.is_empty() => groups,
+            // A refusal, or nothing changed: roll back now, so the write
+            // lock is free for the next writer at once (a dropped
+            // transaction keeps it until the pool gets round to it).
+            other => {
+                let _ = tx.rollback().await;
+                return other.map(|_| None);
             }
-            let Some(current) = Self::read_one(&mut tx, &layer, id).await? else {
-                return Err(StoreError::NotFound {
-                    layer: layer.name.clone(),
-                    id,
-                });
-            };
-            let mut f = current.clone();
-            (edit.apply)(&mut f).map_err(|reason| StoreError::Refused {
-                layer: layer.name.clone(),
-                id,
-                reason,
-            })?;
-            if f.geometry == current.geometry && f.properties == current.properties {
-                continue;
-            }
-            let mut f = super::validate_off_workers(&layer, std::slice::from_ref(&f))
-                .await?
-                .pop()
-                .expect("a valid batch of one yields one feature");
-            f.id = Some(id);
-            let at = match groups.iter().position(|g| g.layer.name == layer.name) {
-                Some(at) => at,
-                None => {
-                    schema::drop_triggers(&mut tx, &layer).await?;
-                    groups.push(Group {
-                        layer: Arc::clone(&layer),
-                        ids: Vec::new(),
-                        boxes_before: Vec::new(),
-                        boxes_after: Vec::new(),
-                        before: Vec::new(),
-                        after: Vec::new(),
-                    });
-                    groups.len() - 1
-                }
-            };
-            bind_feature(sqlx::query(&Self::update_sql(&layer)), &layer, &f)?
-                .bind(id)
-                .execute(&mut *tx)
-                .await
-                .map_err(StoreError::db(format!("updating {} {id}", layer.name)))?;
-            index_features(&mut tx, &layer, &[(id, &f)]).await?;
-            let g = &mut groups[at];
-            g.ids.push(id);
-            g.boxes_before.push(log::envelope(&current.geometry));
-            g.boxes_after.push(log::envelope(&f.geometry));
-            g.before.push(Value::Object(current.properties));
-            g.after.push(Value::Object(f.properties));
-        }
-        // Nothing changed: the transaction is dropped (rolled back).
-        if groups.is_empty() {
-            return Ok(None);
-        }
+        };
         for g in &groups {
             touch(&mut tx, &g.layer).await?;
         }
