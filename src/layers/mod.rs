@@ -9,7 +9,11 @@ mod feature;
 mod role;
 mod validate;
 
-use std::{collections::HashMap, fmt, sync::Arc};
+use std::{
+    collections::{BTreeMap, HashMap},
+    fmt,
+    sync::Arc,
+};
 
 use serde::{Deserialize, Serialize};
 
@@ -118,6 +122,14 @@ pub struct PropertyDef {
     /// Allowed values of an `enum`, or of the items of an `array`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub values: Option<Vec<String>>,
+    /// Display names of `values` (value → name), for maps and lists that
+    /// speak the user's language; a value without one is shown as stored.
+    /// Every key is one of `values`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_titles_zh: Option<BTreeMap<String, String>>,
+    /// … in English.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_titles_en: Option<BTreeMap<String, String>>,
     /// The fields of each item of a `records` property.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fields: Option<Vec<PropertyDef>>,
@@ -240,6 +252,18 @@ fn check_properties(properties: &[PropertyDef]) -> Result<(), String> {
             },
             _ => {}
         }
+        for titles in [&p.value_titles_zh, &p.value_titles_en]
+            .into_iter()
+            .flatten()
+        {
+            let values = p.values.as_deref().unwrap_or_default();
+            if let Some(stray) = titles.keys().find(|k| !values.contains(k)) {
+                return Err(format!(
+                    "property `{}` names value `{stray}`, which is not one of its `values`",
+                    p.name
+                ));
+            }
+        }
     }
     Ok(())
 }
@@ -295,6 +319,8 @@ impl Catalog {
                         title_zh: Some("名称".into()),
                         title_en: Some("Name".into()),
                         values: None,
+                        value_titles_zh: None,
+                        value_titles_en: None,
                         fields: None,
                         unit: None,
                         minimum: None,
@@ -358,6 +384,80 @@ mod tests {
         assert_eq!(
             status,
             ["standby", "dispatched", "on_scene", "returning", "off_duty"]
+        );
+    }
+
+    #[test]
+    fn enumerations_of_dispatch_and_hazards_have_chinese_and_english_names() {
+        let catalog = Catalog::builtin().expect("builtin.toml is valid");
+        for (layer, property) in [
+            ("rescue_teams", "status"),
+            ("rescue_teams", "team_type"),
+            ("rescue_teams", "capabilities"),
+            ("incidents", "type"),
+            ("incidents", "severity"),
+            ("incidents", "status"),
+            ("incidents", "required_capabilities"),
+            ("hazard_sources", "class"),
+            ("hazard_sources", "risk_level"),
+        ] {
+            let p = catalog
+                .get(layer)
+                .and_then(|l| l.property(property))
+                .unwrap_or_else(|| panic!("{layer}.{property}"));
+            for titles in [&p.value_titles_zh, &p.value_titles_en] {
+                let titles = titles
+                    .as_ref()
+                    .unwrap_or_else(|| panic!("{layer}.{property}"));
+                for v in p.values.as_deref().unwrap_or_default() {
+                    assert!(titles.contains_key(v), "{layer}.{property} names `{v}`");
+                }
+            }
+        }
+        let name = |layer: &str, property: &str, value: &str| {
+            catalog
+                .get(layer)
+                .and_then(|l| l.property(property))
+                .and_then(|p| p.value_titles_zh.as_ref())
+                .and_then(|t| t.get(value))
+                .cloned()
+        };
+        assert_eq!(
+            name("rescue_teams", "status", "standby").as_deref(),
+            Some("待命")
+        );
+        assert_eq!(
+            name("incidents", "severity", "especially_major").as_deref(),
+            Some("特别重大")
+        );
+        assert_eq!(
+            name("hazard_sources", "class", "major_hazard").as_deref(),
+            Some("重大危险源")
+        );
+
+        // Served with the schema, as `/api/layers` sends it.
+        let served =
+            serde_json::to_value(catalog.get("incidents").and_then(|l| l.property("status")))
+                .expect("serializable");
+        assert_eq!(served["value_titles_zh"]["active"], "处置中");
+        assert_eq!(served["value_titles_en"]["cancelled"], "Cancelled");
+    }
+
+    #[test]
+    fn a_name_for_a_value_the_property_does_not_have_is_refused() {
+        let d: Declarations = toml::from_str(
+            r#"[[layer]]
+            name = "x"
+            title_zh = "x"
+            title_en = "x"
+            geometry = ["Point"]
+            properties = [{ name = "k", type = "enum", values = ["a"], value_titles_zh = { a = "甲", b = "乙" } }]"#,
+        )
+        .expect("parses");
+        let refused = Catalog::with_extra(d.layer);
+        assert!(
+            matches!(&refused, Err(CatalogError::Invalid { what, .. }) if what.contains("`b`")),
+            "{refused:?}"
         );
     }
 

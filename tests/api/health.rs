@@ -106,6 +106,18 @@ async fn the_web_map_is_served_at_the_root() {
 }
 
 #[tokio::test]
+async fn the_dispatch_console_is_served_with_and_without_the_slash() {
+    let app = spawn_app(false).await;
+    // reqwest follows the 307 that `/dispatch` answers.
+    for path in ["/dispatch", "/dispatch/"] {
+        let r = app.get(path).await;
+        assert_eq!(r.status(), 200, "{path}");
+        assert_eq!(r.url().path(), "/dispatch/", "{path}");
+        assert!(r.text().await.expect("html").contains("/dispatch/view.js"));
+    }
+}
+
+#[tokio::test]
 async fn graceful_shutdown_leaves_a_complete_single_file() {
     let app = spawn_app(true).await;
     let db = app.db_path.clone();

@@ -1,0 +1,315 @@
+// Every text the views show, in one dictionary: Simplified Chinese by
+// default, English with `?lang=en` or the toggle. Views hold keys, never
+// sentences; names of layers, properties and values come from the catalog
+// (lib/catalog.js), not from here.
+
+const DICT = {
+  'zh-CN': {
+    'app.title': 'onemap 应急资源一张图',
+    'app.heading': '应急资源“一张图”',
+    'nav.dispatch': '调度台',
+    'nav.map': '一张图',
+    'lang.switch': 'English',
+    'lang.switch_label': 'Switch to English',
+    'status.loading': '正在加载…',
+    'status.live': '实时',
+    'status.stale': '数据截至 {time}，正在重连…',
+    'map.layers': '图层',
+    'map.layer': '图层',
+    'map.cluster': '聚合',
+    'map.cluster_count': '{n} 个要素',
+    'map.error': '地图错误：{message}',
+    'map.no_catalog': '图层目录读取失败：{message}',
+    'prop.id': '编号',
+    'list.sep': '、',
+    'bool.yes': '是',
+    'bool.no': '否',
+    'unit.persons': '人',
+    'unit.m': '米',
+    'unit.m²': '平方米',
+    'unit.cm': '厘米',
+    'error.network': '无法连接服务器：{message}',
+    'error.http': '请求失败（{status}）：{detail}',
+    'error.not_json': '{path} 的应答不是 JSON（{type}）',
+    'error.team_busy': '该队伍当前状态：{status}，所属事件 #{incident}。',
+    'message.close': '关闭',
+    'dispatch.title': 'onemap 应急指挥调度台',
+    'dispatch.heading': '应急指挥调度台',
+    'dispatch.map_label': '调度地图：点击地图报告事件',
+    'login.label': '调度员令牌',
+    'login.submit': '登录',
+    'login.hint': '令牌只保存在本标签页，关闭即清除。未登录时只能查看。',
+    'login.signed_in': '已登录调度员令牌。',
+    'login.logout': '退出',
+    'login.needed': '请先输入调度员令牌。',
+    'login.again': '令牌无效或已吊销，请重新输入。',
+    'incidents.heading': '未结事件',
+    'incidents.hint': '点击地图空白处报告新事件；点击事件查看处置建议。',
+    'incidents.none': '当前没有未结事件。',
+    'incidents.more': '另有 {n} 起未结事件未列出。',
+    'report.heading': '报告事件',
+    'report.here': '在此处报告事件',
+    'report.where': '位置：{lon}, {lat}',
+    'report.name': '名称',
+    'report.name_hint': '留空则自动命名',
+    'report.type': '事件类型',
+    'report.severity': '事件等级',
+    'report.description': '描述',
+    'report.capabilities': '所需救援能力',
+    'report.supplies': '所需物资',
+    'report.item': '物资',
+    'report.item_pick': '选择物资…',
+    'report.quantity': '数量',
+    'report.add_supply': '添加物资',
+    'report.remove_supply': '删除此项',
+    'report.cancel': '取消',
+    'report.submit': '报告',
+    'report.created': '已报告事件：{name}',
+    'detail.reported_at': '报告时间 {time}',
+    'detail.recommendation': '推荐队伍',
+    'detail.nearest': '最近的待命队伍',
+    'detail.assignments': '已派遣队伍',
+    'detail.supplies': '物资调拨方案',
+    'detail.reservations': '已调拨物资',
+    'detail.hazards': '影响范围内的危险源',
+    'detail.near_shelters': '附近避难场所',
+    'detail.near_cameras': '附近视频监控',
+    'detail.near_enterprises': '附近企业',
+    'detail.no_teams': '没有可派遣的队伍。',
+    'detail.no_hazards': '不在任何危险源的疏散半径内。',
+    'detail.none': '无',
+    'detail.worst_eta': '全部所需能力最迟 {eta} 到场（上限 {max}）',
+    'detail.assigned': '{time} 由 {by} 派遣',
+    'detail.released': '{time} 解除 {why}',
+    'detail.need': '需 {need} {unit}，已调拨 {got}',
+    'detail.all_reserved': '已全部调拨。',
+    'detail.available': '库存 {n}',
+    'detail.shortfall': '缺口 {n} {unit}',
+    'detail.returned': '{time} 已退回',
+    'detail.radius': '疏散半径 {d}',
+    'detail.where': '事件位置：{lon}, {lat}',
+    'reason.covers': '具备 {caps}',
+    'reason.closest': '距离最近',
+    'reason.fastest': '最快到场',
+    'uncovered.no_standby_team': '没有待命队伍具备此能力',
+    'uncovered.beyond_max_eta': '具备此能力的队伍超出最长到场时间',
+    'action.assign': '派遣',
+    'action.recall': '召回',
+    'action.reserve': '调拨',
+    'action.return': '退回',
+    'action.activate': '开始处置',
+    'action.resolve': '处置结束',
+    'action.cancel': '取消事件',
+    'done.assigned': '已派遣 {team}',
+    'done.recalled': '已召回 {team}',
+    'done.reserved': '已调拨 {item}',
+    'done.returned': '已退回 {item}',
+    'done.status': '事件状态已改为“{status}”，解除 {n} 支队伍',
+    'done.team_status': '{team} 状态已改为“{status}”',
+    'eta.minutes': '约 {n} 分钟',
+    'eta.none': '—',
+    'distance.m': '{n} 米',
+    'distance.km': '{n} 公里',
+  },
+  en: {
+    'app.title': 'onemap emergency resources map',
+    'app.heading': 'Emergency resources “one map”',
+    'nav.dispatch': 'Dispatch',
+    'nav.map': 'One map',
+    'lang.switch': '中文',
+    'lang.switch_label': '切换到中文',
+    'status.loading': 'Loading…',
+    'status.live': 'Live',
+    'status.stale': 'Data as of {time}, reconnecting…',
+    'map.layers': 'Layers',
+    'map.layer': 'Layer',
+    'map.cluster': 'Cluster',
+    'map.cluster_count': '{n} features',
+    'map.error': 'Map error: {message}',
+    'map.no_catalog': 'Cannot read the layer catalog: {message}',
+    'prop.id': 'Id',
+    'list.sep': ', ',
+    'bool.yes': 'yes',
+    'bool.no': 'no',
+    'unit.persons': 'persons',
+    'unit.m': 'm',
+    'unit.m²': 'm²',
+    'unit.cm': 'cm',
+    'error.network': 'Cannot reach the server: {message}',
+    'error.http': 'Request failed ({status}): {detail}',
+    'error.not_json': 'The answer of {path} is not JSON ({type})',
+    'error.team_busy': 'The team is {status}, on incident #{incident}.',
+    'message.close': 'Close',
+    'dispatch.title': 'onemap dispatch console',
+    'dispatch.heading': 'Dispatch console',
+    'dispatch.map_label': 'Dispatch map: click the map to report an incident',
+    'login.label': 'Dispatcher token',
+    'login.submit': 'Sign in',
+    'login.hint': 'Kept in this tab only and cleared when it closes. Without it the console is read-only.',
+    'login.signed_in': 'Signed in with a dispatcher token.',
+    'login.logout': 'Sign out',
+    'login.needed': 'Enter a dispatcher token first.',
+    'login.again': 'The token is invalid or revoked; enter it again.',
+    'incidents.heading': 'Open incidents',
+    'incidents.hint': 'Click an empty spot of the map to report an incident; pick one to see what to send.',
+    'incidents.none': 'No open incident.',
+    'incidents.more': '{n} more open incidents are not listed.',
+    'report.heading': 'Report an incident',
+    'report.here': 'Report an incident here',
+    'report.where': 'At {lon}, {lat}',
+    'report.name': 'Name',
+    'report.name_hint': 'named automatically when empty',
+    'report.type': 'Type',
+    'report.severity': 'Severity',
+    'report.description': 'Description',
+    'report.capabilities': 'Required capabilities',
+    'report.supplies': 'Required supplies',
+    'report.item': 'Item',
+    'report.item_pick': 'Pick an item…',
+    'report.quantity': 'Quantity',
+    'report.add_supply': 'Add an item',
+    'report.remove_supply': 'Remove this item',
+    'report.cancel': 'Cancel',
+    'report.submit': 'Report',
+    'report.created': 'Reported: {name}',
+    'detail.reported_at': 'Reported {time}',
+    'detail.recommendation': 'Recommended teams',
+    'detail.nearest': 'Nearest standby teams',
+    'detail.assignments': 'Assigned teams',
+    'detail.supplies': 'Supply plan',
+    'detail.reservations': 'Reserved supplies',
+    'detail.hazards': 'Hazards whose radius covers it',
+    'detail.near_shelters': 'Shelters nearby',
+    'detail.near_cameras': 'Cameras nearby',
+    'detail.near_enterprises': 'Enterprises nearby',
+    'detail.no_teams': 'No team can be sent.',
+    'detail.no_hazards': 'Inside no hazard’s evacuation radius.',
+    'detail.none': 'None',
+    'detail.worst_eta': 'Every required capability on scene within {eta} (limit {max})',
+    'detail.assigned': 'assigned {time} by {by}',
+    'detail.released': 'released {time} {why}',
+    'detail.need': 'needs {need} {unit}, reserved {got}',
+    'detail.all_reserved': 'All reserved.',
+    'detail.available': '{n} in stock',
+    'detail.shortfall': 'short by {n} {unit}',
+    'detail.returned': 'returned {time}',
+    'detail.radius': 'evacuation radius {d}',
+    'detail.where': 'Incident at {lon}, {lat}',
+    'reason.covers': 'covers {caps}',
+    'reason.closest': 'closest',
+    'reason.fastest': 'fastest',
+    'uncovered.no_standby_team': 'no standby team has it',
+    'uncovered.beyond_max_eta': 'the teams that have it are beyond the longest travel time',
+    'action.assign': 'Assign',
+    'action.recall': 'Recall',
+    'action.reserve': 'Reserve',
+    'action.return': 'Return',
+    'action.activate': 'Activate',
+    'action.resolve': 'Resolve',
+    'action.cancel': 'Cancel incident',
+    'done.assigned': '{team} assigned',
+    'done.recalled': '{team} recalled',
+    'done.reserved': '{item} reserved',
+    'done.returned': '{item} returned',
+    'done.status': 'Incident now “{status}”; {n} teams released',
+    'done.team_status': '{team} is now “{status}”',
+    'eta.minutes': '~{n} min',
+    'eta.none': '—',
+    'distance.m': '{n} m',
+    'distance.km': '{n} km',
+  },
+};
+
+const DEFAULT = 'zh-CN';
+const KEY = 'onemap.lang';
+const listeners = [];
+
+function initial() {
+  const asked = new URLSearchParams(location.search).get('lang');
+  if (asked) return asked.toLowerCase().startsWith('en') ? 'en' : DEFAULT;
+  const kept = localStorage.getItem(KEY);
+  return kept && DICT[kept] ? kept : DEFAULT;
+}
+
+let current = typeof location === 'undefined' ? DEFAULT : initial();
+
+/** The language shown: `zh-CN` or `en`. */
+export const lang = () => current;
+
+/** The text of `key` with `{name}` replaced from `params`; `fallback` (or
+ * the Chinese text, or the key) when the language lacks it. */
+export function t(key, params = {}, fallback = undefined) {
+  const text = DICT[current][key] ?? fallback ?? DICT[DEFAULT][key] ?? key;
+  return text.replace(/\{(\w+)\}/g, (m, name) => (params[name] === undefined ? m : String(params[name])));
+}
+
+/** Switch the language, keep it for the next visit, and redraw. */
+export function setLang(next) {
+  current = DICT[next] ? next : DEFAULT;
+  localStorage.setItem(KEY, current);
+  const url = new URL(location.href);
+  if (current === DEFAULT) url.searchParams.delete('lang'); else url.searchParams.set('lang', current);
+  history.replaceState(history.state, '', url);
+  for (const fn of listeners) fn(current);
+}
+
+export function onLangChange(fn) { listeners.push(fn); }
+
+/** Fill every `data-i18n` (text), `data-i18n-placeholder`,
+ * `data-i18n-title` and `data-i18n-aria-label` element from the dictionary;
+ * again on each language change. */
+export function translatePage(root = document) {
+  document.documentElement.lang = current;
+  for (const node of root.querySelectorAll('[data-i18n]')) node.textContent = t(node.dataset.i18n);
+  for (const attr of ['placeholder', 'title', 'aria-label']) {
+    for (const node of root.querySelectorAll(`[data-i18n-${attr}]`)) node.setAttribute(attr, t(node.getAttribute(`data-i18n-${attr}`)));
+  }
+  if (!translatePage.listening) { translatePage.listening = true; onLangChange(() => translatePage(root)); }
+}
+
+/** The language toggle button. */
+export function langToggle() {
+  const button = document.createElement('button');
+  button.type = 'button';
+  button.className = 'lang-toggle';
+  const label = () => {
+    button.textContent = t('lang.switch');
+    button.setAttribute('aria-label', t('lang.switch_label'));
+  };
+  label();
+  button.addEventListener('click', () => setLang(current === 'en' ? DEFAULT : 'en'));
+  onLangChange(label);
+  return button;
+}
+
+const locale = () => (current === 'en' ? 'en-GB' : 'zh-CN');
+
+export function formatNumber(n) {
+  const x = Number(n);
+  return Number.isFinite(x) ? x.toLocaleString(locale(), { maximumFractionDigits: 2 }) : String(n);
+}
+
+/** A date-time in local time, to the minute. */
+export function formatTime(value) {
+  if (!value) return '';
+  const d = new Date(value);
+  if (Number.isNaN(d.getTime())) return String(value);
+  return d.toLocaleString(locale(), { month: 'numeric', day: 'numeric', hour: '2-digit', minute: '2-digit', hour12: false });
+}
+
+/** A time of day to the second (when data was last live). */
+export function formatClock(date) {
+  return date.toLocaleTimeString(locale(), { hour12: false });
+}
+
+export function formatDistance(m) {
+  const x = Number(m);
+  if (m === null || m === undefined || !Number.isFinite(x)) return t('eta.none');
+  return x < 1000 ? t('distance.m', { n: Math.round(x) }) : t('distance.km', { n: (x / 1000).toFixed(1) });
+}
+
+export function formatEta(min) {
+  const x = Number(min);
+  if (min === null || min === undefined || !Number.isFinite(x)) return t('eta.none');
+  return t('eta.minutes', { n: Math.max(1, Math.round(x)) });
+}
