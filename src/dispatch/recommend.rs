@@ -231,9 +231,39 @@ pub async fn run_card_of(state: &AppState, id: i64) -> Result<Value, AppError> {
         .into_iter()
         .map(str::to_owned)
         .collect();
+    // Teams already on their way cover what they bring: the card proposes
+    // teams only for what is still missing.
+    let assigned: Vec<Value> = super::incidents::open_assignments(&f)
+        .into_iter()
+        .filter_map(|t| state.index.get(TEAMS, t))
+        .map(|e| {
+            let caps = strings(&e.feature, "capabilities");
+            let covers: Vec<&String> = required.iter().filter(|r| caps.contains(&r.as_str())).collect();
+            json!({ "id": e.id, "name": e.feature.name(), "status": text(&e.feature, "status"), "covers": covers })
+        })
+        .collect();
+    let missing: Vec<String> = required
+        .iter()
+        .filter(|r| {
+            !assigned.iter().any(|a| {
+                a["covers"]
+                    .as_array()
+                    .is_some_and(|c| c.iter().any(|x| x == r.as_str()))
+            })
+        })
+        .cloned()
+        .collect();
     let travel = Travel::new(&state.settings.dispatch);
-    let (within, beyond) = candidates(&state.index, &travel, [p.x(), p.y()], &required);
-    let card = run_card(&required, within, &beyond, travel.max_eta_min());
+    let (within, beyond) = candidates(&state.index, &travel, [p.x(), p.y()], &missing);
+    let card = if missing.is_empty() && !required.is_empty() {
+        RunCard {
+            teams: Vec::new(),
+            uncovered: Vec::new(),
+            worst_eta_min: None,
+        }
+    } else {
+        run_card(&missing, within, &beyond, travel.max_eta_min())
+    };
     let teams: Vec<Value> = card
         .teams
         .iter()
@@ -248,6 +278,8 @@ pub async fn run_card_of(state: &AppState, id: i64) -> Result<Value, AppError> {
     Ok(json!({
         "incident_id": id,
         "required_capabilities": required,
+        "assigned": assigned,
+        "missing_capabilities": missing,
         "teams": teams,
         "uncovered": card.uncovered,
         "worst_eta_min": card.worst_eta_min.map(round1),
@@ -261,4 +293,113 @@ pub async fn show(
 ) -> Result<Json<Value>, AppError> {
     let id = path_id("id", &id)?;
     Ok(Json(run_card_of(&state, id).await?))
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::{Rng, SeedableRng};
+
+    use super::*;
+
+    fn team(id: i64, eta: f64, caps: &[&str]) -> Candidate {
+        Candidate {
+            id,
+            name: None,
+            team_type: None,
+            capabilities: caps.iter().map(|c| (*c).to_owned()).collect(),
+            distance_m: eta * 1000.0,
+            eta_min: eta,
+        }
+    }
+
+    #[test]
+    fn the_card_covers_everything_at_the_least_worst_eta() {
+        const CAPS: [&str; 5] = [
+            "water_rescue",
+            "diving",
+            "medical",
+            "levee_repair",
+            "evacuation",
+        ];
+        let mut rng = rand::rngs::StdRng::seed_from_u64(21);
+        for round in 0..500 {
+            let n = rng.random_range(1..=10);
+            let teams: Vec<Candidate> = (0..n)
+                .map(|i| {
+                    let caps: Vec<&str> = CAPS
+                        .iter()
+                        .copied()
+                        .filter(|_| rng.random_bool(0.35))
+                        .collect();
+                    team(i as i64 + 1, rng.random_range(1.0..60.0), &caps)
+                })
+                .collect();
+            let required: Vec<String> = CAPS
+                .iter()
+                .filter(|_| rng.random_bool(0.5))
+                .map(|c| (*c).to_owned())
+                .collect();
+            let card = run_card(&required, teams.clone(), &[], 60.0);
+            let coverable: Vec<&String> = required
+                .iter()
+                .filter(|r| teams.iter().any(|t| t.capabilities.contains(r)))
+                .collect();
+            // Every coverable capability is covered; the rest are named.
+            for r in &coverable {
+                assert!(
+                    card.teams.iter().any(|t| t.covers.contains(r)),
+                    "round {round}"
+                );
+            }
+            assert_eq!(card.uncovered.len(), required.len() - coverable.len());
+            if required.is_empty() || coverable.is_empty() {
+                continue;
+            }
+            // Brute force over every subset: the least worst ETA of a cover.
+            let mut best = f64::INFINITY;
+            for mask in 1u32..(1 << n) {
+                let chosen: Vec<&Candidate> = (0..n)
+                    .filter(|i| mask & (1 << i) != 0)
+                    .map(|i| &teams[i])
+                    .collect();
+                if coverable
+                    .iter()
+                    .all(|r| chosen.iter().any(|t| t.capabilities.contains(r)))
+                {
+                    best = best.min(chosen.iter().map(|t| t.eta_min).fold(0.0, f64::max));
+                }
+            }
+            assert_eq!(card.worst_eta_min, Some(best), "round {round}: {card:?}");
+            for t in &card.teams {
+                assert!(
+                    !t.covers.is_empty() && t.reasons.iter().any(|r| r.starts_with("covers: "))
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn what_nobody_can_bring_is_named_with_why() {
+        let teams = vec![team(1, 5.0, &["water_rescue"])];
+        let card = run_card(
+            &["water_rescue".into(), "diving".into(), "hazmat".into()],
+            teams,
+            &[("diving".into(), 95.0)],
+            60.0,
+        );
+        assert_eq!(card.teams.len(), 1);
+        assert_eq!(
+            card.teams[0].reasons,
+            vec!["covers: water_rescue", "closest"]
+        );
+        let reasons: Vec<(&str, &str)> = card
+            .uncovered
+            .iter()
+            .map(|u| (u.capability.as_str(), u.reason))
+            .collect();
+        assert_eq!(
+            reasons,
+            vec![("diving", "beyond_max_eta"), ("hazmat", "no_standby_team")]
+        );
+    }
 }

@@ -347,6 +347,20 @@ async fn resolving_an_incident_frees_its_teams_and_says_so() {
         .await;
         assert_eq!(code, 201, "{body}");
     }
+    // With the proposed teams on their way, nothing is missing any more.
+    let after = app
+        .get_json(&format!("/api/incidents/{incident}/recommendation"))
+        .await;
+    let uncoverable = card["uncovered"].as_array().map(Vec::len).unwrap_or(0);
+    assert_eq!(
+        after["missing_capabilities"].as_array().map(Vec::len),
+        Some(uncoverable),
+        "{after}"
+    );
+    assert_eq!(
+        after["assigned"].as_array().map(Vec::len),
+        Some(proposed.len())
+    );
     // Each assignment: one event with the action, the team and the incident.
     for team in &proposed {
         let e = events.next().await;
