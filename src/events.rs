@@ -11,17 +11,18 @@ use std::{
     convert::Infallible,
     net::{IpAddr, SocketAddr},
     sync::{Arc, Mutex},
-    time::Duration,
 };
 
 use axum::{
     extract::{ConnectInfo, RawQuery, State},
-    http::HeaderMap,
-    response::sse::{Event, KeepAlive, Sse},
+    http::{HeaderMap, HeaderName, HeaderValue},
+    response::{
+        sse::{Event, KeepAlive, Sse},
+        IntoResponse,
+    },
     routing::get,
     Router,
 };
-use futures_util::Stream;
 use serde_json::json;
 use tokio::sync::broadcast;
 
@@ -31,6 +32,10 @@ use crate::{auth::Caller, error::AppError, store::Change, AppState};
 const CHANNEL: usize = 1024;
 /// Changes read from the log per round when catching up.
 const REPLAY_PAGE: u64 = 500;
+/// The response header that tells a client the heartbeat period in
+/// seconds (`events_heartbeat`): its watchdog declares the stream dead
+/// after two periods of silence, whatever the operator configured.
+pub const HEARTBEAT_HEADER: HeaderName = HeaderName::from_static("x-heartbeat-seconds");
 
 pub struct EventHub {
     sender: broadcast::Sender<Arc<Change>>,
@@ -166,13 +171,15 @@ impl Subscription {
 }
 
 /// `GET /api/events?layers=a,b` (HTML Living Standard, Server-sent events).
+/// A comment line is sent every `events_heartbeat` seconds, the period
+/// named in the `X-Heartbeat-Seconds` header.
 async fn stream_events(
     State(state): State<AppState>,
     ConnectInfo(client): ConnectInfo<SocketAddr>,
     caller: Caller,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
-) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, AppError> {
+) -> Result<impl IntoResponse, AppError> {
     caller.require_reader(&state)?;
     let mut layers = None;
     let mut last_event_id = headers
@@ -253,6 +260,7 @@ async fn stream_events(
             }
         }
     };
+    let heartbeat = state.settings.events_heartbeat;
     let sub = Subscription {
         last,
         layers,
@@ -263,7 +271,10 @@ async fn stream_events(
         |(state, mut rx, mut sub, mut pending_first, mut backlog, mut catching_up)| async move {
             loop {
                 if let Some(e) = pending_first.pop() {
-                    return Some((Ok(e), (state, rx, sub, pending_first, backlog, catching_up)));
+                    return Some((
+                        Ok::<_, Infallible>(e),
+                        (state, rx, sub, pending_first, backlog, catching_up),
+                    ));
                 }
                 if let Some(c) = backlog.first().cloned() {
                     backlog.remove(0);
@@ -314,5 +325,8 @@ async fn stream_events(
             }
         },
     );
-    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+    Ok((
+        [(HEARTBEAT_HEADER, HeaderValue::from(heartbeat.as_secs()))],
+        Sse::new(stream).keep_alive(KeepAlive::new().interval(heartbeat)),
+    ))
 }

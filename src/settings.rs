@@ -34,6 +34,9 @@ pub const DEFAULT_BODY_LIMIT: usize = 16 * 1024 * 1024;
 pub const DEFAULT_REQUEST_TIMEOUT_SECS: u64 = 30;
 pub const DEFAULT_LOG: &str = "info";
 pub const DEFAULT_EVENTS_REPLAY: u64 = 10_000;
+/// Seconds between the keep-alive comments of `/api/events`: a client that
+/// hears nothing for two of them knows the stream is dead, not quiet.
+pub const DEFAULT_EVENTS_HEARTBEAT_SECS: u64 = 15;
 pub const DEFAULT_IMPORT_LIMIT: usize = 256 * 1024 * 1024;
 /// A client has this long to send a request's headers (also the longest a
 /// kept-alive connection may sit idle before its next request).
@@ -155,6 +158,10 @@ pub struct ServeArgs {
     /// it gets a `reset` instead [default: 10000].
     #[arg(long, env = "ONEMAP_EVENTS_REPLAY")]
     pub events_replay: Option<u64>,
+    /// Seconds between the heartbeat comments of `/api/events`, announced
+    /// to clients in its `X-Heartbeat-Seconds` header; from 1 [default: 15].
+    #[arg(long, env = "ONEMAP_EVENTS_HEARTBEAT", value_parser = clap::value_parser!(u64).range(1..))]
+    pub events_heartbeat: Option<u64>,
     /// Largest body of `POST /api/import/{layer}` in bytes [default: 256 MiB].
     #[arg(long, env = "ONEMAP_IMPORT_LIMIT")]
     pub import_limit: Option<usize>,
@@ -266,6 +273,7 @@ struct FileSettings {
     basemap_attribution: Option<String>,
     read_requires_token: Option<bool>,
     events_replay: Option<u64>,
+    events_heartbeat: Option<u64>,
     import_limit: Option<usize>,
     allowed_hosts: Option<Vec<String>>,
     metrics: Option<MetricsAccess>,
@@ -379,6 +387,8 @@ pub struct Settings {
     pub read_requires_token: bool,
     pub bench_fixed_body: Option<usize>,
     pub events_replay: u64,
+    #[serde(serialize_with = "secs")]
+    pub events_heartbeat: Duration,
     pub import_limit: usize,
     pub allowed_hosts: Vec<String>,
     pub metrics: MetricsAccess,
@@ -414,6 +424,8 @@ pub enum SettingsError {
     },
     #[error("settings file: [dispatch] {0}")]
     Dispatch(String),
+    #[error("settings file: {key} {reason}")]
+    OutOfRange { key: &'static str, reason: String },
     #[error("invalid default {what}: {reason}")]
     Default { what: &'static str, reason: String },
 }
@@ -438,6 +450,14 @@ impl Settings {
                 })?,
         };
         file.dispatch.check().map_err(SettingsError::Dispatch)?;
+        // The flag's own parser refuses 0; a 0 in the file would make the
+        // server send nothing but heartbeats.
+        if file.events_heartbeat == Some(0) {
+            return Err(SettingsError::OutOfRange {
+                key: "events_heartbeat",
+                reason: "must be at least 1 second".into(),
+            });
+        }
         Ok(Self {
             database: cli
                 .database
@@ -488,6 +508,12 @@ impl Settings {
                 .events_replay
                 .or(file.events_replay)
                 .unwrap_or(DEFAULT_EVENTS_REPLAY),
+            events_heartbeat: Duration::from_secs(
+                serve
+                    .events_heartbeat
+                    .or(file.events_heartbeat)
+                    .unwrap_or(DEFAULT_EVENTS_HEARTBEAT_SECS),
+            ),
             import_limit: serve
                 .import_limit
                 .or(file.import_limit)
@@ -563,6 +589,7 @@ impl Settings {
             read_requires_token: false,
             bench_fixed_body: None,
             events_replay: DEFAULT_EVENTS_REPLAY,
+            events_heartbeat: Duration::from_secs(DEFAULT_EVENTS_HEARTBEAT_SECS),
             import_limit: DEFAULT_IMPORT_LIMIT,
             allowed_hosts: Vec::new(),
             metrics: MetricsAccess::Open,
@@ -730,6 +757,34 @@ mod tests {
         assert!(e.to_string().contains("road_factor"), "{e}");
         std::fs::write(&path, "[dispatch.speed_kmh]\nmedical = 0\n").expect("write");
         assert!(Settings::resolve(&cli, None).is_err());
+    }
+
+    #[test]
+    fn the_heartbeat_comes_from_the_flag_over_the_file_and_is_never_zero() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("onemap.toml");
+        let config = path.to_str().expect("utf-8 path");
+        std::fs::write(&path, "events_heartbeat = 3\n").expect("write");
+        let resolve = |args: &[&str]| {
+            let cli = Cli::parse_from(["onemap", "--config", config, "serve"].iter().chain(args));
+            let Command::Serve(serve) = &cli.command else {
+                panic!("serve")
+            };
+            Settings::resolve(&cli, Some(serve))
+        };
+        let from_file = resolve(&[]).expect("settings");
+        assert_eq!(from_file.events_heartbeat, Duration::from_secs(3));
+        let from_flag = resolve(&["--events-heartbeat", "1"]).expect("settings");
+        assert_eq!(from_flag.events_heartbeat, Duration::from_secs(1));
+        assert!(Cli::try_parse_from(["onemap", "serve", "--events-heartbeat", "0"]).is_err());
+        std::fs::write(&path, "events_heartbeat = 0\n").expect("write");
+        let e = resolve(&[]).expect_err("a zero heartbeat");
+        assert!(e.to_string().contains("events_heartbeat"), "{e}");
+        std::fs::write(&path, "").expect("write");
+        assert_eq!(
+            resolve(&[]).expect("settings").events_heartbeat,
+            Duration::from_secs(DEFAULT_EVENTS_HEARTBEAT_SECS)
+        );
     }
 
     #[test]

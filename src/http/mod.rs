@@ -84,7 +84,11 @@ fn cors(origins: &[String]) -> CorsLayer {
             header::IF_MATCH,
             header::IF_NONE_MATCH,
         ])
-        .expose_headers([header::ETAG, header::LOCATION]);
+        .expose_headers([
+            header::ETAG,
+            header::LOCATION,
+            crate::events::HEARTBEAT_HEADER,
+        ]);
     if origins.iter().any(|o| o == "*") {
         layer.allow_origin(Any)
     } else {

@@ -171,3 +171,37 @@ async fn a_gap_beyond_the_replay_window_gets_a_reset() {
     patch_status(&app, &token, "rescue_teams", 6, "dispatched").await;
     assert_eq!(events.next().await.data["ids"], json!([6]));
 }
+
+#[tokio::test]
+async fn the_stream_names_its_heartbeat_period_and_keeps_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let app = spawn_app_with(dir, false, |s| {
+        s.events_heartbeat = Duration::from_secs(1);
+    })
+    .await;
+    let r = app.get("/api/events").await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-heartbeat-seconds"], "1");
+    // With no change at all, comment lines (`:`) arrive once a second.
+    let mut body = Box::pin(r.bytes_stream());
+    let started = std::time::Instant::now();
+    let mut text = String::new();
+    while text.matches(":\n").count() < 2 {
+        let chunk = tokio::time::timeout(Duration::from_secs(3), body.next())
+            .await
+            .expect("a heartbeat within 3 s")
+            .expect("the stream stays open")
+            .expect("a chunk");
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_millis(3500),
+        "two heartbeats after {took:?}: {text:?}"
+    );
+    assert_eq!(
+        spawn_app(false).await.get("/api/events").await.headers()["x-heartbeat-seconds"],
+        "15",
+        "the default period"
+    );
+}
