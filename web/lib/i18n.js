@@ -9,6 +9,43 @@ const DICT = {
     'app.heading': '应急资源“一张图”',
     'nav.dispatch': '调度台',
     'nav.map': '一张图',
+    'nav.wall': '值班大屏',
+    'nav.planning': '规划研判',
+    'home.summary': '态势概览',
+    'home.stale': '以下数字截至 {time}',
+    'wall.title': 'onemap 应急指挥值班大屏',
+    'wall.heading': '应急指挥“一张图”',
+    'wall.map_label': '全区态势地图',
+    'wall.stale': '数据截至 {time} · 已断开，正在重连',
+    'wall.stale_request': '数据截至 {time} · 读取失败：{message}',
+    'wall.replay': '回放 {time}',
+    'wall.replay_loading': '正在读取 {time} 的回放…',
+    'wall.replay_error': '回放失败：{message}',
+    'wall.replay_at': '回放时刻',
+    'wall.replay_ago': '{n} 分钟前',
+    'wall.replay_go': '回放',
+    'wall.back_live': '返回实时',
+    'wall.context_lost': '地图显示中断，正在恢复…',
+    'kpi.teams': '救援队伍',
+    'kpi.incidents': '未结事件',
+    'kpi.shelters': '应急避难场所',
+    'kpi.capacity': '容量',
+    'kpi.occupancy': '已安置',
+    'kpi.free': '剩余容量',
+    'kpi.supplies': '储备物资（可用）',
+    'kpi.reserved': '已调拨 {n}',
+    'kpi.total': '共 {n}',
+    'kpi.unknown': '—',
+    'ticker.heading': '未结事件 · 最新在前',
+    'ticker.open_for': '已持续 {d}',
+    'duration.dh': '{d} 天 {h} 小时',
+    'duration.hm': '{h} 小时 {m} 分',
+    'duration.m': '{m} 分钟',
+    'legend.heading': '图例',
+    'legend.risk': '风险等级',
+    'legend.teams': '队伍状态',
+    'legend.severity': '事件等级',
+    'legend.incidents': '事件状态',
     'lang.switch': 'English',
     'lang.switch_label': 'Switch to English',
     'status.loading': '正在加载…',
@@ -116,6 +153,61 @@ const DICT = {
     'app.heading': 'Emergency resources “one map”',
     'nav.dispatch': 'Dispatch',
     'nav.map': 'One map',
+    'nav.wall': 'Wall display',
+    'nav.planning': 'Planning',
+    'home.summary': 'Overview',
+    'home.stale': 'Figures as of {time}',
+    'wall.title': 'onemap command wall',
+    'wall.heading': 'Emergency command “one map”',
+    'wall.map_label': 'District situation map',
+    'wall.stale': 'Data as of {time} · disconnected, reconnecting',
+    'wall.stale_request': 'Data as of {time} · request failed: {message}',
+    'wall.replay': 'REPLAY {time}',
+    'wall.replay_loading': 'Loading the replay of {time}…',
+    'wall.replay_error': 'Replay failed: {message}',
+    'wall.replay_at': 'Replay moment',
+    'wall.replay_ago': '{n} min ago',
+    'wall.replay_go': 'Replay',
+    'wall.back_live': 'Back to live',
+    'wall.context_lost': 'Map display interrupted, restoring…',
+    'kpi.teams': 'Rescue teams',
+    'kpi.incidents': 'Open incidents',
+    'kpi.shelters': 'Emergency shelters',
+    'kpi.capacity': 'Capacity',
+    'kpi.occupancy': 'Occupancy',
+    'kpi.free': 'Free',
+    'kpi.supplies': 'Depot stock (available)',
+    'kpi.reserved': '{n} reserved',
+    'kpi.total': '{n} in all',
+    'kpi.unknown': '—',
+    'ticker.heading': 'Open incidents · newest first',
+    'ticker.open_for': 'open {d}',
+    'duration.dh': '{d} d {h} h',
+    'duration.hm': '{h} h {m} min',
+    'duration.m': '{m} min',
+    'legend.heading': 'Legend',
+    'legend.risk': 'Risk level',
+    'legend.teams': 'Team status',
+    'legend.severity': 'Incident severity',
+    'legend.incidents': 'Incident status',
+    'item.sandbags': 'Sandbags',
+    'item.life_jackets': 'Life jackets',
+    'item.assault_boats': 'Assault boats',
+    'item.pumps': 'Pumps',
+    'item.tents': 'Tents',
+    'item.masks': 'Masks',
+    'item.isolation_gowns': 'Isolation gowns',
+    'item.generators': 'Generators',
+    'item.quilts': 'Quilts',
+    'item.emergency_lights': 'Emergency lights',
+    'unit.条': '',
+    'unit.件': '',
+    'unit.艘': '',
+    'unit.台': '',
+    'unit.顶': '',
+    'unit.只': '',
+    'unit.床': '',
+    'unit.套': 'sets',
     'lang.switch': '中文',
     'lang.switch_label': '切换到中文',
     'status.loading': 'Loading…',
@@ -295,6 +387,23 @@ export function formatTime(value) {
   const d = new Date(value);
   if (Number.isNaN(d.getTime())) return String(value);
   return d.toLocaleString(locale(), { month: 'numeric', day: 'numeric', hour: '2-digit', minute: '2-digit', hour12: false });
+}
+
+/** A duration in minutes as days and hours, hours and minutes, or
+ * minutes (how long an incident has been open). */
+export function formatDuration(ms) {
+  const minutes = Math.max(0, Math.floor(ms / 60_000));
+  const d = Math.floor(minutes / 1440);
+  const h = Math.floor((minutes % 1440) / 60);
+  const m = minutes % 60;
+  if (d > 0) return t('duration.dh', { d, h });
+  if (h > 0) return t('duration.hm', { h, m });
+  return t('duration.m', { m });
+}
+
+/** A calendar date with its weekday (the wall's clock). */
+export function formatDate(date) {
+  return date.toLocaleDateString(locale(), { year: 'numeric', month: 'long', day: 'numeric', weekday: 'short' });
 }
 
 /** A time of day to the second (when data was last live). */

@@ -7,10 +7,15 @@
 // followed by a reconnect after a capped exponential back-off, for ever,
 // resuming from the last event seen (Last-Event-ID), and a watchdog marks
 // the feed not live when neither an event nor a heartbeat came for two
-// heartbeat periods.
+// heartbeat periods. The period is the server's: each answer names it in
+// its `X-Heartbeat-Seconds` header (`--events-heartbeat`), and the watchdog
+// follows it from then on.
 
-/** The server's heartbeat period (axum KeepAlive in src/events.rs). */
+/** The heartbeat period assumed until the server names its own (the
+ * server's default `events_heartbeat`). */
 export const HEARTBEAT_MS = 15_000;
+/** The response header naming the server's heartbeat period in seconds. */
+export const HEARTBEAT_HEADER = 'x-heartbeat-seconds';
 /** First and longest wait before reconnecting. */
 export const BACKOFF_MIN_MS = 1_000;
 export const BACKOFF_MAX_MS = 30_000;
@@ -68,12 +73,19 @@ export function sseParser({ onEvent, onComment }) {
  *   (a burst is what arrives within `coalesceMs`: an import or a
  *   dispatcher's quick edits become one batch).
  * - `onReset()`: the server could not replay what was missed; reload all.
+ * - `onOpen({resumed, heartbeatMs})`: a connection was opened; `resumed`
+ *   after an earlier one (reload what is not event-driven, such as
+ *   summaries: the missed changes themselves are replayed as events).
  * - `onState({live, since, error, retryIn})`: `live` is false while
  *   disconnected or silent; `since` is when data last arrived.
+ *
+ * Nothing here grows with the number of events: one parser, one reader
+ * and one watchdog timer per connection, and a batch emptied per burst.
  */
-export function follow({ url = '/api/events', onChange, onReset, onState, coalesceMs = 150,
+export function follow({ url = '/api/events', onChange, onReset, onOpen, onState, coalesceMs = 150,
   heartbeatMs = HEARTBEAT_MS, headers = () => ({}) } = {}) {
   let lastId = null;
+  let opened = 0;
   let stopped = false;
   let controller = null;
   let watchdog = null;
@@ -116,6 +128,8 @@ export function follow({ url = '/api/events', onChange, onReset, onState, coales
       flushTimer ??= setTimeout(flush, coalesceMs);
     } else if (type === 'reset') {
       batch = [];
+      clearTimeout(flushTimer);
+      flushTimer = null;
       onReset?.();
     }
   };
@@ -127,10 +141,15 @@ export function follow({ url = '/api/events', onChange, onReset, onState, coales
       try {
         const h = { accept: 'text/event-stream', ...headers() };
         if (lastId !== null) h['last-event-id'] = lastId;
+        // A connection attempt that hangs is given up like a silent stream.
+        arm();
         const response = await fetch(url, { headers: h, signal: controller.signal, cache: 'no-store' });
         if (!response.ok || !response.body) throw new Error(`HTTP ${response.status}`);
+        const announced = Number(response.headers.get(HEARTBEAT_HEADER));
+        if (Number.isFinite(announced) && announced > 0) heartbeatMs = announced * 1000;
         attempt = 0;
         heard();
+        onOpen?.({ resumed: opened++ > 0, heartbeatMs });
         const parse = sseParser({ onEvent: (e) => { heard(); dispatch(e); }, onComment: heard });
         const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
         for (;;) {
@@ -160,5 +179,6 @@ export function follow({ url = '/api/events', onChange, onReset, onState, coales
     },
     get live() { return live; },
     get lastEventId() { return lastId; },
+    get heartbeatMs() { return heartbeatMs; },
   };
 }

@@ -17,8 +17,10 @@ export { touchedTiles, changeBoxes } from './tiles.js';
  * - `onStatus(text)`: map errors for the view's status line.
  * - `onClick(event, hits)`: a click, with the features under it, topmost
  *   first. Without it a click on a feature opens its popup.
+ * - `controls`: the zoom buttons and the scale (a wall display has none).
  */
-export function createMap({ container = 'map', layerList = null, onStatus = () => {}, onClick = null, hash = true } = {}) {
+export function createMap({ container = 'map', layerList = null, onStatus = () => {}, onClick = null, hash = true,
+  controls = true } = {}) {
   const map = new MapLibre({
     container,
     style: '/styles/onemap.json',
@@ -27,8 +29,10 @@ export function createMap({ container = 'map', layerList = null, onStatus = () =
     attributionControl: { compact: true },
     hash,
   });
-  map.addControl(new NavigationControl(), 'top-right');
-  map.addControl(new ScaleControl({ unit: 'metric' }), 'bottom-right');
+  if (controls) {
+    map.addControl(new NavigationControl(), 'top-right');
+    map.addControl(new ScaleControl({ unit: 'metric' }), 'bottom-right');
+  }
   window.onemap = map; // for the wall display's operators and the browser tests
 
   /** Style layers grouped by the catalog layer they draw. */
@@ -122,7 +126,9 @@ export function createMap({ container = 'map', layerList = null, onStatus = () =
   /** Reload the tiles the changes touched (everything when one of them
    * does not say where, or after a reset). */
   const refresh = (changes) => {
-    if (!map.getSource('onemap')) return;
+    // Without a style (a lost WebGL context) there is nothing to reload:
+    // the style restored afterwards loads its tiles afresh.
+    if (!map.style || !map.getSource('onemap')) return;
     const boxes = [];
     let everything = !changes;
     for (const change of changes ?? []) {
