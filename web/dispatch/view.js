@@ -4,6 +4,7 @@
 // change statuses). Every other dispatcher's action arrives on the change
 // stream and is shown without reloading.
 import { createMap } from '../lib/map.js';
+import { el } from '../lib/dom.js';
 import { follow } from '../lib/live.js';
 import { get, post, patch, del, query, token, ApiError } from '../lib/api.js';
 import * as catalog from '../lib/catalog.js';
@@ -22,20 +23,6 @@ const TEAM_STATUSES = ['on_scene', 'returning', 'standby', 'off_duty'];
 const NEARBY_LAYERS = ['shelters', 'cameras', 'enterprises'];
 
 const $ = (id) => document.getElementById(id);
-
-/** `el('li', {class: 'x', onclick}, child, …)`: children are nodes or text. */
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (v === undefined || v === null || v === false) continue;
-    if (k.startsWith('on')) node.addEventListener(k.slice(2), v);
-    else if (k === 'class') node.className = v;
-    else if (k === 'dataset') Object.assign(node.dataset, v);
-    else node.setAttribute(k, v === true ? '' : v);
-  }
-  node.append(...children.flat().filter((c) => c !== null && c !== undefined && c !== false));
-  return node;
-}
 
 // ---------------------------------------------------------------- messages
 
