@@ -2,7 +2,8 @@
 // loads `/` from a real onemap server with the demo, with no console error
 // and no request leaving 127.0.0.1, draws features and labels of several
 // layers from onemap's own glyphs, and shows an edit by reloading only the
-// tiles that hold it.
+// tiles that hold it; as the landing page it shows the summary and the
+// links to the other views.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
@@ -182,6 +183,25 @@ test('a dense layer is drawn as clusters that print their counts', async () => {
   const single = await page.evaluate(() => window.onemap.queryRenderedFeatures({ layers: ['cameras'] })
     .filter((f) => String(f.properties.name).startsWith('dense-')).length);
   assert.equal(counts.reduce((a, b) => a + b, 0) + single, 600, `counted ${counts} + ${single} drawn`);
+  assert.deepEqual(errors, [], 'no console errors or warnings');
+  await page.close();
+});
+
+test('the landing page shows the figures of /api/summary and leads to the wall, the console and planning', async () => {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+  const errors = [];
+  page.on('console', (m) => { if (m.type() === 'error' || m.type() === 'warning') errors.push(`${m.type()}: ${m.text()}`); });
+  page.on('pageerror', (e) => errors.push(e.message));
+  await page.goto(`${base}/`);
+  await page.waitForSelector('#summary dt');
+  const summary = await (await fetch(`${base}/api/summary`)).json();
+  const text = await page.textContent('#summary');
+  const standby = summary.teams.by_status.standby ?? 0;
+  assert.ok(text.includes(`待命 ${standby}`), `teams on standby: ${text}`);
+  assert.ok(text.includes(`未结事件 ${summary.incidents.open}`), `open incidents: ${text}`);
+  assert.ok(text.includes('编织袋'), `depot stock: ${text}`);
+  const links = await page.$$eval('#panel .views a', (as) => as.map((a) => [a.getAttribute('href'), a.textContent]));
+  assert.deepEqual(links, [['/wall/', '值班大屏'], ['/dispatch/', '调度台'], ['/planning/', '规划研判']]);
   assert.deepEqual(errors, [], 'no console errors or warnings');
   await page.close();
 });
