@@ -51,6 +51,45 @@ async fn incident_at(app: &TestApp, token: &str, lon: f64, lat: f64, caps: Value
     f["id"].as_i64().expect("an id")
 }
 
+/// POST `body` to `path` `n` times at once, spread over `nodes` in turn,
+/// each over a connection of its own; the statuses and bodies answered.
+async fn race(
+    nodes: &[Arc<TestApp>],
+    n: usize,
+    path: &str,
+    token: &str,
+    body: Value,
+) -> Vec<(u16, Value)> {
+    let tries: Vec<_> = (0..n)
+        .map(|i| {
+            let (node, path, token, body) = (
+                Arc::clone(&nodes[i % nodes.len()]),
+                path.to_owned(),
+                token.to_owned(),
+                body.clone(),
+            );
+            tokio::spawn(async move {
+                let r = reqwest::Client::new()
+                    .post(node.url(&path))
+                    .bearer_auth(&token)
+                    .json(&body)
+                    .send()
+                    .await
+                    .expect("answers");
+                (
+                    r.status().as_u16(),
+                    r.json::<Value>().await.unwrap_or(Value::Null),
+                )
+            })
+        })
+        .collect();
+    let mut answers = Vec::with_capacity(n);
+    for t in tries {
+        answers.push(t.await.expect("joined"));
+    }
+    answers
+}
+
 fn position(f: &Value) -> [f64; 2] {
     [
         f["geometry"]["coordinates"][0].as_f64().unwrap_or(f64::NAN),
@@ -159,28 +198,16 @@ async fn of_fifty_concurrent_assignments_of_one_team_exactly_one_wins() {
     let team = standby["results"][0]["id"]
         .as_i64()
         .expect("a standby team");
-    let mut tries = Vec::new();
-    for _ in 0..50 {
-        let (app, token) = (Arc::clone(&app), token.clone());
-        // A client each: fifty connections, not one reused.
-        tries.push(tokio::spawn(async move {
-            let client = reqwest::Client::new();
-            let r = client
-                .post(app.url(&format!("/api/incidents/{incident}/assignments")))
-                .bearer_auth(&token)
-                .json(&json!({"team_id": team}))
-                .send()
-                .await
-                .expect("answers");
-            (
-                r.status().as_u16(),
-                r.json::<Value>().await.unwrap_or(Value::Null),
-            )
-        }));
-    }
+    let answers = race(
+        &[Arc::clone(&app)],
+        50,
+        &format!("/api/incidents/{incident}/assignments"),
+        &token,
+        json!({"team_id": team}),
+    )
+    .await;
     let mut codes = Vec::new();
-    for t in tries {
-        let (code, body) = t.await.expect("joined");
+    for (code, body) in answers {
         if code == 409 {
             assert_eq!(body["team_status"], "dispatched", "{body}");
             assert_eq!(body["team_incident_id"], incident, "{body}");
@@ -216,25 +243,17 @@ async fn concurrent_reservations_take_only_what_the_depot_has() {
     let q = (stock / 7.0).ceil().max(1.0);
     let fit = (stock / q).floor() as usize;
     assert!(fit < 10);
-    let mut tries = Vec::new();
-    for _ in 0..10 {
-        let (app, token) = (Arc::clone(&app), token.clone());
-        tries.push(tokio::spawn(async move {
-            reqwest::Client::new()
-                .post(app.url("/api/supplies/reservations"))
-                .bearer_auth(&token)
-                .json(&json!({"incident_id": incident, "item": "assault_boats", "lines": [{"depot_id": 1, "quantity": q}]}))
-                .send()
-                .await
-                .expect("answers")
-                .status()
-                .as_u16()
-        }));
-    }
-    let mut codes = Vec::new();
-    for t in tries {
-        codes.push(t.await.expect("joined"));
-    }
+    let codes: Vec<u16> = race(
+        &[Arc::clone(&app)],
+        10,
+        "/api/supplies/reservations",
+        &token,
+        json!({"incident_id": incident, "item": "assault_boats", "lines": [{"depot_id": 1, "quantity": q}]}),
+    )
+    .await
+    .into_iter()
+    .map(|(code, _)| code)
+    .collect();
     assert_eq!(
         codes.iter().filter(|c| **c == 201).count(),
         fit,
@@ -862,30 +881,17 @@ async fn two_servers_on_one_geopackage_let_exactly_one_assignment_win() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     assert!(seen, "server B shows server A's incident within 2 s");
-    let mut tries = Vec::new();
-    for i in 0..50 {
-        let node = if i % 2 == 0 {
-            Arc::clone(&a)
-        } else {
-            Arc::clone(&b)
-        };
-        let token = token.clone();
-        tries.push(tokio::spawn(async move {
-            reqwest::Client::new()
-                .post(node.url(&format!("/api/incidents/{incident}/assignments")))
-                .bearer_auth(&token)
-                .json(&json!({"team_id": team}))
-                .send()
-                .await
-                .expect("answers")
-                .status()
-                .as_u16()
-        }));
-    }
-    let mut codes = Vec::new();
-    for t in tries {
-        codes.push(t.await.expect("joined"));
-    }
+    let codes: Vec<u16> = race(
+        &[Arc::clone(&a), Arc::clone(&b)],
+        50,
+        &format!("/api/incidents/{incident}/assignments"),
+        &token,
+        json!({"team_id": team}),
+    )
+    .await
+    .into_iter()
+    .map(|(code, _)| code)
+    .collect();
     assert_eq!(codes.iter().filter(|c| **c == 201).count(), 1, "{codes:?}");
     assert_eq!(codes.iter().filter(|c| **c == 409).count(), 49, "{codes:?}");
     // Whichever server won, B shows one assignment once its feed has run.
