@@ -143,7 +143,7 @@ fn new_incident(
             "name",
         ],
     )?;
-    let incidents = super::layer_def(&state, INCIDENTS)?;
+    let incidents = super::layer_def(state, INCIDENTS)?;
     let values = |prop: &str| {
         incidents
             .property(prop)
@@ -515,8 +515,8 @@ pub fn release_edits(
     because: &'static str,
 ) -> Result<Vec<Edit>, DispatchError> {
     let (incidents, teams) = (
-        super::layer_def(&state, INCIDENTS)?,
-        super::layer_def(&state, TEAMS)?,
+        super::layer_def(state, INCIDENTS)?,
+        super::layer_def(state, TEAMS)?,
     );
     let at = now();
     Ok(vec![
