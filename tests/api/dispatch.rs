@@ -937,3 +937,113 @@ async fn the_demo_is_a_consistent_dispatch_state() {
     }
     assert!(dispatched > 0, "the demo shows a dispatch under way");
 }
+
+/// The middle of a GeoJSON geometry's box.
+fn box_centre(g: &Value) -> [f64; 2] {
+    let mut b = [
+        f64::INFINITY,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        f64::NEG_INFINITY,
+    ];
+    fn walk(v: &Value, b: &mut [f64; 4]) {
+        match v.as_array() {
+            Some(a) if a.len() >= 2 && a[0].is_number() => {
+                let (x, y) = (a[0].as_f64().unwrap_or(0.0), a[1].as_f64().unwrap_or(0.0));
+                *b = [b[0].min(x), b[1].min(y), b[2].max(x), b[3].max(y)];
+            }
+            Some(a) => a.iter().for_each(|x| walk(x, b)),
+            None => {}
+        }
+    }
+    walk(&g["coordinates"], &mut b);
+    [(b[0] + b[2]) / 2.0, (b[1] + b[3]) / 2.0]
+}
+
+#[tokio::test]
+async fn hazard_exposure_equals_a_scan_of_every_layer() {
+    let app = spawn_app(true).await;
+    let hazards = app
+        .get_json("/ogc/collections/hazard_sources/items?limit=1000")
+        .await;
+    let hazards = hazards["features"].as_array().cloned().unwrap_or_default();
+    let cells = app
+        .get_json("/ogc/collections/population_grid/items?limit=10000")
+        .await;
+    let cells = cells["features"].as_array().cloned().unwrap_or_default();
+    let shelters = app
+        .get_json("/ogc/collections/shelters/items?limit=1000")
+        .await;
+    let shelters = shelters["features"].as_array().cloned().unwrap_or_default();
+    // The hazard with the widest radius, and a point inside it.
+    let widest = hazards
+        .iter()
+        .max_by(|a, b| {
+            let r = |h: &Value| {
+                h["properties"]["evacuation_radius_m"]
+                    .as_f64()
+                    .unwrap_or(0.0)
+            };
+            r(a).total_cmp(&r(b))
+        })
+        .expect("hazards");
+    let id = widest["id"].as_i64().unwrap_or(0);
+    let centre = position(widest);
+    let r = widest["properties"]["evacuation_radius_m"]
+        .as_f64()
+        .unwrap_or(0.0);
+    let exposure = app.get_json(&format!("/api/hazards/{id}/exposure")).await;
+    let people: i64 = cells
+        .iter()
+        .filter(|c| haversine_m(centre, box_centre(&c["geometry"])) <= r)
+        .filter_map(|c| c["properties"]["population"].as_i64())
+        .sum();
+    assert_eq!(
+        exposure["population"].as_i64(),
+        Some(people),
+        "{r} m around {centre:?}"
+    );
+    // Point shelters by their position (an area's distance is taken to
+    // its label point inside it, which a box cannot reproduce).
+    let is_point = |s: &Value| s["geometry"]["type"] == "Point";
+    let mut want: Vec<i64> = shelters
+        .iter()
+        .filter(|s| is_point(s) && haversine_m(centre, position(s)) <= r)
+        .filter_map(|s| s["id"].as_i64())
+        .collect();
+    let mut got: Vec<i64> = exposure["shelters"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|s| is_point(&s["feature"]))
+        .filter_map(|s| s["id"].as_i64())
+        .collect();
+    want.sort_unstable();
+    got.sort_unstable();
+    assert_eq!(got, want);
+    // Near: exactly the hazards whose radius covers the point.
+    let p = [centre[0] + 0.002, centre[1] + 0.001];
+    let near = app
+        .get_json(&format!("/api/hazards/near?lon={}&lat={}", p[0], p[1]))
+        .await;
+    let mut got: Vec<i64> = near["results"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|h| h["id"].as_i64())
+        .collect();
+    let mut want: Vec<i64> = hazards
+        .iter()
+        .filter(|h| {
+            haversine_m(p, position(h))
+                <= h["properties"]["evacuation_radius_m"]
+                    .as_f64()
+                    .unwrap_or(0.0)
+        })
+        .filter_map(|h| h["id"].as_i64())
+        .collect();
+    got.sort_unstable();
+    want.sort_unstable();
+    assert_eq!(got, want);
+    assert!(!got.is_empty());
+}
