@@ -1047,3 +1047,82 @@ async fn hazard_exposure_equals_a_scan_of_every_layer() {
     assert_eq!(got, want);
     assert!(!got.is_empty());
 }
+
+#[tokio::test]
+async fn concurrent_position_reports_all_land_each_as_its_own_change() {
+    // Writes that meet at the store go in one transaction (group commit);
+    // each must still be applied and logged on its own.
+    let app = Arc::new(spawn_app(true).await);
+    let token = app.token(Role::Dispatcher).await;
+    let teams = app
+        .get_json("/ogc/collections/rescue_teams/items?limit=1000")
+        .await;
+    let teams: Vec<(i64, [f64; 2])> = teams["features"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|t| (t["id"].as_i64().unwrap_or(0), position(t)))
+        .collect();
+    let seq = app.get_json("/api/summary").await["seq"]
+        .as_i64()
+        .unwrap_or(0);
+    let mut tries = Vec::new();
+    for (round, (id, p)) in teams.iter().cycle().take(100).enumerate() {
+        let (app, token, id) = (Arc::clone(&app), token.clone(), *id);
+        let to = [p[0] + 0.0001 * (round / teams.len() + 1) as f64, p[1]];
+        tries.push(tokio::spawn(async move {
+            let r = reqwest::Client::new()
+                .patch(app.url(&format!("/api/teams/{id}/position")))
+                .bearer_auth(&token)
+                .json(&json!({"lon": to[0], "lat": to[1]}))
+                .send()
+                .await
+                .expect("answers");
+            (id, r.status().as_u16(), to)
+        }));
+    }
+    let mut last = std::collections::BTreeMap::new();
+    for t in tries {
+        let (id, code, to) = t.await.expect("joined");
+        assert_eq!(code, 200);
+        let e = last.entry(id).or_insert(to);
+        if to[0] > e[0] {
+            *e = to;
+        }
+    }
+    let admin = app.token(Role::Admin).await;
+    let audit = app
+        .get_json_as("/api/audit?layer=rescue_teams&limit=1000", &admin)
+        .await;
+    let positions: Vec<&Value> = audit["entries"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["seq"].as_i64().unwrap_or(0) > seq && e["action"]["kind"] == "team.position")
+        .collect();
+    // Each report that moved its team is one change of one team. (Two
+    // fixes of one team may share a timestamp; the later-sent may then
+    // lose to the earlier: both are the team's reported position.)
+    assert!(positions.len() >= teams.len(), "{}", positions.len());
+    assert!(positions
+        .iter()
+        .all(|e| e["ids"].as_array().map(Vec::len) == Some(1)));
+    let mut seqs: Vec<i64> = positions.iter().filter_map(|e| e["seq"].as_i64()).collect();
+    seqs.dedup();
+    assert_eq!(seqs.len(), positions.len(), "one seq each");
+    for (id, _) in &teams {
+        let t = app
+            .get_json(&format!("/ogc/collections/rescue_teams/items/{id}"))
+            .await;
+        let moved = position(&t);
+        assert!(
+            moved[0]
+                > teams
+                    .iter()
+                    .find(|x| x.0 == *id)
+                    .map(|x| x.1[0])
+                    .unwrap_or(0.0),
+            "team {id} moved"
+        );
+    }
+}
