@@ -123,19 +123,6 @@ pub async fn commit(
     Ok(written)
 }
 
-fn layer(
-    state: &AppState,
-    name: &str,
-) -> Result<std::sync::Arc<crate::layers::LayerDef>, DispatchError> {
-    state
-        .catalog
-        .get(name)
-        .cloned()
-        .ok_or_else(|| DispatchError::NotFound {
-            what: format!("layer `{name}`"),
-        })
-}
-
 /// The properties of a new incident from a request body.
 fn new_incident(
     state: &AppState,
@@ -156,7 +143,7 @@ fn new_incident(
             "name",
         ],
     )?;
-    let incidents = layer(state, INCIDENTS)?;
+    let incidents = super::layer_def(state, INCIDENTS)?;
     let values = |prop: &str| {
         incidents
             .property(prop)
@@ -280,7 +267,7 @@ pub async fn create(
     let crs = input::crs_of(raw.as_deref())?;
     let body = input::object(&body)?;
     let feature = new_incident(&state, &body, crs)?;
-    let incidents = layer(&state, INCIDENTS)?;
+    let incidents = super::layer_def(&state, INCIDENTS)?;
     let written = state
         .store
         .insert(&incidents, std::slice::from_ref(&feature), &who.actor())
@@ -306,7 +293,7 @@ pub async fn list(
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Value>, AppError> {
     let q = input::Params::parse(raw.as_deref(), &["status", "limit"])?;
-    let allowed = layer(&state, INCIDENTS)?
+    let allowed = super::layer_def(&state, INCIDENTS)?
         .property("status")
         .and_then(|p| p.values.clone())
         .unwrap_or_default();
@@ -366,16 +353,11 @@ pub async fn set_status(
     body: Bytes,
 ) -> Result<Json<Value>, AppError> {
     let id = path_id("id", &id)?;
-    let body = input::object(&body)?;
-    input::only(&body, &["status"])?;
-    let to = input::opt_text(&body, "status")?
-        .ok_or_else(|| DispatchError::invalid("status", "is required"))?;
-    let to = input::choice(
-        "status",
-        &to,
-        &["active".into(), "resolved".into(), "cancelled".into()],
-    )?;
-    let (incidents, teams) = (layer(&state, INCIDENTS)?, layer(&state, TEAMS)?);
+    let to = input::status(&body, &["active", "resolved", "cancelled"])?;
+    let (incidents, teams) = (
+        super::layer_def(&state, INCIDENTS)?,
+        super::layer_def(&state, TEAMS)?,
+    );
     for _ in 0..ATTEMPTS {
         let current = incident(&state, id)?;
         let from = text(&current, "status").unwrap_or("reported").to_owned();
@@ -452,7 +434,10 @@ pub async fn assign(
     let team_id = input::id("team_id", body.get("team_id").unwrap_or(&Value::Null))?;
     incident(&state, id)?;
     let team_name = team(&state, team_id)?.name().unwrap_or_default().to_owned();
-    let (incidents, teams) = (layer(&state, INCIDENTS)?, layer(&state, TEAMS)?);
+    let (incidents, teams) = (
+        super::layer_def(&state, INCIDENTS)?,
+        super::layer_def(&state, TEAMS)?,
+    );
     let (at, actor) = (now(), who.actor());
     let edits = vec![
         Edit::new(&teams, team_id, move |f| {
@@ -529,7 +514,10 @@ pub fn release_edits(
     team_id: i64,
     because: &'static str,
 ) -> Result<Vec<Edit>, DispatchError> {
-    let (incidents, teams) = (layer(state, INCIDENTS)?, layer(state, TEAMS)?);
+    let (incidents, teams) = (
+        super::layer_def(state, INCIDENTS)?,
+        super::layer_def(state, TEAMS)?,
+    );
     let at = now();
     Ok(vec![
         Edit::new(&teams, team_id, move |f| {

@@ -68,6 +68,16 @@ pub fn choice(key: &str, value: &str, allowed: &[String]) -> Result<String, Disp
     }
 }
 
+/// The `{"status": …}` body of a status report, one of `allowed`.
+pub fn status(body: &[u8], allowed: &[&str]) -> Result<String, DispatchError> {
+    let body = object(body)?;
+    only(&body, &["status"])?;
+    let to = opt_text(&body, "status")?
+        .ok_or_else(|| DispatchError::invalid("status", "is required"))?;
+    let allowed: Vec<String> = allowed.iter().map(|s| (*s).to_owned()).collect();
+    choice("status", &to, &allowed)
+}
+
 /// A whole number ≥ 1 (an id).
 pub fn id(key: &str, v: &Value) -> Result<i64, DispatchError> {
     v.as_i64().filter(|n| *n >= 1).ok_or_else(|| {

@@ -140,6 +140,21 @@ impl From<DispatchError> for AppError {
     }
 }
 
+/// A layer of the catalog that dispatch needs (an operator's catalog
+/// always has the built-in ones; 404 rather than a panic if not).
+pub fn layer_def(
+    state: &AppState,
+    name: &str,
+) -> Result<std::sync::Arc<crate::layers::LayerDef>, DispatchError> {
+    state
+        .catalog
+        .get(name)
+        .cloned()
+        .ok_or_else(|| DispatchError::NotFound {
+            what: format!("layer `{name}`"),
+        })
+}
+
 /// What a layer's features are called in messages.
 pub fn what_of(layer: &str) -> &str {
     match layer {

@@ -221,16 +221,6 @@ pub fn give_back(depot: &mut Feature, item: &str, q: f64) {
     }
 }
 
-fn depots_layer(state: &AppState) -> Result<Arc<crate::layers::LayerDef>, DispatchError> {
-    state
-        .catalog
-        .get(DEPOTS)
-        .cloned()
-        .ok_or_else(|| DispatchError::NotFound {
-            what: "layer `supply_depots`".into(),
-        })
-}
-
 /// `POST /api/supplies/reservations` `{"incident_id", "item", "lines": [{"depot_id", "quantity"}]}`
 pub async fn reserve(
     State(state): State<AppState>,
@@ -280,15 +270,8 @@ pub async fn reserve(
         *by_depot.entry(depot).or_default() += q;
     }
     incident(&state, incident_id)?;
-    let incidents =
-        state
-            .catalog
-            .get(INCIDENTS)
-            .cloned()
-            .ok_or_else(|| DispatchError::NotFound {
-                what: "layer `incidents`".into(),
-            })?;
-    let depots = depots_layer(&state)?;
+    let incidents = super::layer_def(&state, INCIDENTS)?;
+    let depots = super::layer_def(&state, DEPOTS)?;
     let at = now();
     let reservation = Arc::new(Mutex::new(String::new()));
     let mut edits = Vec::new();
@@ -404,12 +387,8 @@ pub async fn release(
     if lines.is_empty() {
         return Err(not_found().into());
     }
-    let incidents = state
-        .catalog
-        .get(INCIDENTS)
-        .cloned()
-        .ok_or_else(not_found)?;
-    let depots = depots_layer(&state)?;
+    let incidents = super::layer_def(&state, INCIDENTS).map_err(|_| not_found())?;
+    let depots = super::layer_def(&state, DEPOTS)?;
     let at = now();
     let mut edits = Vec::new();
     {

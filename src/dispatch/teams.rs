@@ -42,24 +42,11 @@ pub async fn set_status(
     body: Bytes,
 ) -> Result<Json<Value>, AppError> {
     let id = path_id("id", &id)?;
-    let body = input::object(&body)?;
-    input::only(&body, &["status"])?;
-    let to = input::opt_text(&body, "status")?
-        .ok_or_else(|| DispatchError::invalid("status", "is required"))?;
-    let allowed: Vec<String> = ["on_scene", "returning", "standby", "off_duty"]
-        .map(String::from)
-        .to_vec();
-    let to = input::choice("status", &to, &allowed)?;
+    let to = input::status(&body, &["on_scene", "returning", "standby", "off_duty"])?;
     let current = team(&state, id)?;
     let from = text(&current, "status").unwrap_or("").to_owned();
     transition(&from, &to)?;
-    let teams = state
-        .catalog
-        .get(TEAMS)
-        .cloned()
-        .ok_or_else(|| DispatchError::NotFound {
-            what: "layer `rescue_teams`".into(),
-        })?;
+    let teams = super::layer_def(&state, TEAMS)?;
     let incident = current
         .properties
         .get("incident_id")
@@ -122,13 +109,7 @@ pub async fn set_position(
     }
     let at_text = at.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
     team(&state, id)?;
-    let teams = state
-        .catalog
-        .get(TEAMS)
-        .cloned()
-        .ok_or_else(|| DispatchError::NotFound {
-            what: "layer `rescue_teams`".into(),
-        })?;
+    let teams = super::layer_def(&state, TEAMS)?;
     let edits = vec![Edit::new(&teams, id, move |f| {
         let last = text(f, "position_at")
             .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())

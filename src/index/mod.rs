@@ -217,6 +217,20 @@ impl SkippedRows {
     }
 }
 
+impl Slot {
+    /// A layer's tree, bulk-loaded, at version 1.
+    fn new(entries: Vec<Entry>) -> Self {
+        let by_id = entries.iter().map(|e| (e.id, e.clone())).collect();
+        Self {
+            tree: RwLock::new(LayerIndex {
+                tree: RTree::bulk_load(entries),
+                by_id,
+            }),
+            version: AtomicU64::new(1),
+        }
+    }
+}
+
 /// Every layer's R-tree.
 #[derive(Default)]
 pub struct SpatialIndex {
@@ -268,17 +282,7 @@ impl SpatialIndex {
                 tracing::warn!(layer = %layer.name, skipped = skips.count, "rows left out of the index");
                 skipped.insert(layer.name.clone(), skips);
             }
-            let by_id = entries.iter().map(|e| (e.id, e.clone())).collect();
-            layers.insert(
-                layer.name.clone(),
-                Slot {
-                    tree: RwLock::new(LayerIndex {
-                        tree: RTree::bulk_load(entries),
-                        by_id,
-                    }),
-                    version: AtomicU64::new(1),
-                },
-            );
+            layers.insert(layer.name.clone(), Slot::new(entries));
         }
         Ok(Self {
             layers,
@@ -293,18 +297,8 @@ impl SpatialIndex {
             .into_iter()
             .filter_map(|f| Entry::new(layer, f))
             .collect();
-        let by_id = entries.iter().map(|e| (e.id, e.clone())).collect();
         let mut layers = HashMap::new();
-        layers.insert(
-            layer.name.clone(),
-            Slot {
-                tree: RwLock::new(LayerIndex {
-                    tree: RTree::bulk_load(entries),
-                    by_id,
-                }),
-                version: AtomicU64::new(1),
-            },
-        );
+        layers.insert(layer.name.clone(), Slot::new(entries));
         Self {
             layers,
             skipped: Mutex::default(),

@@ -130,6 +130,11 @@ pub struct PropertyDef {
     /// … in English.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value_titles_en: Option<BTreeMap<String, String>>,
+    /// Values an earlier catalog used, each with the value that replaced
+    /// it: a store rewrites them in its features when it is prepared, so
+    /// a GeoPackage of an older release reads and edits without errors.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub renamed_values: Option<BTreeMap<String, String>>,
     /// The fields of each item of a `records` property.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fields: Option<Vec<PropertyDef>>,
@@ -252,6 +257,24 @@ fn check_properties(properties: &[PropertyDef]) -> Result<(), String> {
             },
             _ => {}
         }
+        if let Some(renamed) = &p.renamed_values {
+            let values = p.values.as_deref().unwrap_or_default();
+            if p.kind != PropertyType::Enum {
+                return Err(format!(
+                    "only an enum property renames values (`{}`)",
+                    p.name
+                ));
+            }
+            if let Some((old, new)) = renamed
+                .iter()
+                .find(|(old, new)| !values.contains(new) || values.contains(old))
+            {
+                return Err(format!(
+                    "property `{}` renames `{old}` to `{new}`: the new value must be one of its `values`, the old one not",
+                    p.name
+                ));
+            }
+        }
         for titles in [&p.value_titles_zh, &p.value_titles_en]
             .into_iter()
             .flatten()
@@ -321,6 +344,7 @@ impl Catalog {
                         values: None,
                         value_titles_zh: None,
                         value_titles_en: None,
+                        renamed_values: None,
                         fields: None,
                         unit: None,
                         minimum: None,
@@ -459,6 +483,28 @@ mod tests {
             matches!(&refused, Err(CatalogError::Invalid { what, .. }) if what.contains("`b`")),
             "{refused:?}"
         );
+    }
+
+    #[test]
+    fn a_rename_must_lead_from_an_old_value_to_a_current_one() {
+        let catalog = |renames: &str| {
+            let d: Declarations = toml::from_str(&format!(
+                r#"[[layer]]
+                name = "x"
+                title_zh = "x"
+                title_en = "x"
+                geometry = ["Point"]
+                properties = [{{ name = "k", type = "enum", values = ["a", "b"], renamed_values = {{ {renames} }} }}]"#
+            ))
+            .expect("parses");
+            Catalog::with_extra(d.layer)
+        };
+        assert!(catalog("old = \"a\"").is_ok());
+        assert!(
+            catalog("old = \"c\"").is_err(),
+            "to a value the property lacks"
+        );
+        assert!(catalog("b = \"a\"").is_err(), "from a value still current");
     }
 
     #[test]

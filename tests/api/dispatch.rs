@@ -51,6 +51,45 @@ async fn incident_at(app: &TestApp, token: &str, lon: f64, lat: f64, caps: Value
     f["id"].as_i64().expect("an id")
 }
 
+/// POST `body` to `path` `n` times at once, spread over `nodes` in turn,
+/// each over a connection of its own; the statuses and bodies answered.
+async fn race(
+    nodes: &[Arc<TestApp>],
+    n: usize,
+    path: &str,
+    token: &str,
+    body: Value,
+) -> Vec<(u16, Value)> {
+    let tries: Vec<_> = (0..n)
+        .map(|i| {
+            let (node, path, token, body) = (
+                Arc::clone(&nodes[i % nodes.len()]),
+                path.to_owned(),
+                token.to_owned(),
+                body.clone(),
+            );
+            tokio::spawn(async move {
+                let r = reqwest::Client::new()
+                    .post(node.url(&path))
+                    .bearer_auth(&token)
+                    .json(&body)
+                    .send()
+                    .await
+                    .expect("answers");
+                (
+                    r.status().as_u16(),
+                    r.json::<Value>().await.unwrap_or(Value::Null),
+                )
+            })
+        })
+        .collect();
+    let mut answers = Vec::with_capacity(n);
+    for t in tries {
+        answers.push(t.await.expect("joined"));
+    }
+    answers
+}
+
 fn position(f: &Value) -> [f64; 2] {
     [
         f["geometry"]["coordinates"][0].as_f64().unwrap_or(f64::NAN),
@@ -159,28 +198,16 @@ async fn of_fifty_concurrent_assignments_of_one_team_exactly_one_wins() {
     let team = standby["results"][0]["id"]
         .as_i64()
         .expect("a standby team");
-    let mut tries = Vec::new();
-    for _ in 0..50 {
-        let (app, token) = (Arc::clone(&app), token.clone());
-        // A client each: fifty connections, not one reused.
-        tries.push(tokio::spawn(async move {
-            let client = reqwest::Client::new();
-            let r = client
-                .post(app.url(&format!("/api/incidents/{incident}/assignments")))
-                .bearer_auth(&token)
-                .json(&json!({"team_id": team}))
-                .send()
-                .await
-                .expect("answers");
-            (
-                r.status().as_u16(),
-                r.json::<Value>().await.unwrap_or(Value::Null),
-            )
-        }));
-    }
+    let answers = race(
+        &[Arc::clone(&app)],
+        50,
+        &format!("/api/incidents/{incident}/assignments"),
+        &token,
+        json!({"team_id": team}),
+    )
+    .await;
     let mut codes = Vec::new();
-    for t in tries {
-        let (code, body) = t.await.expect("joined");
+    for (code, body) in answers {
         if code == 409 {
             assert_eq!(body["team_status"], "dispatched", "{body}");
             assert_eq!(body["team_incident_id"], incident, "{body}");
@@ -216,25 +243,17 @@ async fn concurrent_reservations_take_only_what_the_depot_has() {
     let q = (stock / 7.0).ceil().max(1.0);
     let fit = (stock / q).floor() as usize;
     assert!(fit < 10);
-    let mut tries = Vec::new();
-    for _ in 0..10 {
-        let (app, token) = (Arc::clone(&app), token.clone());
-        tries.push(tokio::spawn(async move {
-            reqwest::Client::new()
-                .post(app.url("/api/supplies/reservations"))
-                .bearer_auth(&token)
-                .json(&json!({"incident_id": incident, "item": "assault_boats", "lines": [{"depot_id": 1, "quantity": q}]}))
-                .send()
-                .await
-                .expect("answers")
-                .status()
-                .as_u16()
-        }));
-    }
-    let mut codes = Vec::new();
-    for t in tries {
-        codes.push(t.await.expect("joined"));
-    }
+    let codes: Vec<u16> = race(
+        &[Arc::clone(&app)],
+        10,
+        "/api/supplies/reservations",
+        &token,
+        json!({"incident_id": incident, "item": "assault_boats", "lines": [{"depot_id": 1, "quantity": q}]}),
+    )
+    .await
+    .into_iter()
+    .map(|(code, _)| code)
+    .collect();
     assert_eq!(
         codes.iter().filter(|c| **c == 201).count(),
         fit,
@@ -862,30 +881,17 @@ async fn two_servers_on_one_geopackage_let_exactly_one_assignment_win() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     assert!(seen, "server B shows server A's incident within 2 s");
-    let mut tries = Vec::new();
-    for i in 0..50 {
-        let node = if i % 2 == 0 {
-            Arc::clone(&a)
-        } else {
-            Arc::clone(&b)
-        };
-        let token = token.clone();
-        tries.push(tokio::spawn(async move {
-            reqwest::Client::new()
-                .post(node.url(&format!("/api/incidents/{incident}/assignments")))
-                .bearer_auth(&token)
-                .json(&json!({"team_id": team}))
-                .send()
-                .await
-                .expect("answers")
-                .status()
-                .as_u16()
-        }));
-    }
-    let mut codes = Vec::new();
-    for t in tries {
-        codes.push(t.await.expect("joined"));
-    }
+    let codes: Vec<u16> = race(
+        &[Arc::clone(&a), Arc::clone(&b)],
+        50,
+        &format!("/api/incidents/{incident}/assignments"),
+        &token,
+        json!({"team_id": team}),
+    )
+    .await
+    .into_iter()
+    .map(|(code, _)| code)
+    .collect();
     assert_eq!(codes.iter().filter(|c| **c == 201).count(), 1, "{codes:?}");
     assert_eq!(codes.iter().filter(|c| **c == 409).count(), 49, "{codes:?}");
     // Whichever server won, B shows one assignment once its feed has run.
@@ -930,4 +936,193 @@ async fn the_demo_is_a_consistent_dispatch_state() {
         }
     }
     assert!(dispatched > 0, "the demo shows a dispatch under way");
+}
+
+/// The middle of a GeoJSON geometry's box.
+fn box_centre(g: &Value) -> [f64; 2] {
+    let mut b = [
+        f64::INFINITY,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        f64::NEG_INFINITY,
+    ];
+    fn walk(v: &Value, b: &mut [f64; 4]) {
+        match v.as_array() {
+            Some(a) if a.len() >= 2 && a[0].is_number() => {
+                let (x, y) = (a[0].as_f64().unwrap_or(0.0), a[1].as_f64().unwrap_or(0.0));
+                *b = [b[0].min(x), b[1].min(y), b[2].max(x), b[3].max(y)];
+            }
+            Some(a) => a.iter().for_each(|x| walk(x, b)),
+            None => {}
+        }
+    }
+    walk(&g["coordinates"], &mut b);
+    [(b[0] + b[2]) / 2.0, (b[1] + b[3]) / 2.0]
+}
+
+#[tokio::test]
+async fn hazard_exposure_equals_a_scan_of_every_layer() {
+    let app = spawn_app(true).await;
+    let hazards = app
+        .get_json("/ogc/collections/hazard_sources/items?limit=1000")
+        .await;
+    let hazards = hazards["features"].as_array().cloned().unwrap_or_default();
+    let cells = app
+        .get_json("/ogc/collections/population_grid/items?limit=10000")
+        .await;
+    let cells = cells["features"].as_array().cloned().unwrap_or_default();
+    let shelters = app
+        .get_json("/ogc/collections/shelters/items?limit=1000")
+        .await;
+    let shelters = shelters["features"].as_array().cloned().unwrap_or_default();
+    // The hazard with the widest radius, and a point inside it.
+    let widest = hazards
+        .iter()
+        .max_by(|a, b| {
+            let r = |h: &Value| {
+                h["properties"]["evacuation_radius_m"]
+                    .as_f64()
+                    .unwrap_or(0.0)
+            };
+            r(a).total_cmp(&r(b))
+        })
+        .expect("hazards");
+    let id = widest["id"].as_i64().unwrap_or(0);
+    let centre = position(widest);
+    let r = widest["properties"]["evacuation_radius_m"]
+        .as_f64()
+        .unwrap_or(0.0);
+    let exposure = app.get_json(&format!("/api/hazards/{id}/exposure")).await;
+    let people: i64 = cells
+        .iter()
+        .filter(|c| haversine_m(centre, box_centre(&c["geometry"])) <= r)
+        .filter_map(|c| c["properties"]["population"].as_i64())
+        .sum();
+    assert_eq!(
+        exposure["population"].as_i64(),
+        Some(people),
+        "{r} m around {centre:?}"
+    );
+    // Point shelters by their position (an area's distance is taken to
+    // its label point inside it, which a box cannot reproduce).
+    let is_point = |s: &Value| s["geometry"]["type"] == "Point";
+    let mut want: Vec<i64> = shelters
+        .iter()
+        .filter(|s| is_point(s) && haversine_m(centre, position(s)) <= r)
+        .filter_map(|s| s["id"].as_i64())
+        .collect();
+    let mut got: Vec<i64> = exposure["shelters"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|s| is_point(&s["feature"]))
+        .filter_map(|s| s["id"].as_i64())
+        .collect();
+    want.sort_unstable();
+    got.sort_unstable();
+    assert_eq!(got, want);
+    // Near: exactly the hazards whose radius covers the point.
+    let p = [centre[0] + 0.002, centre[1] + 0.001];
+    let near = app
+        .get_json(&format!("/api/hazards/near?lon={}&lat={}", p[0], p[1]))
+        .await;
+    let mut got: Vec<i64> = near["results"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|h| h["id"].as_i64())
+        .collect();
+    let mut want: Vec<i64> = hazards
+        .iter()
+        .filter(|h| {
+            haversine_m(p, position(h))
+                <= h["properties"]["evacuation_radius_m"]
+                    .as_f64()
+                    .unwrap_or(0.0)
+        })
+        .filter_map(|h| h["id"].as_i64())
+        .collect();
+    got.sort_unstable();
+    want.sort_unstable();
+    assert_eq!(got, want);
+    assert!(!got.is_empty());
+}
+
+#[tokio::test]
+async fn concurrent_position_reports_all_land_each_as_its_own_change() {
+    // Writes that meet at the store go in one transaction (group commit);
+    // each must still be applied and logged on its own.
+    let app = Arc::new(spawn_app(true).await);
+    let token = app.token(Role::Dispatcher).await;
+    let teams = app
+        .get_json("/ogc/collections/rescue_teams/items?limit=1000")
+        .await;
+    let teams: Vec<(i64, [f64; 2])> = teams["features"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|t| (t["id"].as_i64().unwrap_or(0), position(t)))
+        .collect();
+    let seq = app.get_json("/api/summary").await["seq"]
+        .as_i64()
+        .unwrap_or(0);
+    let mut tries = Vec::new();
+    for (round, (id, p)) in teams.iter().cycle().take(100).enumerate() {
+        let (app, token, id) = (Arc::clone(&app), token.clone(), *id);
+        let to = [p[0] + 0.0001 * (round / teams.len() + 1) as f64, p[1]];
+        tries.push(tokio::spawn(async move {
+            let r = reqwest::Client::new()
+                .patch(app.url(&format!("/api/teams/{id}/position")))
+                .bearer_auth(&token)
+                .json(&json!({"lon": to[0], "lat": to[1]}))
+                .send()
+                .await
+                .expect("answers");
+            (id, r.status().as_u16(), to)
+        }));
+    }
+    let mut last = std::collections::BTreeMap::new();
+    for t in tries {
+        let (id, code, to) = t.await.expect("joined");
+        assert_eq!(code, 200);
+        let e = last.entry(id).or_insert(to);
+        if to[0] > e[0] {
+            *e = to;
+        }
+    }
+    let admin = app.token(Role::Admin).await;
+    let audit = app
+        .get_json_as("/api/audit?layer=rescue_teams&limit=1000", &admin)
+        .await;
+    let positions: Vec<&Value> = audit["entries"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["seq"].as_i64().unwrap_or(0) > seq && e["action"]["kind"] == "team.position")
+        .collect();
+    // Each report that moved its team is one change of one team. (Two
+    // fixes of one team may share a timestamp; the later-sent may then
+    // lose to the earlier: both are the team's reported position.)
+    assert!(positions.len() >= teams.len(), "{}", positions.len());
+    assert!(positions
+        .iter()
+        .all(|e| e["ids"].as_array().map(Vec::len) == Some(1)));
+    let mut seqs: Vec<i64> = positions.iter().filter_map(|e| e["seq"].as_i64()).collect();
+    seqs.dedup();
+    assert_eq!(seqs.len(), positions.len(), "one seq each");
+    for (id, _) in &teams {
+        let t = app
+            .get_json(&format!("/ogc/collections/rescue_teams/items/{id}"))
+            .await;
+        let moved = position(&t);
+        assert!(
+            moved[0]
+                > teams
+                    .iter()
+                    .find(|x| x.0 == *id)
+                    .map(|x| x.1[0])
+                    .unwrap_or(0.0),
+            "team {id} moved"
+        );
+    }
 }

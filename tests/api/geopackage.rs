@@ -373,3 +373,51 @@ async fn gdals_validator_accepts_the_file_as_written_and_after_edits() {
     let dir = app.stop().await;
     validate_gpkg(&dir.path().join("onemap.gpkg"));
 }
+
+#[tokio::test]
+async fn statuses_of_an_older_release_are_renamed_when_the_file_is_opened() {
+    let app = crate::helpers::spawn_app(true).await;
+    let path = app.db_path.display().to_string();
+    let dir = app.stop().await;
+    // The file as the release before the incident lifecycle left it,
+    // edited with GDAL (whose SQLite has the triggers' functions).
+    ogrinfo(&[
+        &path,
+        "-sql",
+        "UPDATE incidents SET status = CASE fid WHEN 1 THEN 'responding' WHEN 2 THEN 'confirmed' ELSE 'closed' END",
+    ]);
+    let app = crate::helpers::spawn_app_in(dir, false).await;
+    let incidents = app.get_json("/ogc/collections/incidents/items").await;
+    let statuses: Vec<(i64, String)> = incidents["features"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|f| {
+            (
+                f["id"].as_i64().unwrap_or(0),
+                f["properties"]["status"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    assert!(statuses.len() >= 3);
+    for (id, status) in statuses {
+        let want = match id {
+            1 | 2 => "active",
+            _ => "resolved",
+        };
+        assert_eq!(status, want, "incident {id}");
+    }
+    // The file is still a valid GeoPackage with its triggers in place.
+    let out = ogrinfo(&["-ro", "-so", &path, "incidents"]);
+    assert!(out.contains("Feature Count"), "{out}");
+    let token = app.token(onemap::auth::Role::Dispatcher).await;
+    let r = app
+        .client
+        .patch(app.url("/api/incidents/1"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"status": "resolved"}))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(r.status(), 200, "a renamed incident follows the lifecycle");
+}

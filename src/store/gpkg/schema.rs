@@ -148,7 +148,56 @@ async fn ensure_rtree(conn: &mut SqliteConnection, layer: &LayerDef) -> Result<b
     .execute(&mut *conn)
     .await
     .map_err(StoreError::db(format!("registering the index of {t}")))?;
+    rename_values(conn, layer).await?;
     Ok(exists.is_none())
+}
+
+/// Rewrite values an earlier catalog used (`renamed_values`) in the stored
+/// features. Triggers are suspended around it as for every onemap write
+/// (their spatial functions do not exist here); geometries do not change,
+/// so the R-tree stays right. Not logged: it changes what a value is
+/// called, not what the one map shows.
+async fn rename_values(conn: &mut SqliteConnection, layer: &LayerDef) -> Result<(), StoreError> {
+    let t = &layer.name;
+    let renames: Vec<(&str, &String, &String)> = layer
+        .properties
+        .iter()
+        .flat_map(|p| {
+            p.renamed_values
+                .iter()
+                .flatten()
+                .map(move |(old, new)| (p.name.as_str(), old, new))
+        })
+        .collect();
+    let mut stale = false;
+    for (column, old, _) in &renames {
+        let found: Option<i64> = sqlx::query_scalar(&format!(
+            "SELECT fid FROM \"{t}\" WHERE \"{column}\" = ? LIMIT 1"
+        ))
+        .bind(*old)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(StoreError::db(format!("looking for old values in {t}")))?;
+        stale |= found.is_some();
+    }
+    if !stale {
+        return Ok(());
+    }
+    drop_triggers(conn, layer).await?;
+    for (column, old, new) in renames {
+        let done = sqlx::query(&format!(
+            "UPDATE \"{t}\" SET \"{column}\" = ? WHERE \"{column}\" = ?"
+        ))
+        .bind(new)
+        .bind(old)
+        .execute(&mut *conn)
+        .await
+        .map_err(StoreError::db(format!("renaming values in {t}")))?;
+        if done.rows_affected() > 0 {
+            tracing::info!(layer = %t, column, old = %old, new = %new, rows = done.rows_affected(), "renamed stored values");
+        }
+    }
+    create_triggers(conn, layer).await
 }
 
 /// The layer's row in `onemap_layers`.
