@@ -35,7 +35,7 @@ test-rust:
 test-web: web-deps
 	@if [ -x "$(CHROMIUM)" ]; then \
 		cargo build --locked --bin onemap && \
-		cd web && ONEMAP_BIN=$(CURDIR)/target/debug/onemap CHROMIUM=$(CHROMIUM) npm test; \
+		cd web && ONEMAP_BIN=$${CARGO_TARGET_DIR:-$(CURDIR)/target}/debug/onemap CHROMIUM=$(CHROMIUM) npm test; \
 	else \
 		echo "!!!!!!!! SKIPPED: the browser test of the web map needs Chromium at $(CHROMIUM) (apt-get install chromium) !!!!!!!!"; \
 	fi
