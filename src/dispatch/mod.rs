@@ -155,6 +155,20 @@ pub fn layer_def(
         })
 }
 
+/// Run a walk of the index on a blocking thread. A walk is short when
+/// matches are near, but a filter nothing matches (a capability no team
+/// has) visits every feature of the layer: a second at a million teams,
+/// which must not hold an async worker and with it every other request.
+pub async fn off_workers<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, DispatchError> {
+    tokio::task::spawn_blocking(work).await.map_err(|e| {
+        DispatchError::Store(crate::store::StoreError::Interrupted {
+            context: format!("a search of the index ({e})"),
+        })
+    })
+}
+
 /// What a layer's features are called in messages.
 pub fn what_of(layer: &str) -> &str {
     match layer {

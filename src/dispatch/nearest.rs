@@ -223,17 +223,21 @@ pub async fn find(
         None => f64::INFINITY,
     };
     let f = filters(&layer, &q)?;
-    let travel = Travel::new(&state.settings.dispatch);
-    let found = nearest(
-        &state.index,
-        &travel,
-        &layer.name,
-        p,
-        limit,
-        radius_m,
-        |x| f.keep(&layer, x),
-    );
-    Ok(Json(json!({ "results": results(&found) })))
+    let results = super::off_workers(move || {
+        let travel = Travel::new(&state.settings.dispatch);
+        let found = nearest(
+            &state.index,
+            &travel,
+            &layer.name,
+            p,
+            limit,
+            radius_m,
+            |x| f.keep(&layer, x),
+        );
+        results(&found)
+    })
+    .await?;
+    Ok(Json(json!({ "results": results })))
 }
 
 /// Found features as the API answers them.

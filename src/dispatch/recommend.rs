@@ -254,7 +254,14 @@ pub async fn run_card_of(state: &AppState, id: i64) -> Result<Value, AppError> {
         .cloned()
         .collect();
     let travel = Travel::new(&state.settings.dispatch);
-    let (within, beyond) = candidates(&state.index, &travel, [p.x(), p.y()], &missing);
+    let (within, beyond) = {
+        let (state, missing) = (state.clone(), missing.clone());
+        super::off_workers(move || {
+            let travel = Travel::new(&state.settings.dispatch);
+            candidates(&state.index, &travel, [p.x(), p.y()], &missing)
+        })
+        .await?
+    };
     let card = if missing.is_empty() && !required.is_empty() {
         RunCard {
             teams: Vec::new(),

@@ -14,21 +14,16 @@ async fn layer_now(app: &TestApp, layer: &str) -> BTreeMap<i64, Value> {
     let items = app
         .get_json(&format!("/ogc/collections/{layer}/items?limit=10000"))
         .await;
-    items["features"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|f| {
-            (
-                f["id"].as_i64().unwrap_or(0),
-                json!({"geometry": f["geometry"], "properties": f["properties"]}),
-            )
-        })
-        .collect()
+    by_id(&items)
 }
 
 fn replayed(r: &Value, layer: &str) -> BTreeMap<i64, Value> {
-    r["layers"][layer]["features"]
+    by_id(&r["layers"][layer])
+}
+
+/// A FeatureCollection's features by id: geometry and properties.
+fn by_id(collection: &Value) -> BTreeMap<i64, Value> {
+    collection["features"]
         .as_array()
         .into_iter()
         .flatten()
