@@ -6,52 +6,26 @@
 // error, no request leaving 127.0.0.1.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, mkdirSync, existsSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { chromium } from 'playwright-core';
-
-const webDir = resolve(import.meta.dirname, '..');
-const bin = process.env.ONEMAP_BIN ?? resolve(webDir, '../target/debug/onemap');
-const browserPath = process.env.CHROMIUM ?? '/usr/bin/chromium';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { webDir, tempDatabase, dispatcherToken, startServer, stopAll, launchBrowser } from './harness.mjs';
 const artifacts = join(webDir, 'tests', 'artifacts');
 
-let server;
 let base;
 let browser;
 let secret;
 
 before(async () => {
-  assert.ok(existsSync(bin), `the onemap binary is built at ${bin}`);
-  assert.ok(existsSync(browserPath), `Chromium is installed at ${browserPath}`);
-  const dir = mkdtempSync(join(tmpdir(), 'onemap-dispatch-'));
-  const database = `sqlite://${join(dir, 'dispatch.gpkg')}`;
+  const database = tempDatabase('dispatch');
   // The token exists before the server starts, as an operator would make it.
-  secret = execFileSync(bin, ['--database', database, '--log', 'error', 'token', 'create', '--role', 'dispatcher', '--name', 'web-test'])
-    .toString().trim().split('\n').pop();
-  server = spawn(bin, ['--database', database, 'serve', '--demo',
-    '--bind', '127.0.0.1:0', '--web-dir', webDir], { stdio: ['ignore', 'ignore', 'pipe'] });
-  base = await new Promise((ok, fail) => {
-    let log = '';
-    const timer = setTimeout(() => fail(new Error(`the server did not start:\n${log}`)), 60_000);
-    server.stderr.on('data', (chunk) => {
-      log += chunk;
-      const m = log.match(/listening on (http:\/\/127\.0\.0\.1:\d+)/);
-      if (m) { clearTimeout(timer); ok(m[1]); }
-    });
-    server.on('exit', (code) => fail(new Error(`the server exited (${code}):\n${log}`)));
-  });
-  browser = await chromium.launch({
-    executablePath: browserPath,
-    args: ['--no-sandbox', '--disable-background-networking', '--disable-component-update',
-      '--enable-unsafe-swiftshader', '--use-angle=swiftshader', '--ignore-gpu-blocklist'],
-  });
+  secret = dispatcherToken(database, 'web-test');
+  ({ base } = await startServer(database));
+  browser = await launchBrowser();
 });
 
 after(async () => {
   await browser?.close();
-  server?.kill('SIGTERM');
+  stopAll();
 });
 
 /** A console page in its own browser context (its own sessionStorage),

@@ -6,48 +6,23 @@
 // links to the other views.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { chromium } from 'playwright-core';
+import { join } from 'node:path';
+import { tempDatabase, dispatcherToken, startServer, stopAll, launchBrowser } from './harness.mjs';
 
-const webDir = resolve(import.meta.dirname, '..');
-const bin = process.env.ONEMAP_BIN ?? resolve(webDir, '../target/debug/onemap');
-const browserPath = process.env.CHROMIUM ?? '/usr/bin/chromium';
-
-let server;
 let base;
 let browser;
 let database;
 
 before(async () => {
-  assert.ok(existsSync(bin), `the onemap binary is built at ${bin}`);
-  assert.ok(existsSync(browserPath), `Chromium is installed at ${browserPath}`);
-  const dir = mkdtempSync(join(tmpdir(), 'onemap-web-'));
-  database = `sqlite://${join(dir, 'web.gpkg')}`;
-  server = spawn(bin, ['--database', database, 'serve', '--demo',
-    '--bind', '127.0.0.1:0', '--web-dir', webDir], { stdio: ['ignore', 'ignore', 'pipe'] });
-  base = await new Promise((ok, fail) => {
-    let log = '';
-    const timer = setTimeout(() => fail(new Error(`the server did not start:\n${log}`)), 60_000);
-    server.stderr.on('data', (chunk) => {
-      log += chunk;
-      const m = log.match(/listening on (http:\/\/127\.0\.0\.1:\d+)/);
-      if (m) { clearTimeout(timer); ok(m[1]); }
-    });
-    server.on('exit', (code) => fail(new Error(`the server exited (${code}):\n${log}`)));
-  });
-  browser = await chromium.launch({
-    executablePath: browserPath,
-    args: ['--no-sandbox', '--disable-background-networking', '--disable-component-update',
-      '--enable-unsafe-swiftshader', '--use-angle=swiftshader', '--ignore-gpu-blocklist'],
-  });
+  database = tempDatabase('web');
+  ({ base } = await startServer(database));
+  browser = await launchBrowser();
 });
 
 after(async () => {
   await browser?.close();
-  server?.kill('SIGTERM');
+  stopAll();
 });
 
 test('the map loads offline, without errors or warnings, and draws several layers', async () => {
@@ -121,8 +96,7 @@ test('an edit shows within moments, reloading only the tiles that hold it', asyn
     if (m) tiles.push({ z: +m[1], x: +m[2], y: +m[3] });
   });
 
-  const token = execFileSync(bin, ['--database', database, '--log', 'error', 'token', 'create', '--name', 'web-test', '--role', 'dispatcher'])
-    .toString().trim().split('\n').pop();
+  const token = dispatcherToken(database, 'web-test');
   const [lon, lat] = [118.2912, 34.9893];
   const posted = Date.now();
   const r = await fetch(`${base}/ogc/collections/incidents/items`, {
@@ -150,8 +124,7 @@ test('an edit shows within moments, reloading only the tiles that hold it', asyn
 });
 
 test('a dense layer is drawn as clusters that print their counts', async () => {
-  const token = execFileSync(bin, ['--database', database, '--log', 'error', 'token', 'create', '--name', 'web-dense', '--role', 'dispatcher'])
-    .toString().trim().split('\n').pop();
+  const token = dispatcherToken(database, 'web-dense');
   // 600 GENERATED cameras within a few hundred metres: more than a tile's
   // point budget, so below z15 they are clustered.
   const features = Array.from({ length: 600 }, (_, i) => ({

@@ -12,15 +12,11 @@
 // tests/artifacts/.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, mkdirSync, existsSync, readFileSync, readdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { chromium } from 'playwright-core';
-
-const webDir = resolve(import.meta.dirname, '..');
-const bin = process.env.ONEMAP_BIN ?? resolve(webDir, '../target/debug/onemap');
-const browserPath = process.env.CHROMIUM ?? '/usr/bin/chromium';
+import { mkdirSync, readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  webDir, tempDatabase, dispatcherToken, startServer as startOne, stopServer, stopAll, launchBrowser,
+} from './harness.mjs';
 const artifacts = join(webDir, 'tests', 'artifacts');
 const HEARTBEAT_S = 2;
 /** Events of the soak, and the time it may take at most (a debug server
@@ -40,47 +36,17 @@ let wall; // { page, problems, outside }
 let replayAt; // a moment after the wall loaded, before any change of the tests
 let operational; // the names of the operational layers
 
-/** Every server started, so none outlives the tests. */
-const children = new Set();
-
-/** Start onemap on `bind` over the test database; resolves when it listens. */
+/** Start onemap on `bind` over the test database, heartbeat 2 s. */
 function startServer(bind = '127.0.0.1:0') {
-  const child = spawn(bin, ['--database', database, 'serve', '--demo', '--bind', bind, '--web-dir', webDir,
-    '--events-heartbeat', String(HEARTBEAT_S)], { stdio: ['ignore', 'ignore', 'pipe'] });
-  children.add(child);
-  const exited = new Promise((ok) => child.on('exit', ok));
-  const listening = new Promise((ok, fail) => {
-    let log = '';
-    const timer = setTimeout(() => fail(new Error(`the server did not start:\n${log}`)), 60_000);
-    child.stderr.on('data', (chunk) => {
-      log += chunk;
-      const m = log.match(/listening on (http:\/\/127\.0\.0\.1:(\d+))/);
-      if (m) { clearTimeout(timer); ok({ base: m[1], port: Number(m[2]) }); }
-    });
-    exited.then((code) => fail(new Error(`the server exited (${code}):\n${log}`)));
-  });
-  return listening.then((at) => ({ child, exited, ...at }));
-}
-
-async function stopServer(s, signal = 'SIGTERM') {
-  s.child.kill(signal);
-  await s.exited;
+  return startOne(database, { bind, args: ['--events-heartbeat', String(HEARTBEAT_S)] });
 }
 
 before(async () => {
-  assert.ok(existsSync(bin), `the onemap binary is built at ${bin}`);
-  assert.ok(existsSync(browserPath), `Chromium is installed at ${browserPath}`);
-  const dir = mkdtempSync(join(tmpdir(), 'onemap-wall-'));
-  database = `sqlite://${join(dir, 'wall.gpkg')}`;
-  secret = execFileSync(bin, ['--database', database, '--log', 'error', 'token', 'create', '--role', 'dispatcher', '--name', 'wall-test'])
-    .toString().trim().split('\n').pop();
+  database = tempDatabase('wall');
+  secret = dispatcherToken(database, 'wall-test');
   server = await startServer();
   ({ base, port } = server);
-  browser = await chromium.launch({
-    executablePath: browserPath,
-    args: ['--no-sandbox', '--disable-background-networking', '--disable-component-update',
-      '--enable-unsafe-swiftshader', '--use-angle=swiftshader', '--ignore-gpu-blocklist'],
-  });
+  browser = await launchBrowser();
   const layers = await (await fetch(`${base}/api/layers`)).json();
   operational = layers.layers.filter((l) => l.group === 'operational').map((l) => l.name);
   mkdirSync(artifacts, { recursive: true });
@@ -88,7 +54,7 @@ before(async () => {
 
 after(async () => {
   await browser?.close();
-  for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+  stopAll();
 });
 
 /** A page recording console errors and warnings, failed answers and
