@@ -21,6 +21,7 @@ pub mod http;
 pub mod index;
 pub mod layers;
 pub mod metrics;
+pub mod planning;
 pub mod replay;
 pub mod request;
 pub mod settings;
