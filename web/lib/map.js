@@ -148,24 +148,47 @@ export function createMap({ container = 'map', layerList = null, onStatus = () =
   // Without the catalog the list still toggles layers (titles from the
   // style, no counts) and the view says why.
   /** One marker per `key` (a DOM element with `className`) at `lngLat`;
-   * `null` removes it. */
+   * `null` removes it. `text` is written in it (a site's rank), `title`
+   * is its tooltip, and `onClick` receives a click on it instead of the
+   * map. Returns the element (or null once removed). */
   const markers = new Map();
-  const mark = (key, lngLat, className = key) => {
+  const mark = (key, lngLat, className = key, { text = null, title = null, onClick = null } = {}) => {
     let m = markers.get(key);
-    if (!lngLat) { m?.remove(); markers.delete(key); return; }
+    if (!lngLat) { m?.remove(); markers.delete(key); return null; }
     if (!m) {
       const element = document.createElement('div');
-      element.className = className;
+      element.addEventListener('click', (event) => {
+        const handler = markers.get(key)?.onemapClick;
+        if (!handler) return;
+        event.stopPropagation();
+        handler(event);
+      });
       m = new Marker({ element }).setLngLat(lngLat).addTo(map);
       markers.set(key, m);
     } else {
       m.setLngLat(lngLat);
     }
+    // MapLibre's own classes on the element (its placement) stay.
+    const element = m.getElement();
+    const own = className.split(/\s+/).filter(Boolean);
+    element.classList.remove(...(m.onemapClasses ?? []));
+    element.classList.add(...own);
+    m.onemapClasses = own;
+    if (text !== null) element.textContent = text;
+    if (title) element.title = title; else element.removeAttribute('title');
+    m.onemapClick = onClick;
+    return element;
   };
+
+  /** The keys of the markers shown. */
+  const marked = () => [...markers.keys()];
+
+  /** A popup of the view's own content (`node`) at `lngLat`. */
+  const popupAt = (lngLat, node) => new Popup({ maxWidth: '340px' }).setLngLat(lngLat).setDOMContent(node).addTo(map);
 
   const ready = new Promise((ok) => map.on('load', ok))
     .then(() => catalog.load().catch((error) => onStatus(t('map.no_catalog', { message: error.message }))))
     .then(() => { renderList(); return map; });
   onLangChange(renderList);
-  return { map, ready, refresh, popup, mark };
+  return { map, ready, refresh, popup, popupAt, mark, marked };
 }
