@@ -18,9 +18,11 @@ export { touchedTiles, changeBoxes } from './tiles.js';
  * - `onClick(event, hits)`: a click, with the features under it, topmost
  *   first. Without it a click on a feature opens its popup.
  * - `controls`: the zoom buttons and the scale (a wall display has none).
+ * - `hide(name, def)`: whether a catalog layer starts hidden (its toggle
+ *   unticked), asked once the catalog is read (`def` is its entry).
  */
 export function createMap({ container = 'map', layerList = null, onStatus = () => {}, onClick = null, hash = true,
-  controls = true } = {}) {
+  controls = true, hide = null } = {}) {
   const map = new MapLibre({
     container,
     style: '/styles/onemap.json',
@@ -188,7 +190,15 @@ export function createMap({ container = 'map', layerList = null, onStatus = () =
 
   const ready = new Promise((ok) => map.on('load', ok))
     .then(() => catalog.load().catch((error) => onStatus(t('map.no_catalog', { message: error.message }))))
-    .then(() => { renderList(); return map; });
+    .then(() => {
+      if (hide) {
+        for (const [name, group] of groups()) {
+          if (hide(name, catalog.layer(name))) for (const id of group.ids) map.setLayoutProperty(id, 'visibility', 'none');
+        }
+      }
+      renderList();
+      return map;
+    });
   onLangChange(renderList);
   return { map, ready, refresh, popup, popupAt, mark, marked };
 }
