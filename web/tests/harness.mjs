@@ -1,5 +1,5 @@
 // What every browser test needs: the built onemap, Debian's Chromium, a
-// temporary database, a dispatcher token made as an operator makes one,
+// temporary database, dispatcher and planner tokens made as an operator makes them,
 // and servers that are started on an ephemeral port and never outlive the
 // tests. (Not a test file itself: node --test picks `*.test.mjs`.)
 import assert from 'node:assert/strict';
@@ -22,11 +22,17 @@ export function tempDatabase(name) {
   return `sqlite://${join(dir, `${name}.gpkg`)}`;
 }
 
-/** A dispatcher token, created with the CLI before the server starts. */
-export function dispatcherToken(database, name) {
-  return execFileSync(bin, ['--database', database, '--log', 'error', 'token', 'create', '--role', 'dispatcher', '--name', name])
+/** A token of `role`, created with the CLI before the server starts. */
+function roleToken(database, role, name) {
+  return execFileSync(bin, ['--database', database, '--log', 'error', 'token', 'create', '--role', role, '--name', name])
     .toString().trim().split('\n').pop();
 }
+
+/** A dispatcher token, created with the CLI before the server starts. */
+export const dispatcherToken = (database, name) => roleToken(database, 'dispatcher', name);
+
+/** A planner token (shelters, risk zones, planning scenarios), the same way. */
+export const plannerToken = (database, name) => roleToken(database, 'planner', name);
 
 const children = new Set();
 
