@@ -313,12 +313,12 @@ function candidateLayers() {
   return names;
 }
 
-/** How a candidate is named: its feature's name, else by its source. */
-function candidateLabel(id, props = {}) {
+/** How a candidate is named: its feature's name, else by its source (the
+ * shown result's, or the form's). */
+function candidateLabel(id, props = {}, source = state.resultBody?.candidates ?? candidateMode()) {
   if (props.name) return `${props.name}`;
-  const pin = state.pins.find((p) => p.id === id);
-  if (pin) return t('planning.pin', { id: `P${pin.id}` });
-  if (state.resultBody?.candidates === 'grid' || (!state.resultBody && candidateMode() === 'grid')) return t('planning.cell', { id });
+  if (Array.isArray(source) || source === 'pins') return t('planning.pin', { id: `P${id}` });
+  if (source === 'grid') return t('planning.cell', { id });
   return t('planning.candidate', { id });
 }
 
@@ -376,7 +376,17 @@ function inputsChanged() {
   if (state.result) $('run-note').textContent = t('planning.changed');
 }
 
-$('candidates').addEventListener('change', () => { renderPins(); drawPins(); inputsChanged(); });
+// Kept and excluded ids name candidates of one source: a new source starts afresh.
+$('candidates').addEventListener('change', () => {
+  state.keep.clear();
+  state.exclude.clear();
+  renderPinned();
+  renderPins();
+  drawPins();
+  drawSites();
+  renderSites();
+  inputsChanged();
+});
 $('site-capacity-aware').addEventListener('change', () => {
   $('site-capacity').disabled = !$('site-capacity-aware').checked;
   inputsChanged();
@@ -439,7 +449,7 @@ function drawPins() {
   for (const key of shell.marked()) if (key.startsWith('pin-') && !wanted.has(key)) shell.mark(key, null);
   if (!on) return;
   for (const pin of state.pins) {
-    const label = t('planning.pin', { id: `P${pin.id}` });
+    const label = candidateLabel(pin.id, {}, 'pins');
     shell.mark(`pin-${pin.id}`, [pin.lon, pin.lat], `pin-marker ${markOf(pin.id) ?? ''}`, {
       title: label,
       onClick: () => {
@@ -493,7 +503,7 @@ function clicked(event, hits) {
   if (candidate && candidate.properties.id !== undefined) {
     const { popup: shown, body } = shell.popup(candidate, event.lngLat);
     const id = Number(candidate.properties.id);
-    body.append(markButtons(id, candidateLabel(id, candidate.properties), () => shown.remove()));
+    body.append(markButtons(id, candidateLabel(id, candidate.properties, layerName), () => shown.remove()));
     return;
   }
   const cell = mine.find((f) => f.layer.id === 'planning-uncovered-fill');
@@ -511,7 +521,7 @@ function clicked(event, hits) {
 function cellPopup(cell, lngLat, asCandidate) {
   const p = cell.properties;
   const id = Number(p.id ?? cell.id);
-  const label = p.name ? `${p.name}` : t('planning.cell', { id });
+  const label = candidateLabel(id, p, 'grid');
   const body = el('div', { class: 'onemap-popup' }, el('strong', {}, label),
     el('p', {}, t('planning.cell_people', { population: formatNumber(p.population), uncovered: formatNumber(p.uncovered) })));
   const shown = popup(lngLat, body);
