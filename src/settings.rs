@@ -286,6 +286,8 @@ struct FileSettings {
     #[serde(default)]
     dispatch: DispatchSettings,
     #[serde(default)]
+    planning: PlanningSettings,
+    #[serde(default)]
     layer: Vec<LayerDef>,
 }
 
@@ -369,6 +371,114 @@ impl DispatchSettings {
     }
 }
 
+/// A figure per shelter category (`emergency`, `fixed`, `central`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PerCategory {
+    pub emergency: f64,
+    pub fixed: f64,
+    pub central: f64,
+}
+
+impl PerCategory {
+    pub fn get(&self, category: &str) -> Option<f64> {
+        match category {
+            "emergency" => Some(self.emergency),
+            "fixed" => Some(self.fixed),
+            "central" => Some(self.central),
+            _ => None,
+        }
+    }
+}
+
+/// The standards and bounds of shelter planning (`[planning]` in the
+/// settings file). Every default is a figure of a Chinese standard, named
+/// next to it; a request may override each (see `planning::standards`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PlanningSettings {
+    /// Service radius (walking distance, great-circle metres) by category.
+    /// emergency 500 m (≈ 10 min walk) and fixed 2,000 m (2–3 km, the
+    /// lower end; ≈ 1 h walk): GB 50413-2007 城市抗震防灾规划标准 §8.2, as
+    /// quoted by secondary sources. central 4,000 m: derived, not a code
+    /// figure — the general code (§4.2.1) asks for one central shelter per
+    /// ≤ 50 km² of built-up land, and a circle of 50 km² has a radius of
+    /// √(50/π) ≈ 3.99 km.
+    pub radius_m: PerCategory,
+    /// Minimum effective area per person, m²: emergency ≥ 1, fixed ≥ 2
+    /// (GB 50413-2007 §8.2.8, secondary sources); central shelters are
+    /// fixed shelters and take the fixed figure. A shelter's capacity,
+    /// when none is recorded, is its effective area ÷ this figure.
+    pub area_per_person_m2: PerCategory,
+    /// The largest service radius a request may ask for.
+    pub max_radius_m: f64,
+    /// Instances up to this many (demand, candidate) pairs in reach are
+    /// solved exactly (a MILP) when `exact` is `auto`.
+    pub exact_max_pairs: usize,
+    /// The longest a siting solve may run, seconds; past it the best
+    /// answer found is returned with its gap.
+    pub time_limit_s: f64,
+    /// The layer of population cells.
+    pub population_layer: String,
+    /// The layer of existing shelters.
+    pub shelters_layer: String,
+}
+
+impl Default for PlanningSettings {
+    fn default() -> Self {
+        Self {
+            radius_m: PerCategory {
+                emergency: 500.0,
+                fixed: 2_000.0,
+                central: 4_000.0,
+            },
+            area_per_person_m2: PerCategory {
+                emergency: 1.0,
+                fixed: 2.0,
+                central: 2.0,
+            },
+            max_radius_m: 50_000.0,
+            exact_max_pairs: 500_000,
+            time_limit_s: 10.0,
+            population_layer: "population_grid".into(),
+            shelters_layer: "shelters".into(),
+        }
+    }
+}
+
+impl PlanningSettings {
+    fn check(&self) -> Result<(), String> {
+        let positive = |v: f64| v.is_finite() && v > 0.0;
+        for (table, figures) in [
+            ("radius_m", self.radius_m),
+            ("area_per_person_m2", self.area_per_person_m2),
+        ] {
+            for (category, v) in [
+                ("emergency", figures.emergency),
+                ("fixed", figures.fixed),
+                ("central", figures.central),
+            ] {
+                if !positive(v) {
+                    return Err(format!("{table}.{category} must be > 0, got {v}"));
+                }
+            }
+        }
+        if !positive(self.max_radius_m) || self.max_radius_m > 200_000.0 {
+            return Err(format!(
+                "max_radius_m must be in (0, 200000], got {}",
+                self.max_radius_m
+            ));
+        }
+        if !positive(self.time_limit_s) || self.time_limit_s > 600.0 {
+            return Err(format!(
+                "time_limit_s must be in (0, 600], got {}",
+                self.time_limit_s
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// The effective settings of one run.
 #[derive(Debug, Clone, Serialize)]
 pub struct Settings {
@@ -401,6 +511,7 @@ pub struct Settings {
     pub max_event_streams_per_client: usize,
     pub log: String,
     pub dispatch: DispatchSettings,
+    pub planning: PlanningSettings,
     /// Operator-declared layers, added to the built-in catalog.
     #[serde(skip)]
     pub layers: Vec<LayerDef>,
@@ -424,6 +535,8 @@ pub enum SettingsError {
     },
     #[error("settings file: [dispatch] {0}")]
     Dispatch(String),
+    #[error("settings file: [planning] {0}")]
+    Planning(String),
     #[error("settings file: {key} {reason}")]
     OutOfRange { key: &'static str, reason: String },
     #[error("invalid default {what}: {reason}")]
@@ -450,6 +563,7 @@ impl Settings {
                 })?,
         };
         file.dispatch.check().map_err(SettingsError::Dispatch)?;
+        file.planning.check().map_err(SettingsError::Planning)?;
         // The flag's own parser refuses 0; a 0 in the file would make the
         // server send nothing but heartbeats.
         if file.events_heartbeat == Some(0) {
@@ -567,6 +681,7 @@ impl Settings {
                 .or(file.log)
                 .unwrap_or_else(|| DEFAULT_LOG.into()),
             dispatch: file.dispatch.completed(),
+            planning: file.planning,
             layers: file.layer,
         })
     }
@@ -600,6 +715,7 @@ impl Settings {
             max_event_streams_per_client: DEFAULT_MAX_EVENT_STREAMS_PER_CLIENT,
             log: DEFAULT_LOG.into(),
             dispatch: DispatchSettings::default(),
+            planning: PlanningSettings::default(),
             layers: Vec::new(),
         }
     }
@@ -756,6 +872,39 @@ mod tests {
         let e = Settings::resolve(&cli, None).expect_err("a road factor under 1");
         assert!(e.to_string().contains("road_factor"), "{e}");
         std::fs::write(&path, "[dispatch.speed_kmh]\nmedical = 0\n").expect("write");
+        assert!(Settings::resolve(&cli, None).is_err());
+    }
+
+    #[test]
+    fn planning_standards_come_from_the_file_and_are_checked() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("onemap.toml");
+        std::fs::write(
+            &path,
+            "[planning]\ntime_limit_s = 3\nradius_m = { emergency = 400, fixed = 1500, central = 3000 }\n",
+        )
+        .expect("write");
+        let cli = Cli::parse_from([
+            "onemap",
+            "--config",
+            path.to_str().expect("utf-8"),
+            "migrate",
+        ]);
+        let s = Settings::resolve(&cli, None).expect("settings");
+        assert_eq!(s.planning.time_limit_s, 3.0);
+        assert_eq!(s.planning.radius_m.get("emergency"), Some(400.0));
+        assert_eq!(
+            s.planning.area_per_person_m2,
+            PlanningSettings::default().area_per_person_m2
+        );
+        std::fs::write(&path, "[planning]\nmax_radius_m = -1\n").expect("write");
+        let e = Settings::resolve(&cli, None).expect_err("a negative radius");
+        assert!(e.to_string().contains("max_radius_m"), "{e}");
+        std::fs::write(
+            &path,
+            "[planning]\narea_per_person_m2 = { emergency = 0, fixed = 2, central = 2 }\n",
+        )
+        .expect("write");
         assert!(Settings::resolve(&cli, None).is_err());
     }
 

@@ -959,9 +959,20 @@ impl Generator {
             .map(|&(i, people, _)| {
                 let (r, c, x0, y0, _) = cells[i];
                 let cell = geo::Rect::new(Coord { x: x0, y: y0 }, Coord { x: x0 + CELL_DEG, y: y0 + CELL_DEG });
+                // The town whose centre is nearest: what the per-town
+                // figures of a planning scenario group by.
+                let centre = (x0 + CELL_DEG / 2.0, y0 + CELL_DEG / 2.0);
+                let town = self
+                    .towns
+                    .iter()
+                    .min_by(|a, b| {
+                        let d = |p: &Point<f64>| (p.x() - centre.0).powi(2) * 0.67 + (p.y() - centre.1).powi(2);
+                        d(&a.1).total_cmp(&d(&b.1))
+                    })
+                    .map(|t| t.0.name);
                 Feature::new(
                     cell.to_polygon(),
-                    props(json!({ "name": format!("R{r:02}C{c:02}"), "population": people, "synthetic": true })),
+                    props(json!({ "name": format!("R{r:02}C{c:02}"), "population": people, "synthetic": true, "town": town })),
                 )
             })
             .collect()

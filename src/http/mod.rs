@@ -25,7 +25,7 @@ use crate::{
     auth::Caller,
     dispatch,
     error::{problem, AppError, PROBLEM_JSON},
-    events, features, metrics, replay,
+    events, features, metrics, planning, replay,
     settings::MetricsAccess,
     store, tiles, web, AppState,
 };
@@ -49,6 +49,7 @@ pub fn router(state: AppState) -> Router {
         .merge(api::router(settings))
         .merge(dispatch::router())
         .merge(replay::router())
+        .merge(planning::router())
         .merge(web::router(&settings.web_dir))
         .layer(middleware::from_fn_with_state(state.clone(), guard))
         .layer(middleware::from_fn_with_state(

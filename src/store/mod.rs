@@ -229,6 +229,18 @@ pub struct TokenRecord {
     pub revoked_at: Option<String>,
 }
 
+/// A planning scenario as stored: a run's inputs and results (JSON) under
+/// a name.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ScenarioRecord {
+    pub id: i64,
+    pub name: String,
+    pub actor: String,
+    pub created_at: String,
+    pub inputs: Value,
+    pub results: Value,
+}
+
 /// The union of WGS84 boxes `[min_lon, min_lat, max_lon, max_lat]`.
 pub fn bbox_union(boxes: impl IntoIterator<Item = Option<[f64; 4]>>) -> Option<[f64; 4]> {
     boxes.into_iter().flatten().reduce(|a, b| {
@@ -366,6 +378,22 @@ pub trait Store: Send + Sync + 'static {
 
     /// Revoke the token called `name`; `false` when there is no live one.
     async fn revoke_token(&self, name: &str) -> Result<bool, StoreError>;
+
+    /// Keep a planning scenario; returns it with its new id.
+    async fn save_scenario(
+        &self,
+        name: &str,
+        actor: &str,
+        inputs: &Value,
+        results: &Value,
+    ) -> Result<ScenarioRecord, StoreError>;
+
+    /// One scenario.
+    async fn scenario(&self, id: i64) -> Result<Option<ScenarioRecord>, StoreError>;
+
+    /// Every scenario without its inputs and results (both `Null`),
+    /// newest first, at most `limit`.
+    async fn scenarios(&self, limit: u64) -> Result<Vec<ScenarioRecord>, StoreError>;
 
     /// Check that the store answers (for `/healthz`).
     async fn ping(&self) -> Result<(), StoreError>;

@@ -14,6 +14,7 @@ mod helpers;
 mod hostile_files;
 mod hostile_filters;
 mod hostile_http;
+mod planning;
 mod replay;
 mod store_edit;
 mod tiles;

@@ -107,7 +107,11 @@ pub enum SolveError {
     Invalid { field: &'static str, detail: String },
 }
 
-pub fn solve(inst: &Instance, objective: Objective, opts: &Options) -> Result<Solution, SolveError> {
+pub fn solve(
+    inst: &Instance,
+    objective: Objective,
+    opts: &Options,
+) -> Result<Solution, SolveError> {
     let _ = (inst, objective, opts);
     Err(SolveError::Invalid {
         field: "objective",

@@ -5,7 +5,7 @@ use sqlx::{sqlite::SqliteRow, Row, SqliteConnection};
 
 use crate::{
     layers::Role,
-    store::{AuditEntry, AuditQuery, Change, Op, StoreError, TokenRecord, Touched},
+    store::{AuditEntry, AuditQuery, Change, Op, ScenarioRecord, StoreError, TokenRecord, Touched},
 };
 
 pub use crate::store::bbox_union as union;
@@ -328,4 +328,84 @@ pub async fn revoke_token(conn: &mut SqliteConnection, name: &str) -> Result<boo
     .await
     .map_err(StoreError::db("revoking a token"))?;
     Ok(done.rows_affected() > 0)
+}
+
+pub async fn save_scenario(
+    conn: &mut SqliteConnection,
+    name: &str,
+    actor: &str,
+    inputs: &Value,
+    results: &Value,
+) -> Result<ScenarioRecord, StoreError> {
+    let row = sqlx::query(
+        "INSERT INTO onemap_scenarios (name, actor, created_at, inputs, results) \
+         VALUES (?, ?, strftime('%Y-%m-%dT%H:%M:%fZ','now'), ?, ?) \
+         RETURNING id, name, actor, created_at, inputs, results",
+    )
+    .bind(name)
+    .bind(actor)
+    .bind(inputs.to_string())
+    .bind(results.to_string())
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(StoreError::db("saving a scenario"))?;
+    scenario_of(&row, true)
+}
+
+pub async fn scenario(
+    conn: &mut SqliteConnection,
+    id: i64,
+) -> Result<Option<ScenarioRecord>, StoreError> {
+    let row = sqlx::query(
+        "SELECT id, name, actor, created_at, inputs, results FROM onemap_scenarios WHERE id = ?",
+    )
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(StoreError::db("reading a scenario"))?;
+    row.map(|r| scenario_of(&r, true)).transpose()
+}
+
+pub async fn scenarios(
+    conn: &mut SqliteConnection,
+    limit: u64,
+) -> Result<Vec<ScenarioRecord>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT id, name, actor, created_at FROM onemap_scenarios ORDER BY id DESC LIMIT ?",
+    )
+    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(StoreError::db("listing scenarios"))?;
+    rows.iter().map(|r| scenario_of(r, false)).collect()
+}
+
+fn scenario_of(row: &SqliteRow, full: bool) -> Result<ScenarioRecord, StoreError> {
+    let json = |col: &str| -> Result<Value, StoreError> {
+        if !full {
+            return Ok(Value::Null);
+        }
+        let text: String = row
+            .try_get(col)
+            .map_err(StoreError::db("reading a scenario"))?;
+        serde_json::from_str(&text).map_err(|e| StoreError::Interrupted {
+            context: format!("a stored scenario's {col} is not JSON ({e})"),
+        })
+    };
+    Ok(ScenarioRecord {
+        id: row
+            .try_get("id")
+            .map_err(StoreError::db("reading a scenario"))?,
+        name: row
+            .try_get("name")
+            .map_err(StoreError::db("reading a scenario"))?,
+        actor: row
+            .try_get("actor")
+            .map_err(StoreError::db("reading a scenario"))?,
+        created_at: row
+            .try_get("created_at")
+            .map_err(StoreError::db("reading a scenario"))?,
+        inputs: json("inputs")?,
+        results: json("results")?,
+    })
 }

@@ -22,8 +22,8 @@ use sqlx::{
 use tokio::sync::{mpsc, Mutex};
 
 use super::{
-    AuditEntry, AuditQuery, Change, Edit, FeatureStream, Op, Query, Store, StoreError, TokenRecord,
-    Touched, Written,
+    AuditEntry, AuditQuery, Change, Edit, FeatureStream, Op, Query, ScenarioRecord, Store,
+    StoreError, TokenRecord, Touched, Written,
 };
 use crate::layers::{Feature, LayerDef, PropertyDef, PropertyType, Role};
 
@@ -1208,6 +1208,40 @@ impl Store for GpkgStore {
             .await
             .map_err(StoreError::db("connecting"))?;
         log::revoke_token(&mut conn, name).await
+    }
+
+    async fn save_scenario(
+        &self,
+        name: &str,
+        actor: &str,
+        inputs: &Value,
+        results: &Value,
+    ) -> Result<ScenarioRecord, StoreError> {
+        let _writer = self.write_lock.lock().await;
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .map_err(StoreError::db("connecting"))?;
+        log::save_scenario(&mut conn, name, actor, inputs, results).await
+    }
+
+    async fn scenario(&self, id: i64) -> Result<Option<ScenarioRecord>, StoreError> {
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .map_err(StoreError::db("connecting"))?;
+        log::scenario(&mut conn, id).await
+    }
+
+    async fn scenarios(&self, limit: u64) -> Result<Vec<ScenarioRecord>, StoreError> {
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .map_err(StoreError::db("connecting"))?;
+        log::scenarios(&mut conn, limit).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
