@@ -63,6 +63,8 @@ const state = {
   scenariosError: null,
   feed: null,
   hidden: new Set(),
+  /** category → its standards, as the server names their values and sources. */
+  standards: new Map(),
 };
 
 // ---------------------------------------------------------------- messages
@@ -221,6 +223,9 @@ const loadCoverage = reloader(async () => {
     if (c.category && c.category !== category()) return;
     state.coverage = c;
     state.coverageAt = new Date();
+    // The standard of a category, kept from its answer without a radius of
+    // the planner's (which names the request as the radius's source).
+    if (!asked.radius_m && c.standards) state.standards.set(asked.category, c.standards);
     if (state.radiusFromStandard) $('radius').value = c.radius_m ?? c.standards?.radius_m?.value ?? '';
     drawCoverage();
   } catch (error) {
@@ -253,11 +258,16 @@ function renderCoverage() {
   figure('covered-population', c?.covered_population, t('planning.persons', { n: formatNumber(c?.covered_population) }));
   figure('uncovered-population', c?.uncovered_population, t('planning.persons', { n: formatNumber(c?.uncovered_population) }));
   figure('coverage-ratio', c?.coverage_ratio, formatPercent(c?.coverage_ratio));
-  const std = c?.standards ?? {};
+  const std = (c && state.standards.get(c.category)) ?? c?.standards ?? {};
+  const custom = c && !state.radiusFromStandard && std.radius_m && c.radius_m !== std.radius_m.value;
   $('standard-radius').textContent = std.radius_m
-    ? t('planning.standard_radius', { value: formatNumber(std.radius_m.value), source: std.radius_m.source ?? '—' }) : '';
+    ? `${t('planning.standard_radius', { value: formatNumber(std.radius_m.value), source: sourceText(std.radius_m.source) })}${
+      custom ? ` ${t('planning.radius_custom', { value: formatNumber(c.radius_m) })}` : ''}` : '';
   $('standard-area').textContent = std.area_per_person_m2
-    ? t('planning.standard_area', { value: formatNumber(std.area_per_person_m2.value), source: std.area_per_person_m2.source ?? '—' }) : '';
+    ? t('planning.standard_area', { value: formatNumber(std.area_per_person_m2.value), source: sourceText(std.area_per_person_m2.source) }) : '';
+  $('uncovered-truncated').hidden = !c?.uncovered_truncated;
+  $('uncovered-truncated').textContent = c?.uncovered_truncated
+    ? t('planning.uncovered_truncated', { shown: formatNumber(c.uncovered?.features?.length ?? 0), n: formatNumber(c.uncovered_cells) }) : '';
   $('computed-at').textContent = state.coverageLoading ? t('status.loading')
     : state.coverageAt ? t('planning.computed_at', { time: formatClock(state.coverageAt) }) : '';
   const counts = Object.fromEntries(STATES.map(([s]) => [s, 0]));
@@ -266,6 +276,21 @@ function renderCoverage() {
   $('shelter-legend').replaceChildren(...STATES.map(([s, colour]) => el('li', { dataset: { state: s } },
     el('span', { class: 'swatch', style: `background:${colour}` }), t(`planning.state.${s}`),
     el('span', { class: 'n' }, `(${formatNumber(counts[s])})`))));
+}
+
+/** A standard's source as the server words it; the request itself named. */
+const sourceText = (source) => (source === 'set by the request' ? t('planning.source_request') : source ?? '—');
+
+/** Why a candidate or a shelter is ruled out, from the structured fields
+ * (the server's `detail` is its English sentence, kept as the fallback). */
+function exclusionText(x) {
+  const reason = t(`planning.reason.${x.reason}`, {}, x.reason);
+  let detail = x.detail ?? '';
+  if (x.reason === 'flood_zone' && x.name) detail = t('planning.detail.flood_zone', { name: x.name });
+  else if (x.reason === 'hazard' && x.name) {
+    detail = t('planning.detail.hazard', { name: x.name, d: formatNumber(Math.round(x.distance_m ?? 0)), r: formatNumber(x.radius_m ?? 0) });
+  } else if (x.reason === 'excluded') detail = '';
+  return { reason, detail };
 }
 
 function renderCategories() {
@@ -539,7 +564,7 @@ function shelterPopup(id, lngLat) {
     s.area_per_person_m2 === null || s.area_per_person_m2 === undefined ? null
       : `${t('planning.area_per_person', { n: formatNumber(s.area_per_person_m2) })}${s.meets_standard === null || s.meets_standard === undefined ? ''
         : ` · ${t(s.meets_standard ? 'planning.meets_standard' : 'planning.below_standard')}`}`,
-    s.excluded ? t('planning.excluded', { reason: t(`planning.reason.${s.excluded.reason}`, {}, s.excluded.reason), detail: s.excluded.detail ?? '' }) : null,
+    s.excluded ? t('planning.excluded', exclusionText(s.excluded)) : null,
   ].filter(Boolean);
   popup(lngLat, el('div', { class: 'onemap-popup', dataset: { shelter: s.id } },
     el('strong', {}, s.name ?? t('planning.candidate', { id: s.id })),
@@ -641,10 +666,12 @@ function renderResult() {
 
   const ruled = r.ruled_out ?? [];
   $('ruled-out-heading').textContent = t('planning.ruled_out', { n: formatNumber(ruled.length) });
-  $('ruled-out').replaceChildren(...ruled.slice(0, MAX_RULED_OUT).map((x) => el('li', { dataset: { candidate: x.candidate, reason: x.reason } },
-    el('div', { class: 'row' }, el('strong', {}, candidateLabel(x.candidate)),
-      el('span', { class: 'reason' }, t(`planning.reason.${x.reason}`, {}, x.reason))),
-    x.detail ? el('div', { class: 'meta' }, x.detail) : null)));
+  $('ruled-out').replaceChildren(...ruled.slice(0, MAX_RULED_OUT).map((x) => {
+    const why = exclusionText(x);
+    return el('li', { dataset: { candidate: x.candidate, reason: x.reason } },
+      el('div', { class: 'row' }, el('strong', {}, candidateLabel(x.candidate)), el('span', { class: 'reason' }, why.reason)),
+      why.detail ? el('div', { class: 'meta' }, why.detail) : null);
+  }));
   $('ruled-out-more').textContent = ruled.length > MAX_RULED_OUT ? t('planning.ruled_out_more', { n: formatNumber(ruled.length - MAX_RULED_OUT) }) : '';
 }
 
@@ -681,8 +708,11 @@ async function showScenario(id, button) {
   if (button) button.disabled = true;
   try {
     const s = await get(`/api/planning/scenarios/${encodeURIComponent(id)}`);
-    state.result = s.results;
-    state.resultBody = s.inputs?.siting ?? s.inputs ?? null;
+    // results: {siting: the siting answer, coverage_before, coverage_after, by_town, by_category}
+    state.result = s.results?.siting ?? s.results;
+    // inputs: the siting request as the server ran it, and the map's change sequence then.
+    const { map_seq: _seq, ...inputs } = s.inputs?.siting ?? s.inputs ?? {};
+    state.resultBody = Object.keys(inputs).length ? inputs : null;
     state.resultStale = false;
     state.scenario = { id: s.id, name: s.name, created_at: s.created_at };
     renderResult();

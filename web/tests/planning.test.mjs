@@ -133,7 +133,7 @@ test('coverage is drawn with the API’s figures; three sites are proposed, one 
   assert.ok(afterCovered > beforeCovered, `more people covered after: ${beforeCovered} → ${afterCovered}`);
   assert.ok(await fig('uncovered_population', 'after') < await fig('uncovered_population', 'before'));
   const gains = listed.reduce((sum, s) => sum + s.gain, 0);
-  assert.ok(Math.abs(afterCovered - beforeCovered - gains) < 1e-6, 'the gains add up to the change');
+  assert.ok(Math.abs(afterCovered - beforeCovered - gains) < 1, `the gains add up to the change: ${gains} vs ${afterCovered - beforeCovered}`);
   const optimality = await page.textContent('#optimality');
   assert.match(optimality, /已证明最优|未证明最优/, optimality);
 
@@ -169,13 +169,15 @@ test('coverage is drawn with the API’s figures; three sites are proposed, one 
   };
   const md = await download(`#scenarios li[data-id="${id}"] a.report-md`);
   assert.ok(md.includes(name), 'the report names the scenario');
-  for (const c of rerun) assert.ok(md.includes(c), `the report lists site ${c}`);
+  rerun.forEach((c, i) => assert.ok(md.includes(`| ${i + 1} | ${c} |`), `the report lists site ${i + 1}, candidate ${c}:\n${md}`));
   assert.ok(md.includes(coverage.standards.radius_m.source), 'the report cites the radius standard');
   assert.ok(md.includes(coverage.standards.area_per_person_m2.source), 'the report cites the area standard');
   const csv = await download(`#scenarios li[data-id="${id}"] a.report-csv`);
-  for (const c of rerun) assert.ok(csv.includes(c), `the CSV lists site ${c}`);
+  const csvRows = csv.trim().split('\n').slice(1);
+  assert.equal(csvRows.length, 3, 'one CSV row per site');
+  rerun.forEach((c, i) => assert.ok(csvRows[i].startsWith(`${name},${i + 1},${c},`), `CSV row ${i + 1}: ${csvRows[i]}`));
   const geojson = JSON.parse(await download(`#scenarios li[data-id="${id}"] a.sites-geojson`));
-  assert.equal(geojson.features.length, 3, 'three sites in the GeoJSON');
+  assert.deepEqual(geojson.features.map((f) => String(f.properties.candidate)), rerun, 'the three sites in the GeoJSON');
 
   // Shown again from the saved scenario.
   await page.click(`#scenarios li[data-id="${id}"] button.show`);
