@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { webDir, tempDatabase, plannerToken, startServer, stopAll, launchBrowser } from './harness.mjs';
 
 const artifacts = join(webDir, 'tests', 'artifacts');
-const AT = '#11/35.06/118.33';
+const AT = '#10.8/34.97/118.31';
 
 let base;
 let browser;
@@ -58,10 +58,16 @@ const api = async (path, init) => {
   return r.json();
 };
 
+/** The proposed sites listed, or the error the page shows instead. */
+async function siteList(page) {
+  const shown = await page.waitForSelector('#sites li.site, #messages .message.error', { timeout: 60_000 });
+  if (await shown.evaluate((n) => n.classList.contains('message'))) assert.fail(`the siting failed: ${await shown.textContent()}`);
+}
+
 const figure = (page, id) => page.$eval(`#${id}`, (dd) => ({ value: Number(dd.dataset.value), text: dd.textContent }));
 const zhNumber = (n) => Number(n).toLocaleString('zh-CN', { maximumFractionDigits: 2 });
 
-test('coverage is drawn with the API’s figures; three sites are proposed, one excluded and rerun, saved as a scenario whose reports download', async () => {
+test('the coverage of the emergency shelters is drawn with the API’s figures and the standard’s source', async () => {
   const { context, page, problems, outside } = await openPlanning();
   const coverage = await api('/api/planning/coverage?category=emergency');
   assert.ok(coverage.total_population > 0, 'the demo has people');
@@ -112,10 +118,22 @@ test('coverage is drawn with the API’s figures; three sites are proposed, one 
     assert.equal(await page.evaluate(() => window.onemap.hasImage('planning-hatch-flood_zone')), true, 'the hatch is made on a canvas');
   }
 
+  assert.deepEqual(await page.$$eval('#messages .message.error', (m) => m.map((x) => x.textContent)), [], 'no error message shown');
+  mkdirSync(artifacts, { recursive: true });
+  await page.screenshot({ path: join(artifacts, 'planning.png') });
+  assert.deepEqual(problems, [], 'no console errors');
+  assert.deepEqual(outside, [], 'no request leaves 127.0.0.1');
+  await context.close();
+});
+
+test('three sites are proposed, one excluded and rerun, saved as a planner’s scenario whose reports download', async () => {
+  const { context, page, problems, outside } = await openPlanning();
+  const coverage = await api('/api/planning/coverage?category=emergency');
+
   // Siting k = 3 on the population grid.
   assert.equal(await page.inputValue('#k'), '3');
   await page.click('#run');
-  await page.waitForSelector('#sites li.site', { timeout: 60_000 });
+  await siteList(page);
   const listed = await page.$$eval('#sites li.site', (items) => items.map((li) => ({
     rank: Number(li.dataset.rank), candidate: li.dataset.candidate, gain: Number(li.querySelector('.gain').dataset.gain), text: li.textContent })));
   assert.equal(listed.length, 3, 'three sites listed');
@@ -186,8 +204,6 @@ test('coverage is drawn with the API’s figures; three sites are proposed, one 
 
   assert.deepEqual(await page.$$eval('#messages .message.error', (m) => m.map((x) => x.textContent)), [], 'no error message shown');
   mkdirSync(artifacts, { recursive: true });
-  await page.evaluate(() => { document.getElementById('console').scrollTop = 0; });
-  await page.screenshot({ path: join(artifacts, 'planning.png') });
   await page.evaluate(() => { document.getElementById('siting').scrollIntoView(); });
   await page.screenshot({ path: join(artifacts, 'planning-siting.png') });
   assert.deepEqual(problems, [], 'no console errors');
@@ -211,7 +227,7 @@ test('a changed category reads its own standard; a refused token is said, not th
   await page.waitForFunction((n) => Number(document.getElementById('covered-population').dataset.value) === n, wider.covered_population);
 
   await page.click('#run');
-  await page.waitForSelector('#sites li.site', { timeout: 60_000 });
+  await siteList(page);
   await page.fill('#token-input', 'not-a-token');
   await page.click('#login button[type=submit]');
   await page.fill('#scenario-name', 'x');
