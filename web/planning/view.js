@@ -360,12 +360,18 @@ function sitingBody() {
   const capacityAware = $('site-capacity-aware').checked;
   const exact = $('exact').value;
   const body = {
-    k, radius_m: radius(), category: category(), candidates,
+    k, category: category(), candidates,
     keep: [...state.keep.values()].map((m) => m.id),
     exclude: [...state.exclude.values()].map((m) => m.id),
     capacity_aware: capacityAware,
     exact: exact === 'auto' ? 'auto' : exact === 'true',
   };
+  // Following the standard, the radius is left to the server: a radius
+  // sent is one "set by the request", and the report cites no standard.
+  if (!state.radiusFromStandard) {
+    body.radius_m = radiusInput();
+    if (!body.radius_m) { say(t('error.http', { status: 400, detail: t('planning.radius') }), 'error'); return null; }
+  }
   if (capacityAware) body.capacity = Number($('site-capacity').value) || undefined;
   return body;
 }
@@ -593,7 +599,7 @@ function drawSites() {
   const list = sites();
   const wanted = new Set(list.map((f) => `site-${f.properties.rank}`));
   for (const key of shell.marked()) if (key.startsWith('site-') && !wanted.has(key)) shell.mark(key, null);
-  const r = state.resultBody?.radius_m ?? radius();
+  const r = state.result?.standards?.radius_m?.value ?? state.resultBody?.radius_m ?? radius();
   for (const f of list) {
     const p = f.properties;
     const label = candidateLabel(p.candidate, p);
@@ -664,7 +670,8 @@ function renderResult() {
       el('td', { class: 'after', dataset: { value: pick(after) ?? '' } }, fmt(pick(after))),
       change(pick(before), pick(after), fmt, key)))));
 
-  const ruled = r.ruled_out ?? [];
+  // The planner's own exclusions first: the zones and radii rule out many.
+  const ruled = [...(r.ruled_out ?? [])].sort((a, b) => (b.reason === 'excluded') - (a.reason === 'excluded'));
   $('ruled-out-heading').textContent = t('planning.ruled_out', { n: formatNumber(ruled.length) });
   $('ruled-out').replaceChildren(...ruled.slice(0, MAX_RULED_OUT).map((x) => {
     const why = exclusionText(x);
