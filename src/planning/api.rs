@@ -200,11 +200,18 @@ fn exact(body: &Map<String, Value>) -> Result<Exact, PlanningError> {
     }
 }
 
-fn time_limit(
-    settings: &PlanningSettings,
-    body: &Map<String, Value>,
-) -> Result<Duration, PlanningError> {
-    let limit = settings.time_limit_s;
+/// The longest a run may take: the setting, and never so long that the
+/// request's own timeout cuts the answer off (2 s are left to shape it).
+fn limit_s(state: &AppState) -> f64 {
+    let request = state.settings.request_timeout.as_secs_f64();
+    state
+        .settings
+        .planning
+        .time_limit_s
+        .min((request - 2.0).max(0.5))
+}
+
+fn time_limit(limit: f64, body: &Map<String, Value>) -> Result<Duration, PlanningError> {
     let secs = match opt_number(body, "time_limit_s")? {
         None => limit,
         Some(t) if t > 0.0 && t <= limit => t,
@@ -384,6 +391,7 @@ const SITING_FIELDS: &[&str] = &[
 
 fn siting_request(
     settings: &PlanningSettings,
+    limit: f64,
     body: &Map<String, Value>,
 ) -> Result<Request, PlanningError> {
     only(body, SITING_FIELDS)?;
@@ -397,7 +405,9 @@ fn siting_request(
     let radius = radius(settings, opt_number(body, "radius_m")?)?;
     let area = area(opt_number(body, "area_per_person_m2")?)?;
     let capacity = match opt_number(body, "capacity")? {
-        Some(c) if !(c > 0.0) => return Err(PlanningError::invalid("capacity", "must be > 0")),
+        Some(c) if c.is_nan() || c <= 0.0 => {
+            return Err(PlanningError::invalid("capacity", "must be > 0"))
+        }
         other => other,
     };
     let figures = Figures::new(settings, category, radius, area);
@@ -408,7 +418,7 @@ fn siting_request(
         capacity_aware: opt_bool(body, "capacity_aware")?,
         objective,
         exact: exact(body)?,
-        time_limit: time_limit(settings, body)?,
+        time_limit: time_limit(limit, body)?,
         include_excluded: opt_bool(body, "include_excluded")?,
         figures,
     };
@@ -682,7 +692,7 @@ pub async fn siting(State(state): State<AppState>, body: Bytes) -> Result<Json<V
             k,
             exact: exact(&body)?,
             exact_max_pairs: settings.exact_max_pairs,
-            time_limit: time_limit(&settings, &body)?,
+            time_limit: time_limit(limit_s(&state), &body)?,
         };
         let answer = solving(move || {
             let started = Instant::now();
@@ -693,7 +703,7 @@ pub async fn siting(State(state): State<AppState>, body: Bytes) -> Result<Json<V
         .await?;
         return Ok(Json(answer));
     }
-    let request = siting_request(&settings, &body)?;
+    let request = siting_request(&settings, limit_s(&state), &body)?;
     let answer = solving(move || {
         let world = world(&state);
         let candidates = candidates(&state, &world, &request)?;
@@ -732,7 +742,7 @@ pub async fn save_scenario(
         }
     };
     let settings = state.settings.planning.clone();
-    let request = siting_request(&settings, &siting_body)?;
+    let request = siting_request(&settings, limit_s(&state), &siting_body)?;
     let seq = state.store.last_seq().await?;
     let worker = state.clone();
     let (inputs, results) = solving(move || {

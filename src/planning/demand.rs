@@ -96,7 +96,7 @@ impl PointGrid {
     /// Every point within `radius_m` of `p`, with its distance, in no
     /// particular order.
     pub fn within(&self, p: [f64; 2], radius_m: f64, mut visit: impl FnMut(u32, f64)) {
-        if self.keys.is_empty() || !(radius_m >= 0.0) {
+        if self.keys.is_empty() || radius_m.is_nan() || radius_m < 0.0 {
             return;
         }
         let dlat = radius_m / M_PER_DEG;

@@ -239,7 +239,6 @@ pub fn site(
     // The instance: uncovered people only, numbered densely.
     let mut dense = vec![u32::MAX; demand.len()];
     let mut weights = Vec::new();
-    let mut back = Vec::new();
     let mut reach = Vec::with_capacity(usable.len());
     let mut pairs = 0usize;
     for c in &usable {
@@ -250,7 +249,6 @@ pub fn site(
                 if *slot == u32::MAX {
                     *slot = u32::try_from(weights.len()).unwrap_or(u32::MAX);
                     weights.push(residual[i as usize]);
-                    back.push(i as usize);
                 }
                 r.push((*slot, d));
             }
@@ -332,7 +330,6 @@ pub fn site(
             kept: instance.keep.contains(&j),
         })
         .collect();
-    let _ = back;
     Ok(Answer {
         before: before_totals,
         after: Totals {

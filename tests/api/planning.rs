@@ -124,7 +124,7 @@ async fn district(app: &TestApp) -> District {
     }
 }
 
-fn shelter<'a>(coverage: &'a Value, id: i64) -> &'a Value {
+fn shelter(coverage: &Value, id: i64) -> &Value {
     coverage["shelters"]
         .as_array()
         .and_then(|s| s.iter().find(|s| s["id"] == id))
