@@ -462,7 +462,7 @@ const DICT = {
     'planning.site_capacity_aware': 'Count the new shelters’ capacity',
     'planning.site_capacity': 'Capacity of a new shelter',
     'planning.exact': 'Solver',
-    'planning.exact.auto': 'Automatic (exact when the size allows)',
+    'planning.exact.auto': 'Automatic (exact if small)',
     'planning.exact.true': 'Exact',
     'planning.exact.false': 'Heuristic (greedy + swap)',
     'planning.run': 'Find sites',

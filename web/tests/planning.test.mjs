@@ -247,6 +247,8 @@ test('?lang=en shows the view in English and the toggle turns it Chinese', async
   assert.match(await page.textContent('#total-population'), /people$/);
   assert.equal(await page.$eval('#category option:checked', (o) => o.textContent), 'Emergency');
   assert.equal(await page.textContent('#run'), 'Find sites');
+  mkdirSync(artifacts, { recursive: true });
+  await page.screenshot({ path: join(artifacts, 'planning-en.png') });
   await page.click('.lang-toggle');
   assert.equal(await page.textContent('#console h1'), '避难场所规划研判');
   assert.equal(await page.textContent('#totals div:first-child dt'), '总人口');
