@@ -469,7 +469,10 @@ fn candidates(
             .zip(&world.demand.points)
             .map(|(id, p)| Candidate {
                 id: json!(id),
-                name: None,
+                name: state
+                    .index
+                    .get(&state.settings.planning.population_layer, *id)
+                    .and_then(|e| e.feature.name().map(str::to_owned)),
                 point: *p,
                 capacity: r.capacity,
             })
@@ -639,7 +642,7 @@ fn coverage_json(
             Some(json!({
                 "type": "Feature", "id": d.ids[i],
                 "geometry": geojson::Geometry::new(geojson::Value::from(&e.feature.geometry)),
-                "properties": { "id": d.ids[i], "population": d.weights[i], "uncovered": r2(u) },
+                "properties": { "id": d.ids[i], "name": e.feature.name(), "population": d.weights[i], "uncovered": r2(u) },
             }))
         })
         .collect();

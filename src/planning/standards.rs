@@ -101,8 +101,11 @@ impl Figures {
             area_per_person_m2: area_per_person_m2
                 .or_else(|| settings.area_per_person_m2.get(c))
                 .unwrap_or(1.0),
-            radius_overridden: radius_m.is_some(),
-            area_overridden: area_per_person_m2.is_some(),
+            // A request that repeats the standard's figure still follows
+            // the standard, and the report should say which.
+            radius_overridden: radius_m.is_some() && radius_m != settings.radius_m.get(c),
+            area_overridden: area_per_person_m2.is_some()
+                && area_per_person_m2 != settings.area_per_person_m2.get(c),
         }
     }
 
@@ -154,5 +157,9 @@ mod tests {
         let f = Figures::new(&s, Category::Emergency, Some(300.0), None);
         assert_eq!(f.radius_m, 300.0);
         assert_eq!(f.to_json()["radius_m"]["source"], "set by the request");
+        let f = Figures::new(&s, Category::Emergency, Some(500.0), None);
+        assert!(f.to_json()["radius_m"]["source"]
+            .as_str()
+            .is_some_and(|t| t.contains("GB 50413-2007")));
     }
 }
