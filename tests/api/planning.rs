@@ -609,7 +609,12 @@ async fn scenarios_are_kept_compared_and_reported() {
         &app,
         "/api/planning/scenarios",
         Some(&planner),
-        json!({"name": "三处新场所", "siting": {"k": 3, "radius_m": 500, "candidates": "grid"}}),
+        // Grid cells cannot reach the flooded cluster (its own cells are
+        // ruled out); a site just north of the zone can.
+        json!({"name": "三处新场所", "siting": {"k": 3, "radius_m": 500, "candidates": [
+            {"id": "east", "lon": 118.3995, "lat": 35.0005},
+            {"id": "north", "lon": 118.3515, "lat": 35.0545},
+            {"id": "west", "lon": 118.2950, "lat": 35.0005}]}}),
     )
     .await;
     assert_eq!(status, 201, "{b}");
@@ -667,7 +672,10 @@ async fn scenarios_are_kept_compared_and_reported() {
         .into_iter()
         .flatten()
     {
-        let id = site["properties"]["candidate"].to_string();
+        let id = site["properties"]["candidate"].as_str().map_or_else(
+            || site["properties"]["candidate"].to_string(),
+            str::to_owned,
+        );
         assert!(md.contains(&format!("| {id} |")), "site {id} in the report");
     }
     let csv = app
