@@ -102,8 +102,8 @@ pub(super) fn coverage(red: &Reduced, k: usize, warm: &[bool], deadline: Instant
         v
     });
     let mut start = warm_sites(warm);
-    for c in 0..red.n_classes() {
-        pb.add_column(red.weight[c], 0.0..=1.0, [(class_rows[c], 1.0)]);
+    for (c, &row) in class_rows.iter().enumerate() {
+        pb.add_column(red.weight[c], 0.0..=1.0, [(row, 1.0)]);
         let covered = red.rev.row(c).iter().any(|&s| warm[s as usize]);
         start.push(if covered { 1.0 } else { 0.0 });
     }
@@ -135,14 +135,14 @@ pub(super) fn capacitated(
         v
     });
     let mut start = warm_sites(warm);
-    for s in 0..red.n_sites() {
+    for (s, &site_row) in site_rows.iter().enumerate() {
         for p in red.fwd.range(s) {
             let c = red.fwd.index[p] as usize;
             let w = red.weight[c];
             pb.add_column(
                 w,
                 0.0..=1.0,
-                [(class_rows[c], 1.0), (site_rows[s], w), (pair_rows[p], 1.0)],
+                [(class_rows[c], 1.0), (site_row, w), (pair_rows[p], 1.0)],
             );
             start.push((warm_flow.get(p).copied().unwrap_or(0.0) / w).clamp(0.0, 1.0));
         }

@@ -206,10 +206,9 @@ pub(super) fn reduce(inst: &Instance, costs: Costs) -> Reduced {
     let n_class = reps.len();
     let mut weight = vec![0.0; n_class];
     let mut mstart = vec![0usize; n_class + 1];
-    for i in 0..n_demand {
-        let c = class_of[i];
+    for (&c, &w) in class_of.iter().zip(&inst.weights) {
         if c != u32::MAX {
-            weight[c as usize] += inst.weights[i];
+            weight[c as usize] += w;
             mstart[c as usize + 1] += 1;
         }
     }
@@ -218,8 +217,7 @@ pub(super) fn reduce(inst: &Instance, costs: Costs) -> Reduced {
     }
     let mut mfill = mstart.clone();
     let mut members = vec![0u32; mstart[n_class]];
-    for i in 0..n_demand {
-        let c = class_of[i];
+    for (i, &c) in class_of.iter().enumerate() {
         if c != u32::MAX {
             members[mfill[c as usize]] = i as u32;
             mfill[c as usize] += 1;

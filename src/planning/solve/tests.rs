@@ -39,10 +39,10 @@ fn random(rng: &mut ChaCha8Rng, roles: bool) -> (Instance, usize) {
     let reach = (0..m)
         .map(|_| {
             (0..n as u32)
-                .filter_map(|i| {
-                    rng.random_bool(p)
-                        .then(|| (i, rng.random_range(0..50) as f64))
-                })
+                .filter(|_| rng.random_bool(p))
+                .collect::<Vec<u32>>()
+                .into_iter()
+                .map(|i| (i, rng.random_range(0..50) as f64))
                 .collect()
         })
         .collect();
@@ -500,10 +500,10 @@ fn a_tiny_time_limit_returns_promptly_with_a_consistent_gap() {
         reach: (0..m)
             .map(|_| {
                 (0..n as u32)
-                    .filter_map(|i| {
-                        rng.random_bool(0.03)
-                            .then(|| (i, rng.random_range(0.0..2000.0)))
-                    })
+                    .filter(|_| rng.random_bool(0.03))
+                    .collect::<Vec<u32>>()
+                    .into_iter()
+                    .map(|i| (i, rng.random_range(0.0..2000.0)))
                     .collect()
             })
             .collect(),
