@@ -73,7 +73,6 @@ impl Allocation {
 /// order of distance: each takes what the point still has and the site
 /// still holds.
 pub fn allocate(
-    points: &[[f64; 2]],
     weights: &[f64],
     grid: &PointGrid,
     sites: &[Site],
@@ -98,7 +97,6 @@ pub fn allocate(
                 loads[*j] += weights[i];
             }
         }
-        let _ = points;
         return Allocation { covered, loads };
     }
     let mut pairs: Vec<(f64, u32, u32)> = Vec::new();
@@ -165,7 +163,6 @@ pub fn coverage(
         })
         .collect();
     let allocation = allocate(
-        &demand.points,
         &demand.weights,
         grid,
         &sites,
@@ -223,7 +220,7 @@ mod tests {
             let (points, weights, sites) = random_case(&mut rng);
             let radius = rng.random_range(200.0..3_000.0);
             let grid = PointGrid::new(&points, radius);
-            let a = allocate(&points, &weights, &grid, &sites, radius, false);
+            let a = allocate(&weights, &grid, &sites, radius, false);
             let mut loads = vec![0.0; sites.len()];
             let mut covered = 0.0;
             for (i, p) in points.iter().enumerate() {
@@ -256,7 +253,7 @@ mod tests {
             let (points, weights, sites) = random_case(&mut rng);
             let radius = rng.random_range(200.0..3_000.0);
             let grid = PointGrid::new(&points, radius);
-            let a = allocate(&points, &weights, &grid, &sites, radius, true);
+            let a = allocate(&weights, &grid, &sites, radius, true);
             let loads: f64 = a.loads.iter().sum();
             assert!((loads - a.covered_total()).abs() < 1e-6);
             for (l, s) in a.loads.iter().zip(&sites) {
@@ -277,7 +274,7 @@ mod tests {
                 }
             }
             // Never more than without capacities.
-            let free = allocate(&points, &weights, &grid, &sites, radius, false);
+            let free = allocate(&weights, &grid, &sites, radius, false);
             assert!(a.covered_total() <= free.covered_total() + 1e-9);
         }
     }
@@ -298,10 +295,10 @@ mod tests {
             },
         ];
         let grid = PointGrid::new(&points, 500.0);
-        let a = allocate(&points, &weights, &grid, &sites, 500.0, true);
+        let a = allocate(&weights, &grid, &sites, 500.0, true);
         assert_eq!(a.loads, vec![100.0, 80.0]);
         assert_eq!(a.covered_total(), 180.0);
-        let a = allocate(&points, &weights, &grid, &sites, 500.0, false);
+        let a = allocate(&weights, &grid, &sites, 500.0, false);
         assert_eq!(a.loads, vec![180.0, 0.0]);
     }
 }

@@ -292,7 +292,6 @@ pub fn site(
         })
         .collect();
     let new = allocate(
-        &demand.points,
         &residual,
         &grid,
         &chosen,
