@@ -32,9 +32,12 @@ test-rust:
 		cargo test --locked --no-fail-fast; \
 	fi
 
+# The browser tests drive the binary the test build makes (`cargo test
+# --no-run` builds it for the integration tests): a separate `cargo build`
+# would build every dependency, HiGHS' C++ included, a second time.
 test-web: web-deps
 	@if [ -x "$(CHROMIUM)" ]; then \
-		cargo build --locked --bin onemap && \
+		cargo test --no-run --locked && \
 		cd web && ONEMAP_BIN=$${CARGO_TARGET_DIR:-$(CURDIR)/target}/debug/onemap CHROMIUM=$(CHROMIUM) npm test; \
 	else \
 		echo "!!!!!!!! SKIPPED: the browser test of the web map needs Chromium at $(CHROMIUM) (apt-get install chromium) !!!!!!!!"; \
@@ -45,4 +48,4 @@ bench:
 
 lint:
 	cargo fmt --all -- --check
-	cargo clippy --all-targets --locked -- -D warnings
+	cargo clippy --all-targets --locked --profile test -- -D warnings
