@@ -126,9 +126,24 @@ async fn import_layer(
 ) -> Result<(axum::http::StatusCode, Json<Value>), AppError> {
     let name = layer.name.clone();
     let mut crs = Crs::Wgs84;
+    let (mut maps, mut drop_unknown) = (Vec::new(), false);
     for (k, v) in query_pairs(raw.as_deref()) {
         match k.as_str() {
             "crs" => crs = parse_crs("crs", &v)?,
+            // `map=源列=property`, repeatable; as the CLI's `--map`.
+            "map" => maps.push(v),
+            "drop_unknown" => {
+                drop_unknown = match v.as_str() {
+                    "true" | "1" | "" => true,
+                    "false" | "0" => false,
+                    _ => {
+                        return Err(AppError::BadRequest(format!(
+                            "`drop_unknown` must be true or false, got `{}`",
+                            v.chars().take(40).collect::<String>()
+                        )))
+                    }
+                }
+            }
             other => {
                 return Err(AppError::BadRequest(format!(
                     "unknown query parameter `{other}` for an import"
@@ -136,6 +151,8 @@ async fn import_layer(
             }
         }
     }
+    let columns = formats::ColumnMap::new(&layer, &maps, drop_unknown)
+        .map_err(|why| AppError::BadRequest(format!("`map`: {why}")))?;
     let ct = crate::request::media_type(&headers).unwrap_or_default();
     let format = Format::of_media_type(&ct).ok_or_else(|| {
         AppError::UnsupportedMediaType(format!(
@@ -169,6 +186,7 @@ async fn import_layer(
     if parsed.features.is_empty() {
         return Err(AppError::BadRequest("the file holds no feature".into()));
     }
+    let applied = columns.apply(&layer, &mut parsed.features);
     let key = idempotency_key(&headers)?;
     // The write runs as its own task: when the request timeout or a
     // dropped connection ends this handler, the import still finishes (or
@@ -208,6 +226,7 @@ async fn import_layer(
             "imported": written.ids.len(),
             "seq": written.change.seq,
             "replayed": replayed,
+            "columns": applied,
         })),
     ))
 }

@@ -70,16 +70,30 @@ pub async fn migrate(settings: &Settings) -> Result<(), CommandError> {
     Ok(())
 }
 
+/// What an import stored, and what its column map did.
+#[derive(Debug)]
+pub struct Imported {
+    pub count: usize,
+    pub columns: formats::columns::Applied,
+}
+
 /// Import a GeoJSON, newline-delimited GeoJSON, CSV or GeoPackage file into
-/// a layer, all or nothing. Returns how many features were stored.
-pub async fn import(settings: &Settings, args: &ImportArgs) -> Result<usize, CommandError> {
+/// a layer, all or nothing.
+pub async fn import(settings: &Settings, args: &ImportArgs) -> Result<Imported, CommandError> {
     let (catalog, store) = open_store(settings).await?;
     let layer = catalog
         .get(&args.layer)
         .cloned()
         .ok_or_else(|| CommandError::UnknownLayer(args.layer.clone()))?;
+    let columns = match formats::ColumnMap::new(&layer, &args.maps, args.drop_unknown) {
+        Ok(c) => c,
+        Err(why) => {
+            store.close().await;
+            return Err(CommandError::BadArgument(why));
+        }
+    };
     let result = async {
-        let parsed = if args.file == Path::new("-") {
+        let mut parsed = if args.file == Path::new("-") {
             formats::read_text(
                 &layer,
                 Format::GeoJson,
@@ -99,11 +113,15 @@ pub async fn import(settings: &Settings, args: &ImportArgs) -> Result<usize, Com
                 })?;
             formats::read_file(&layer, format, &args.file, args.crs).await?
         };
+        let applied = columns.apply(&layer, &mut parsed.features);
         match store
             .insert(&layer, &parsed.features, &cli_actor("import"))
             .await
         {
-            Ok(written) => Ok(written.ids.len()),
+            Ok(written) => Ok(Imported {
+                count: written.ids.len(),
+                columns: applied,
+            }),
             Err(StoreError::Invalid(e)) => Err(CommandError::Invalid(parsed.locate(e))),
             Err(e) => Err(e.into()),
         }

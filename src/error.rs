@@ -137,13 +137,20 @@ impl IntoResponse for AppError {
             AppError::Internal(what) => {
                 problem(status, &format!("{what}; the failure is logged"), None)
             }
-            AppError::Invalid(errors) => problem(
-                status,
-                &self.to_string(),
-                serde_json::to_value(&errors.violations)
-                    .ok()
-                    .map(|v| ("errors", v)),
-            ),
+            AppError::Invalid(errors) => {
+                // `errors`: each violation (up to the report limit);
+                // `problems`: the same grouped, one per distinct problem
+                // with its count, which is what a refused file needs read.
+                let mut members = serde_json::Map::new();
+                members.insert("total".into(), json!(errors.total));
+                if let Ok(v) = serde_json::to_value(&errors.problems) {
+                    members.insert("problems".into(), v);
+                }
+                if let Ok(v) = serde_json::to_value(&errors.violations) {
+                    members.insert("errors".into(), v);
+                }
+                problem_with(status, &self.to_string(), members)
+            }
             AppError::Unauthorized(_) => {
                 let mut r = problem(status, &self.to_string(), None);
                 r.headers_mut().insert(

@@ -42,7 +42,24 @@ async fn main() -> ExitCode {
             .map_err(|e| e.to_string()),
         Command::Import(args) => commands::import(&settings, args)
             .await
-            .map(|n| eprintln!("onemap: imported {n} features into {}", args.layer))
+            .map(|done| {
+                for (src, n) in &done.columns.renamed {
+                    eprintln!("onemap: column `{src}` read as a property ({n} features)");
+                }
+                for (col, n) in &done.columns.dropped {
+                    eprintln!("onemap: dropped column `{col}` ({n} features)");
+                }
+                if done.columns.dropped_other > 0 {
+                    eprintln!(
+                        "onemap: dropped {} more values of other columns",
+                        done.columns.dropped_other
+                    );
+                }
+                eprintln!(
+                    "onemap: imported {} features into {}",
+                    done.count, args.layer
+                )
+            })
             .map_err(|e| e.to_string()),
         Command::Basemap(args) => commands::basemap(&settings, args)
             .await

@@ -234,6 +234,14 @@ pub struct ImportArgs {
     /// .ndjson/.geojsonl, .csv, .gpkg, .shp or a .zip of a shapefile).
     #[arg(long, value_parser = parse_format)]
     pub format: Option<Format>,
+    /// Rename a file's column to one of the layer's properties,
+    /// `--map 名称=name`; repeat for more columns.
+    #[arg(long = "map", value_name = "SRC=DST")]
+    pub maps: Vec<String>,
+    /// Drop the file's columns that are not properties of the layer
+    /// (after `--map`) instead of refusing the file.
+    #[arg(long)]
+    pub drop_unknown: bool,
     /// GeoJSON, newline-delimited GeoJSON, CSV (longitude/latitude or wkt
     /// columns) or GeoPackage; `-` for GeoJSON on standard input.
     pub file: PathBuf,

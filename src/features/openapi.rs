@@ -159,7 +159,9 @@ pub fn document(base: &str, layers: &[std::sync::Arc<LayerDef>]) -> Value {
     paths.insert("/api/import/{layer}".into(), json!({ "post": { "tags": ["onemap"], "summary": "Import a file into a layer, all or nothing", "operationId": "import",
         "security": [{ "bearer": [] }],
         "parameters": [{ "name": "layer", "in": "path", "required": true, "schema": { "type": "string" } },
-                       param("crs", "Datum of the file's coordinates", json!({ "type": "string", "enum": ["wgs84", "gcj02", "bd09"] }))],
+                       param("crs", "Datum of the file's coordinates", json!({ "type": "string", "enum": ["wgs84", "gcj02", "bd09"] })),
+                       { "name": "map", "in": "query", "description": "A file column read as a layer property, `source=property`; repeatable", "schema": { "type": "array", "items": { "type": "string" } }, "style": "form", "explode": true },
+                       param("drop_unknown", "Drop the columns the layer does not have instead of refusing the file", json!({ "type": "boolean" }))],
         "requestBody": { "required": true, "content": {
             "application/geo+json": { "schema": { "type": "object" } }, "application/x-ndjson": { "schema": { "type": "string" } },
             "text/csv": { "schema": { "type": "string" } }, "application/geopackage+sqlite3": { "schema": { "type": "string", "format": "binary" } },
@@ -171,7 +173,11 @@ pub fn document(base: &str, layers: &[std::sync::Arc<LayerDef>]) -> Value {
     schemas.insert("Problem".into(), json!({ "type": "object", "description": "RFC 9457 problem details", "properties": {
         "type": { "type": "string" }, "title": { "type": "string" }, "status": { "type": "integer" }, "detail": { "type": "string" },
         "errors": { "type": "array", "items": { "type": "object", "properties": {
-            "index": { "type": "integer" }, "line": { "type": "integer" }, "name": { "type": "string" }, "field": { "type": "string" }, "message": { "type": "string" } } } } } }));
+            "index": { "type": "integer" }, "line": { "type": "integer" }, "name": { "type": "string" }, "field": { "type": "string" }, "message": { "type": "string" } } } },
+        "total": { "type": "integer", "description": "How many violations in all (errors lists the first 100)" },
+        "problems": { "type": "array", "description": "The violations grouped: one per distinct problem", "items": { "type": "object", "properties": {
+            "field": { "type": "string" }, "message": { "type": "string" }, "count": { "type": "integer" },
+            "features": { "type": "array", "items": { "type": "integer" } }, "lines": { "type": "array", "items": { "type": "integer" } } } } } } }));
     schemas.insert("Geometry".into(), json!({ "type": "object", "description": "RFC 7946 geometry, WGS84 unless crs says otherwise",
         "required": ["type", "coordinates"], "properties": { "type": { "type": "string", "enum": ["Point", "LineString", "Polygon", "MultiPoint", "MultiLineString", "MultiPolygon"] },
         "coordinates": { "type": "array", "items": {} } } }));

@@ -21,9 +21,7 @@ impl Parsed {
     /// Point each violation at its source line, when there are lines.
     pub fn locate(&self, mut errors: ValidationErrors) -> ValidationErrors {
         if let Some(lines) = &self.lines {
-            for v in &mut errors.violations {
-                v.line = lines.get(v.index).copied();
-            }
+            errors.locate(|index| lines.get(index).copied());
         }
         errors
     }

@@ -2,6 +2,7 @@
 //! GeoJSON, CSV with coordinate columns, GeoPackage, and (read only) ESRI
 //! Shapefile.
 
+pub mod columns;
 pub mod csv;
 pub mod geojson;
 pub mod gpkg;
@@ -14,6 +15,7 @@ use crate::{
     layers::{LayerDef, ValidationErrors},
 };
 
+pub use columns::ColumnMap;
 pub use geojson::Parsed;
 
 /// An exchange format.

@@ -48,14 +48,76 @@ impl fmt::Display for Violation {
     }
 }
 
+/// A refusal names each distinct problem once, with this many of the
+/// features that have it.
+pub const PROBLEM_EXAMPLES: usize = 5;
+
+/// A refusal summarises at most this many distinct problems; violations
+/// past them still count in the total.
+pub const MAX_PROBLEMS: usize = 50;
+
+/// One distinct thing wrong with a batch: the same field wrong the same way
+/// in `count` features. A file whose columns differ from the layer's schema
+/// has a handful of these, not one line per feature.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Problem {
+    pub field: String,
+    /// The message of its first occurrence.
+    pub message: String,
+    pub count: usize,
+    /// The first features that have it (0-based positions in the batch).
+    pub features: Vec<usize>,
+    /// Their lines in the source file, for line-oriented imports (1-based).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub lines: Vec<usize>,
+    /// What makes two violations the same problem: the field and the
+    /// message with its numbers and quoted values blanked out, so
+    /// "latitude 95 is outside" and "latitude 97 is outside" are one.
+    #[serde(skip)]
+    key: String,
+}
+
+/// The grouping key of a violation (see [`Problem::key`]).
+fn problem_key(field: &str, message: &str) -> String {
+    fn blank(text: &str, key: &mut String) {
+        let mut quoted = false;
+        let mut last_digit = false;
+        for c in text.chars() {
+            if c == '"' {
+                quoted = !quoted;
+                key.push('"');
+                last_digit = false;
+            } else if quoted {
+                continue;
+            } else if c.is_ascii_digit() || (last_digit && (c == '.' || c == '-')) {
+                if !last_digit {
+                    key.push('#');
+                }
+                last_digit = true;
+            } else {
+                key.push(c);
+                last_digit = false;
+            }
+        }
+    }
+    let mut key = String::with_capacity(field.len() + message.len() + 1);
+    blank(field, &mut key);
+    key.push('\u{1f}');
+    blank(message, &mut key);
+    key
+}
+
 /// Why a batch of features was refused: every violation found, up to
-/// [`MAX_REPORTED_VIOLATIONS`].
+/// [`MAX_REPORTED_VIOLATIONS`], and the same summarised as distinct
+/// problems with their counts.
 #[derive(Debug, Clone, PartialEq, Serialize, thiserror::Error)]
 pub struct ValidationErrors {
     pub layer: String,
     pub violations: Vec<Violation>,
     /// How many violations there were in all, reported or not.
     pub total: usize,
+    /// The distinct problems, in the order first seen.
+    pub problems: Vec<Problem>,
 }
 
 impl ValidationErrors {
@@ -64,11 +126,34 @@ impl ValidationErrors {
             layer: layer.to_owned(),
             violations: Vec::new(),
             total: 0,
+            problems: Vec::new(),
         }
     }
 
     pub fn push(&mut self, v: Violation) {
         self.total += 1;
+        let key = problem_key(&v.field, &v.message);
+        // Few distinct problems by construction (capped), so a scan is
+        // cheaper than hashing every key of a million-feature refusal.
+        let full = self.problems.len() >= MAX_PROBLEMS;
+        match self.problems.iter_mut().find(|p| p.key == key) {
+            Some(p) => {
+                p.count += 1;
+                if p.features.len() < PROBLEM_EXAMPLES {
+                    p.features.push(v.index);
+                    p.lines.extend(v.line);
+                }
+            }
+            None if !full => self.problems.push(Problem {
+                field: v.field.clone(),
+                message: v.message.clone(),
+                count: 1,
+                features: vec![v.index],
+                lines: v.line.into_iter().collect(),
+                key,
+            }),
+            None => {}
+        }
         if self.violations.len() < MAX_REPORTED_VIOLATIONS {
             self.violations.push(v);
         }
@@ -81,16 +166,50 @@ impl ValidationErrors {
     pub fn is_empty(&self) -> bool {
         self.total == 0
     }
+
+    /// Name the source lines of the reported features, for a batch read
+    /// from a line-oriented file after the store found it invalid.
+    pub fn locate(&mut self, line_of: impl Fn(usize) -> Option<usize>) {
+        for v in &mut self.violations {
+            v.line = line_of(v.index);
+        }
+        for p in &mut self.problems {
+            p.lines = p.features.iter().filter_map(|&i| line_of(i)).collect();
+        }
+    }
 }
 
 impl fmt::Display for ValidationErrors {
+    /// One clause per distinct problem: "3 invalid in layer `x`: `foo` is
+    /// not a property … (1,000 features: #0, #1, #2, #3, #4, …)".
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} invalid in layer `{}`", self.total, self.layer)?;
-        for v in &self.violations {
-            write!(f, "; {v}")?;
+        let mut summarised = 0;
+        for (i, p) in self.problems.iter().enumerate() {
+            summarised += p.count;
+            f.write_str(if i == 0 { ": " } else { "; " })?;
+            write!(f, "{}: {} (", p.field, p.message)?;
+            if p.count > 1 {
+                write!(f, "{} features: ", p.count)?;
+            }
+            let (what, at): (&str, &[usize]) = if p.lines.len() == p.features.len() {
+                ("line ", &p.lines)
+            } else {
+                ("feature #", &p.features)
+            };
+            for (j, n) in at.iter().enumerate() {
+                if j > 0 {
+                    f.write_str(", ")?;
+                }
+                write!(f, "{what}{n}")?;
+            }
+            if p.count > at.len() {
+                f.write_str(", …")?;
+            }
+            f.write_str(")")?;
         }
-        if self.total > self.violations.len() {
-            write!(f, "; … {} more", self.total - self.violations.len())?;
+        if self.total > summarised {
+            write!(f, "; … {} more of other kinds", self.total - summarised)?;
         }
         Ok(())
     }
@@ -557,6 +676,77 @@ mod tests {
             .into_iter()
             .map(|v| v.field)
             .collect()
+    }
+
+    #[test]
+    fn a_refusal_summarises_each_distinct_problem_once_with_its_count() {
+        let layer = teams();
+        let mut errors = ValidationErrors::new(&layer.name);
+        // 1,000 features with the same unknown column and a bad latitude
+        // that differs per feature, plus one required field missing.
+        for i in 0..1000 {
+            let mut f = team(
+                json!({"name": "t", "status": "standby", "team_type": "militia", "手机": "1"}),
+            );
+            f.geometry = geo::point! { x: 118.3, y: 91.0 + f64::from(i) / 10.0 }.into();
+            if let Err(vs) = feature(&layer, i as usize, &f) {
+                errors.extend(vs);
+            }
+        }
+        if let Err(vs) = feature(
+            &layer,
+            1000,
+            &team(json!({"status": "standby", "team_type": "militia"})),
+        ) {
+            errors.extend(vs);
+        }
+        assert_eq!(errors.total, 2001, "{errors}");
+        assert_eq!(errors.violations.len(), MAX_REPORTED_VIOLATIONS);
+        let summary: Vec<(&str, usize)> = errors
+            .problems
+            .iter()
+            .map(|p| (p.field.as_str(), p.count))
+            .collect();
+        assert_eq!(
+            summary,
+            [("geometry", 1000), ("手机", 1000), ("name", 1)],
+            "{errors}"
+        );
+        assert_eq!(errors.problems[0].features, [0, 1, 2, 3, 4]);
+        assert_eq!(errors.problems[2].features, [1000]);
+        // The text a CLI user reads: one clause per problem, not 2,001.
+        let text = errors.to_string();
+        assert_eq!(text.matches("; ").count(), 2, "{text}");
+        assert!(
+            text.contains("1000 features: feature #0, feature #1"),
+            "{text}"
+        );
+        // Lines named after the fact (a line-oriented file) replace the
+        // positions in both the list and the summary.
+        errors.locate(|i| Some(i + 10));
+        assert_eq!(errors.problems[1].lines, [10, 11, 12, 13, 14]);
+        assert_eq!(errors.violations[0].line, Some(10));
+        assert!(errors.to_string().contains("line 10, line 11"), "{errors}");
+    }
+
+    #[test]
+    fn distinct_problems_past_the_cap_still_count() {
+        let mut errors = ValidationErrors::new("x");
+        for i in 0..(MAX_PROBLEMS + 10) {
+            errors.push(Violation {
+                index: i,
+                line: None,
+                name: None,
+                field: format!("col_{}", "x".repeat(i)),
+                message: "is not a property".into(),
+            });
+        }
+        assert_eq!(errors.problems.len(), MAX_PROBLEMS);
+        assert_eq!(errors.total, MAX_PROBLEMS + 10);
+        assert!(
+            errors.to_string().ends_with("… 10 more of other kinds"),
+            "{errors}"
+        );
     }
 
     #[test]

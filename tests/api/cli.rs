@@ -109,6 +109,41 @@ fn import_is_all_or_nothing_and_names_the_bad_line_and_field() {
 }
 
 #[test]
+fn import_maps_and_drops_columns_and_summarises_a_refusal() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = format!("sqlite://{}", dir.path().join("t.gpkg").display());
+    let file = dir.path().join("teams.csv");
+    let rows: String = (0..50)
+        .map(|i| format!("队{i},118.3,35.0,standby,militia,{i}\n"))
+        .collect();
+    std::fs::write(&file, format!("队名,lon,lat,status,team_type,电话\n{rows}")).expect("write");
+    let path = file.to_str().expect("path");
+    let base = ["--database", &db, "import", "--layer", "rescue_teams"];
+    let o = onemap(&[&base[..], &[path]].concat());
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    // Three distinct problems (two foreign columns, the missing name),
+    // each once with its count: not 150 lines.
+    assert_eq!(err.matches("50 features").count(), 3, "{err}");
+    assert!(err.contains("line 2, line 3"), "{err}");
+    assert!(err.len() < 2_000, "a summary, not a list: {err}");
+
+    let o = onemap(&[&base[..], &["--map", "队名=name", "--drop-unknown", path]].concat());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("dropped column `电话` (50 features)"), "{err}");
+    assert!(err.contains("imported 50 features"), "{err}");
+
+    let o = onemap(&[&base[..], &["--map", "队名=nickname", path]].concat());
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("`nickname` is not a property"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
 fn gcj02_and_bd09_files_round_trip_through_the_store() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = format!("sqlite://{}", dir.path().join("t.gpkg").display());

@@ -278,3 +278,75 @@ async fn gbk_shapefiles_import_from_a_path_and_as_a_zip_upload() {
         .await;
     assert_eq!(fc["features"][0]["properties"]["manager"], "李秀英");
 }
+
+/// A census-style CSV whose columns are not the layer's: refused with one
+/// problem per distinct column (not one line per row), then taken in with
+/// `map` and `drop_unknown`, the mapped text read as the property's type.
+#[tokio::test]
+async fn an_import_with_foreign_columns_is_summarised_then_mapped() {
+    let app = spawn_app(true).await;
+    let token = app.token(Role::Admin).await;
+    let rows: String = (0..300)
+        .map(|i| format!("泵车{i},118.3,35.0,pump,{},罗庄区水利局,{i}\n", i % 7))
+        .collect();
+    let csv = format!("名称,lon,lat,kind,数量,owner,编号\n{rows}");
+    let post = |query: &str| {
+        app.client
+            .post(app.url(&format!("/api/import/equipment{query}")))
+            .bearer_auth(&token)
+            .header("content-type", "text/csv")
+            .body(csv.clone())
+            .send()
+    };
+    let r = post("").await.expect("answers");
+    assert_eq!(r.status(), 422);
+    let report: Value = r.json().await.expect("json");
+    let problems = report["problems"].as_array().cloned().unwrap_or_default();
+    let fields: Vec<(&str, u64)> = problems
+        .iter()
+        .map(|p| {
+            (
+                p["field"].as_str().unwrap_or(""),
+                p["count"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    assert_eq!(
+        fields,
+        [("名称", 300), ("数量", 300), ("编号", 300), ("name", 300)],
+        "{report}"
+    );
+    assert_eq!(report["total"], 1200);
+    assert_eq!(problems[0]["lines"], serde_json::json!([2, 3, 4, 5, 6]));
+    let detail = report["detail"].as_str().unwrap_or_default();
+    assert_eq!(detail.matches("; ").count(), 3, "{detail}");
+
+    // A map to a property the layer lacks is a 400 naming it; so is a bad flag.
+    let r = post("?map=名称=名字").await.expect("answers");
+    assert_eq!(r.status(), 400);
+    let body: Value = r.json().await.expect("json");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains("`名字` is not a property"),
+        "{body}"
+    );
+    let r = post("?drop_unknown=maybe").await.expect("answers");
+    assert_eq!(r.status(), 400);
+
+    let r = post("?map=名称=name&map=数量=quantity&drop_unknown=true")
+        .await
+        .expect("answers");
+    assert_eq!(r.status(), 201);
+    let done: Value = r.json().await.expect("json");
+    assert_eq!(done["imported"], 300);
+    assert_eq!(done["columns"]["renamed"]["名称"], 300);
+    assert_eq!(done["columns"]["dropped"]["编号"], 300);
+    let fc = app
+        .get_json("/ogc/collections/equipment/items?name=泵车12")
+        .await;
+    let props = &fc["features"][0]["properties"];
+    assert_eq!(props["quantity"], 5, "text read as an integer: {props}");
+    assert!(props.get("编号").is_none(), "{props}");
+}
