@@ -17,7 +17,7 @@ use crate::{
     formats::{self, Format},
     request::{layer_or_404, query_pairs},
     settings::Settings,
-    store::{AuditQuery, StoreError},
+    store::{AuditQuery, ImportSource, StoreError},
     AppState,
 };
 
@@ -188,19 +188,26 @@ async fn import_layer(
     }
     let applied = columns.apply(&layer, &mut parsed.features);
     let key = idempotency_key(&headers)?;
+    let source = {
+        let body = body.clone();
+        let digest = tokio::task::spawn_blocking(move || formats::digest(&body))
+            .await
+            .map_err(|e| AppError::Internal(format!("digesting the upload: {e}")))?;
+        ImportSource {
+            digest,
+            format: format.extension().to_owned(),
+            file: None,
+        }
+    };
     // The write runs as its own task: when the request timeout or a
     // dropped connection ends this handler, the import still finishes (or
     // rolls back) whole, and a retry with the same key finds it.
     let features = std::mem::take(&mut parsed.features);
     let (store, target, actor) = (state.store.clone(), layer.clone(), caller.actor());
     let task = tokio::spawn(async move {
-        match key {
-            Some(key) => store.insert_once(&target, &features, &actor, &key).await,
-            None => store
-                .insert(&target, &features, &actor)
-                .await
-                .map(|w| (w, false)),
-        }
+        store
+            .import(&target, &features, &actor, key.as_deref(), &source)
+            .await
     });
     let (written, replayed) = match task.await {
         Ok(Ok(done)) => done,

@@ -12,7 +12,7 @@ use crate::{
     layers::ValidationErrors,
     open_store,
     settings::{BasemapArgs, ExportArgs, ImportArgs, Settings, TokenCommand},
-    store::{self, StoreError},
+    store::{self, ImportSource, StoreError},
     StartupError,
 };
 
@@ -93,14 +93,17 @@ pub async fn import(settings: &Settings, args: &ImportArgs) -> Result<Imported, 
         }
     };
     let result = async {
-        let mut parsed = if args.file == Path::new("-") {
-            formats::read_text(
-                &layer,
-                Format::GeoJson,
-                read_stdin()?.into_bytes(),
-                args.crs,
+        let (mut parsed, source) = if args.file == Path::new("-") {
+            let text = read_stdin()?.into_bytes();
+            let source = ImportSource {
+                digest: formats::digest(&text),
+                format: Format::GeoJson.extension().to_owned(),
+                file: None,
+            };
+            (
+                formats::read_text(&layer, Format::GeoJson, text, args.crs).await?,
+                source,
             )
-            .await?
         } else {
             let format = args
                 .format
@@ -111,14 +114,39 @@ pub async fn import(settings: &Settings, args: &ImportArgs) -> Result<Imported, 
                         args.file.display()
                     ))
                 })?;
-            formats::read_file(&layer, format, &args.file, args.crs).await?
+            let path = args.file.clone();
+            let digest = tokio::task::spawn_blocking(move || formats::digest_file(&path))
+                .await
+                .map_err(|e| CommandError::Unreadable(e.to_string()))?
+                .map_err(|source| CommandError::Read {
+                    path: args.file.display().to_string(),
+                    source,
+                })?;
+            let source = ImportSource {
+                digest,
+                format: format.extension().to_owned(),
+                file: args
+                    .file
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned()),
+            };
+            (
+                formats::read_file(&layer, format, &args.file, args.crs).await?,
+                source,
+            )
         };
         let applied = columns.apply(&layer, &mut parsed.features);
         match store
-            .insert(&layer, &parsed.features, &cli_actor("import"))
+            .import(
+                &layer,
+                &parsed.features,
+                &cli_actor("import"),
+                None,
+                &source,
+            )
             .await
         {
-            Ok(written) => Ok(Imported {
+            Ok((written, _)) => Ok(Imported {
                 count: written.ids.len(),
                 columns: applied,
             }),

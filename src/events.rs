@@ -141,6 +141,9 @@ pub fn router() -> Router<AppState> {
 /// [`crate::tiles::EVENT_ZOOM`] that the write touched (what was there
 /// before and what is there after), so a map reloads just those tiles.
 fn event(change: &Change) -> Event {
+    if change.is_import() {
+        return import_event(change);
+    }
     let mut data = serde_json::to_value(change).unwrap_or_default();
     let touched = crate::store::bbox_union([change.bbox_before, change.bbox_after]);
     if let (Some(bbox), Some(obj)) = (touched, data.as_object_mut()) {
@@ -149,6 +152,26 @@ fn event(change: &Change) -> Event {
     Event::default()
         .id(change.seq.to_string())
         .event("change")
+        .data(data.to_string())
+}
+
+/// A bulk import as one `reset` event for its layer: a client reloads the
+/// layer instead of reading a million ids, and a client that does not know
+/// the layer-scoped form reloads everything, which is also right.
+fn import_event(change: &Change) -> Event {
+    let data = json!({
+        "seq": change.seq,
+        "at": change.at,
+        "actor": change.actor,
+        "layers": [change.layer],
+        "reason": "import",
+        "count": change.ids.len(),
+        "bbox": change.bbox_after,
+        "action": change.action,
+    });
+    Event::default()
+        .id(change.seq.to_string())
+        .event("reset")
         .data(data.to_string())
 }
 

@@ -188,3 +188,38 @@ pub fn parse_text(
         _ => geojson::parse(&layer.name, text, crs)?,
     })
 }
+
+/// `sha256:` and the hex digest of a file's bytes: what an import's change
+/// records of the file it read.
+pub fn digest(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex_digest(sha2::Sha256::digest(bytes).as_slice())
+}
+
+/// [`digest`] of a file on disk, read in blocks so a large file is not held
+/// in memory a second time.
+pub fn digest_file(path: &Path) -> std::io::Result<String> {
+    use sha2::Digest;
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = sha2::Sha256::new();
+    let mut block = vec![0u8; 1 << 16];
+    loop {
+        let n = file.read(&mut block)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&block[..n]);
+    }
+    Ok(hex_digest(hasher.finalize().as_slice()))
+}
+
+fn hex_digest(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(7 + bytes.len() * 2);
+    out.push_str("sha256:");
+    for b in bytes {
+        let _ = write!(out, "{b:02x}");
+    }
+    out
+}

@@ -187,6 +187,44 @@ impl std::fmt::Debug for Edit {
     }
 }
 
+/// Where an import's features came from, for its summary change.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ImportSource {
+    /// `sha256:` and the hex digest of the file's bytes.
+    pub digest: String,
+    /// `geojson`, `csv`, `gpkg`, `zip`.
+    pub format: String,
+    /// The file's name, when the importer gave one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+}
+
+impl ImportSource {
+    /// The summary an import's change carries in its `action`.
+    pub fn action(&self, count: usize) -> Value {
+        let mut v = serde_json::json!({ "kind": IMPORT_ACTION, "count": count });
+        if let (Some(obj), Ok(Value::Object(me))) = (v.as_object_mut(), serde_json::to_value(self))
+        {
+            obj.extend(me);
+        }
+        v
+    }
+}
+
+/// The `action.kind` of an import's change.
+pub const IMPORT_ACTION: &str = "import";
+
+impl Change {
+    /// Whether this is a bulk import's summary change.
+    pub fn is_import(&self) -> bool {
+        self.action
+            .as_ref()
+            .and_then(|a| a.get("kind"))
+            .and_then(Value::as_str)
+            == Some(IMPORT_ACTION)
+    }
+}
+
 /// A change with the properties before and after: the audit trail.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AuditEntry {
@@ -290,6 +328,20 @@ pub trait Store: Send + Sync + 'static {
         features: &[Feature],
         actor: &str,
         key: &str,
+    ) -> Result<(Written, bool), StoreError>;
+
+    /// A file's features added to a layer, all or nothing, once per `key`
+    /// when one is given (as [`Store::insert_once`]). Logged as one summary
+    /// change, `action: {"kind": "import", "count", "digest", "format",
+    /// "file"}`, without the after-image of every feature: the file is the
+    /// after-image, and its digest says which file it was.
+    async fn import(
+        &self,
+        layer: &LayerDef,
+        features: &[Feature],
+        actor: &str,
+        key: Option<&str>,
+        source: &ImportSource,
     ) -> Result<(Written, bool), StoreError>;
 
     /// One feature by id.

@@ -205,3 +205,64 @@ async fn the_stream_names_its_heartbeat_period_and_keeps_it() {
         "the default period"
     );
 }
+
+/// A bulk import is one summary change (count, file digest, no after-image
+/// of every feature) and one layer-scoped `reset` event, live and replayed.
+#[tokio::test]
+async fn an_import_is_one_summary_change_and_one_reset_for_its_layer() {
+    let app = spawn_app(true).await;
+    let token = app.token(Role::Admin).await;
+    let mut live = Events::open(&app, "", None).await;
+    let lines: Vec<String> = (0..2_000)
+        .map(|i| {
+            json!({"type": "Feature", "geometry": {"type": "Point", "coordinates": [118.2 + f64::from(i) * 1e-5, 35.0]},
+                   "properties": {"name": format!("队{i}"), "team_type": "volunteer", "status": "standby"}})
+            .to_string()
+        })
+        .collect();
+    let body = lines.join("\n");
+    let r = app
+        .client
+        .post(app.url("/api/import/rescue_teams"))
+        .bearer_auth(&token)
+        .header("content-type", "application/x-ndjson")
+        .body(body.clone())
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(r.status(), 201);
+    let done: Value = r.json().await.expect("json");
+
+    let event = live.next().await;
+    assert_eq!(event.kind, "reset", "{event:?}");
+    assert_eq!(event.id, done["seq"].to_string());
+    assert_eq!(event.data["layers"], json!(["rescue_teams"]));
+    assert_eq!(event.data["count"], 2_000);
+    assert!(event.data.get("ids").is_none(), "no list of ids: {event:?}");
+
+    // Replayed from the log after a reconnect: the same one event.
+    let before: i64 = done["seq"].as_i64().unwrap_or(0) - 1;
+    let mut replay = Events::open(&app, "", Some(&before.to_string())).await;
+    let again = replay.next().await;
+    assert_eq!(
+        (again.kind.as_str(), again.id.as_str()),
+        ("reset", event.id.as_str())
+    );
+
+    // The log keeps the summary with the file's digest, not the features.
+    use sha2::Digest;
+    let digest: String = sha2::Sha256::digest(body.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let audit = app
+        .get_json_as("/api/audit?layer=rescue_teams&limit=1", &token)
+        .await;
+    let entry = &audit["entries"][0];
+    assert_eq!(entry["action"]["kind"], "import", "{entry}");
+    assert_eq!(entry["action"]["count"], 2_000);
+    assert_eq!(entry["action"]["format"], "geojson");
+    assert_eq!(entry["action"]["digest"], format!("sha256:{digest}"));
+    assert!(entry["after"].is_null(), "no after-image: {entry}");
+    assert_eq!(entry["ids"].as_array().map(Vec::len), Some(2_000));
+}

@@ -72,7 +72,9 @@ export function sseParser({ onEvent, onComment }) {
  * - `onChange(changes)`: the parsed `change` events of a burst, in order
  *   (a burst is what arrives within `coalesceMs`: an import or a
  *   dispatcher's quick edits become one batch).
- * - `onReset()`: the server could not replay what was missed; reload all.
+ * - `onReset(detail)`: reload what `detail.layers` names (a bulk import
+ *   replaced a layer's contents), or everything when it names none (the
+ *   server could not replay what was missed).
  * - `onOpen({resumed, heartbeatMs})`: a connection was opened; `resumed`
  *   after an earlier one (reload what is not event-driven, such as
  *   summaries: the missed changes themselves are replayed as events).
@@ -127,10 +129,13 @@ export function follow({ url = '/api/events', onChange, onReset, onOpen, onState
       batch.push(change);
       flushTimer ??= setTimeout(flush, coalesceMs);
     } else if (type === 'reset') {
+      let detail;
+      try { detail = JSON.parse(data); } catch { detail = {}; }
+      // Changes batched before the reset are covered by the reload.
       batch = [];
       clearTimeout(flushTimer);
       flushTimer = null;
-      onReset?.();
+      onReset?.(detail ?? {});
     }
   };
 

@@ -210,6 +210,7 @@ impl GpkgStore {
         features: &[Feature],
         actor: &str,
         key: Option<&str>,
+        source: Option<&super::ImportSource>,
     ) -> Result<(Written, bool), StoreError> {
         let features = super::validate_off_workers(layer, features).await?;
         let cols: Vec<String> = layer
@@ -267,14 +268,19 @@ impl GpkgStore {
                 bbox_after: log::union(features.iter().map(|f| log::envelope(&f.geometry))),
                 before: None,
                 geometry_before: None,
-                after: Some(Value::Array(
-                    features
-                        .iter()
-                        .map(|f| Value::Object(f.properties.clone()))
-                        .collect(),
-                )),
+                // An import logs its summary, not a copy of the file (a
+                // million features were a 141 MB log row).
+                after: match source {
+                    Some(_) => None,
+                    None => Some(Value::Array(
+                        features
+                            .iter()
+                            .map(|f| Value::Object(f.properties.clone()))
+                            .collect(),
+                    )),
+                },
                 also: Vec::new(),
-                action: None,
+                action: source.map(|s| s.action(features.len())),
             },
         )
         .await?;
@@ -895,7 +901,7 @@ impl Store for GpkgStore {
         features: &[Feature],
         actor: &str,
     ) -> Result<Written, StoreError> {
-        self.insert_keyed(layer, features, actor, None)
+        self.insert_keyed(layer, features, actor, None, None)
             .await
             .map(|(w, _)| w)
     }
@@ -907,7 +913,20 @@ impl Store for GpkgStore {
         actor: &str,
         key: &str,
     ) -> Result<(Written, bool), StoreError> {
-        self.insert_keyed(layer, features, actor, Some(key)).await
+        self.insert_keyed(layer, features, actor, Some(key), None)
+            .await
+    }
+
+    async fn import(
+        &self,
+        layer: &LayerDef,
+        features: &[Feature],
+        actor: &str,
+        key: Option<&str>,
+        source: &super::ImportSource,
+    ) -> Result<(Written, bool), StoreError> {
+        self.insert_keyed(layer, features, actor, key, Some(source))
+            .await
     }
 
     async fn feature(&self, layer: &LayerDef, id: i64) -> Result<Option<Feature>, StoreError> {
