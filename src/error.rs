@@ -46,6 +46,12 @@ pub enum AppError {
     Internal(String),
 }
 
+impl From<crate::request::FieldError> for AppError {
+    fn from(e: crate::request::FieldError) -> Self {
+        AppError::BadRequest(e.to_string())
+    }
+}
+
 impl From<StoreError> for AppError {
     fn from(e: StoreError) -> Self {
         match e {

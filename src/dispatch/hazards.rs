@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use super::{
     feature_json,
     incidents::{path_id, OPEN},
-    input::Params,
+    input::{self, Params},
     nearest::round1,
     text, DispatchError, HAZARDS, INCIDENTS,
 };
@@ -48,7 +48,7 @@ pub async fn near(
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Value>, AppError> {
     let q = Params::parse(raw.as_deref(), &["lon", "lat", "crs"])?;
-    let p = q.point()?;
+    let p = input::point(&q)?;
     let results: Vec<Value> = covering(&state.index, p)
         .into_iter()
         .map(|(d, f)| {

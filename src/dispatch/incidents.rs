@@ -203,12 +203,8 @@ fn new_incident(
                 let obj = s.as_object().ok_or_else(|| {
                     DispatchError::invalid(&at, "must be an object {item, quantity}")
                 })?;
-                input::only(obj, &["item", "quantity"]).map_err(|e| match e {
-                    DispatchError::Invalid { field, detail } => {
-                        DispatchError::invalid(&format!("{at}.{field}"), detail)
-                    }
-                    other => other,
-                })?;
+                input::only(obj, &["item", "quantity"])
+                    .map_err(|e| DispatchError::invalid(&format!("{at}.{}", e.field), e.detail))?;
                 let item = obj
                     .get("item")
                     .and_then(Value::as_str)

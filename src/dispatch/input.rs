@@ -12,31 +12,7 @@ pub const MAX_LIST: usize = 100;
 /// Longest free text (a description, a name).
 pub const MAX_TEXT_CHARS: usize = 2_000;
 
-/// A JSON object body.
-pub fn object(body: &[u8]) -> Result<Map<String, Value>, DispatchError> {
-    match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(m)) => Ok(m),
-        Ok(_) => Err(DispatchError::invalid("body", "must be a JSON object")),
-        Err(e) => Err(DispatchError::invalid(
-            "body",
-            format!("is not valid JSON: {e}"),
-        )),
-    }
-}
-
-/// Refuse members the request does not define (a typo must not be lost).
-pub fn only(body: &Map<String, Value>, known: &[&str]) -> Result<(), DispatchError> {
-    match body.keys().find(|k| !known.contains(&k.as_str())) {
-        Some(k) => Err(DispatchError::invalid(
-            k,
-            format!(
-                "is not a field of this request (fields: {})",
-                known.join(", ")
-            ),
-        )),
-        None => Ok(()),
-    }
-}
+pub use crate::request::{json_object as object, only_fields as only, Params};
 
 /// An optional string member, trimmed, bounded.
 pub fn opt_text(body: &Map<String, Value>, key: &str) -> Result<Option<String>, DispatchError> {
@@ -167,99 +143,13 @@ pub fn position(body: &Map<String, Value>, crs: Crs) -> Result<[f64; 2], Dispatc
     lonlat(number("lon")?, number("lat")?, crs)
 }
 
-/// Query parameters, each named once; unknown ones refused.
-pub struct Params(Vec<(String, String)>);
-
-impl Params {
-    pub fn parse(raw: Option<&str>, known: &[&str]) -> Result<Self, DispatchError> {
-        let pairs = crate::request::query_pairs(raw);
-        for (i, (k, _)) in pairs.iter().enumerate() {
-            if !known.contains(&k.as_str()) {
-                return Err(DispatchError::invalid(
-                    k,
-                    format!("is not a parameter here (parameters: {})", known.join(", ")),
-                ));
-            }
-            if pairs[..i].iter().any(|(j, _)| j == k) {
-                return Err(DispatchError::invalid(k, "is given twice"));
-            }
-        }
-        Ok(Self(pairs))
-    }
-
-    pub fn get(&self, key: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-    }
-
-    pub fn number(&self, key: &str) -> Result<Option<f64>, DispatchError> {
-        self.get(key)
-            .map(|v| {
-                v.trim()
-                    .parse::<f64>()
-                    .ok()
-                    .filter(|n| n.is_finite())
-                    .ok_or_else(|| {
-                        DispatchError::invalid(key, format!("must be a number, got `{v}`"))
-                    })
-            })
-            .transpose()
-    }
-
-    pub fn required_number(&self, key: &str) -> Result<f64, DispatchError> {
-        self.number(key)?
-            .ok_or_else(|| DispatchError::invalid(key, "is required"))
-    }
-
-    /// A whole number in `range`.
-    pub fn count(
-        &self,
-        key: &str,
-        range: std::ops::RangeInclusive<u64>,
-    ) -> Result<Option<u64>, DispatchError> {
-        self.get(key)
-            .map(|v| {
-                v.trim()
-                    .parse::<u64>()
-                    .ok()
-                    .filter(|n| range.contains(n))
-                    .ok_or_else(|| {
-                        DispatchError::invalid(
-                            key,
-                            format!(
-                                "must be a whole number from {} to {}, got `{v}`",
-                                range.start(),
-                                range.end()
-                            ),
-                        )
-                    })
-            })
-            .transpose()
-    }
-
-    /// The point of `lon`/`lat` in the request's `crs`.
-    pub fn point(&self) -> Result<[f64; 2], DispatchError> {
-        let crs = self.crs()?;
-        lonlat(
-            self.required_number("lon")?,
-            self.required_number("lat")?,
-            crs,
-        )
-    }
-
-    pub fn crs(&self) -> Result<Crs, DispatchError> {
-        match self.get("crs") {
-            None => Ok(Crs::Wgs84),
-            Some(v) => v
-                .parse::<Crs>()
-                .map_err(|e| DispatchError::invalid("crs", e.to_string())),
-        }
-    }
+/// The point of `lon`/`lat` in the request's `crs`.
+pub fn point(q: &Params) -> Result<[f64; 2], DispatchError> {
+    let crs = q.crs()?;
+    lonlat(q.required_number("lon")?, q.required_number("lat")?, crs)
 }
 
 /// The `crs` query parameter of a write (`?crs=gcj02`).
 pub fn crs_of(raw: Option<&str>) -> Result<Crs, DispatchError> {
-    Params::parse(raw, &["crs"])?.crs()
+    Ok(Params::parse(raw, &["crs"])?.crs()?)
 }

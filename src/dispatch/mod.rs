@@ -84,6 +84,15 @@ pub enum DispatchError {
     Store(StoreError),
 }
 
+impl From<crate::request::FieldError> for DispatchError {
+    fn from(e: crate::request::FieldError) -> Self {
+        Self::Invalid {
+            field: e.field,
+            detail: e.detail,
+        }
+    }
+}
+
 impl DispatchError {
     pub fn invalid(field: &str, detail: impl Into<String>) -> Self {
         Self::Invalid {

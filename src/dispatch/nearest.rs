@@ -10,7 +10,13 @@ use axum::{
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use super::{feature_json, input::Params, strings, text, travel::Travel, DispatchError, TEAMS};
+use super::{
+    feature_json,
+    input::{self, Params},
+    strings, text,
+    travel::Travel,
+    DispatchError, TEAMS,
+};
 use crate::{
     error::AppError,
     index::SpatialIndex,
@@ -209,7 +215,7 @@ pub async fn find(
         .get("layer")
         .ok_or_else(|| DispatchError::invalid("layer", "is required"))?;
     let layer = crate::request::layer_or_404(&state, name)?;
-    let p = q.point()?;
+    let p = input::point(&q)?;
     let limit = q.count("limit", 1..=MAX_LIMIT)?.unwrap_or(DEFAULT_LIMIT) as usize;
     let radius_m = match q.number("radius_m")? {
         Some(r) if r > 0.0 && r <= MAX_RADIUS_M => r,

@@ -163,7 +163,7 @@ pub async fn plan(
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Value>, AppError> {
     let q = input::Params::parse(raw.as_deref(), &["lon", "lat", "crs", "item", "quantity"])?;
-    let p = q.point()?;
+    let p = input::point(&q)?;
     let item = q
         .get("item")
         .ok_or_else(|| DispatchError::invalid("item", "is required"))?;

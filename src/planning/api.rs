@@ -24,7 +24,12 @@ use super::{
     PlanningError,
 };
 use crate::{
-    auth::Caller, error::AppError, layers::LayerGroup, settings::PlanningSettings, AppState,
+    auth::Caller,
+    error::AppError,
+    layers::LayerGroup,
+    request::{json_object as object, only_fields as only, Params},
+    settings::PlanningSettings,
+    AppState,
 };
 
 /// Solves that may run at once: each takes a core for up to the time
@@ -39,59 +44,6 @@ pub const MAX_K: usize = 1_000;
 const MAX_NAME_CHARS: usize = 200;
 
 // ------------------------------------------------------------------ input
-
-/// Query parameters, each named once; unknown ones refused.
-struct Params(Vec<(String, String)>);
-
-impl Params {
-    fn parse(raw: Option<&str>, known: &[&str]) -> Result<Self, PlanningError> {
-        let pairs = crate::request::query_pairs(raw);
-        for (i, (k, _)) in pairs.iter().enumerate() {
-            if !known.contains(&k.as_str()) {
-                return Err(PlanningError::invalid(
-                    k,
-                    format!("is not a parameter here (parameters: {})", known.join(", ")),
-                ));
-            }
-            if pairs[..i].iter().any(|(j, _)| j == k) {
-                return Err(PlanningError::invalid(k, "is given twice"));
-            }
-        }
-        Ok(Self(pairs))
-    }
-
-    fn get(&self, key: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn number(&self, key: &str) -> Result<Option<f64>, PlanningError> {
-        self.get(key)
-            .map(|v| {
-                v.trim()
-                    .parse::<f64>()
-                    .ok()
-                    .filter(|n| n.is_finite())
-                    .ok_or_else(|| {
-                        PlanningError::invalid(key, format!("must be a number, got `{v}`"))
-                    })
-            })
-            .transpose()
-    }
-
-    fn flag(&self, key: &str) -> Result<bool, PlanningError> {
-        match self.get(key) {
-            None | Some("false") | Some("0") => Ok(false),
-            Some("true") | Some("1") => Ok(true),
-            Some(v) => Err(PlanningError::invalid(
-                key,
-                format!("must be true or false, got `{v}`"),
-            )),
-        }
-    }
-}
 
 fn category(v: Option<&str>) -> Result<Category, PlanningError> {
     match v {
@@ -125,30 +77,6 @@ fn area(v: Option<f64>) -> Result<Option<f64>, PlanningError> {
             format!("must be > 0 and at most 1000, got {a}"),
         )),
         other => Ok(other),
-    }
-}
-
-fn object(body: &[u8]) -> Result<Map<String, Value>, PlanningError> {
-    match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(m)) => Ok(m),
-        Ok(_) => Err(PlanningError::invalid("body", "must be a JSON object")),
-        Err(e) => Err(PlanningError::invalid(
-            "body",
-            format!("is not valid JSON: {e}"),
-        )),
-    }
-}
-
-fn only(body: &Map<String, Value>, known: &[&str]) -> Result<(), PlanningError> {
-    match body.keys().find(|k| !known.contains(&k.as_str())) {
-        Some(k) => Err(PlanningError::invalid(
-            k,
-            format!(
-                "is not a field of this request (fields: {})",
-                known.join(", ")
-            ),
-        )),
-        None => Ok(()),
     }
 }
 

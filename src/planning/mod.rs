@@ -73,6 +73,15 @@ impl PlanningError {
     }
 }
 
+impl From<crate::request::FieldError> for PlanningError {
+    fn from(e: crate::request::FieldError) -> Self {
+        Self::Invalid {
+            field: e.field,
+            detail: e.detail,
+        }
+    }
+}
+
 impl From<solve::SolveError> for PlanningError {
     fn from(e: solve::SolveError) -> Self {
         match e {
