@@ -390,6 +390,17 @@ fn candidates(
 ) -> Result<Vec<Candidate>, PlanningError> {
     Ok(match &r.source {
         Source::Points(c) => c.clone(),
+        // Refused before a name is looked up for each of a million cells.
+        Source::Grid if world.demand.ids.len() > siting::MAX_CANDIDATES => {
+            return Err(PlanningError::invalid(
+                "candidates",
+                format!(
+                    "\"grid\" gives {} candidates (one per populated cell); at most {}: name a layer or points instead",
+                    world.demand.ids.len(),
+                    siting::MAX_CANDIDATES
+                ),
+            ))
+        }
         Source::Grid => world
             .demand
             .ids

@@ -719,3 +719,53 @@ async fn the_demo_district_has_coverage_and_sites() {
     assert_eq!(a["sites"]["features"].as_array().map(Vec::len), Some(5));
     assert!(a["after"]["covered_population"].as_f64() > a["before"]["covered_population"].as_f64());
 }
+
+/// "grid" candidates from a grid of more cells than a siting may weigh are
+/// refused up front with the count, not after building 50,001 candidates.
+#[tokio::test]
+async fn grid_candidates_beyond_the_cap_are_refused_naming_the_field() {
+    let app = spawn_app(false).await;
+    let admin = app.token(Role::Admin).await;
+    let n = onemap::planning::siting::MAX_CANDIDATES + 1;
+    let side = 0.0005;
+    let lines: Vec<String> = (0..n)
+        .map(|i| {
+            let (x, y) = (118.0 + (i % 300) as f64 * side, 34.9 + (i / 300) as f64 * side);
+            json!({"type": "Feature", "geometry": cell(x, y, side), "properties": {"name": format!("c{i}"), "population": 1, "synthetic": true}})
+                .to_string()
+        })
+        .collect();
+    let r = app
+        .client
+        .post(app.url("/api/import/population_grid"))
+        .bearer_auth(&admin)
+        .header("content-type", "application/x-ndjson")
+        .body(lines.join("\n"))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(
+        r.status(),
+        201,
+        "{}",
+        r.text()
+            .await
+            .unwrap_or_default()
+            .chars()
+            .take(600)
+            .collect::<String>()
+    );
+    let (status, p) = post(
+        &app,
+        "/api/planning/siting",
+        None,
+        json!({"k": 1, "candidates": "grid"}),
+    )
+    .await;
+    assert_eq!(status, 400, "{p}");
+    let detail = p["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.contains("`candidates`") && detail.contains(&format!("{n} candidates")),
+        "{p}"
+    );
+}
