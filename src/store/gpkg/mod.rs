@@ -53,6 +53,13 @@ struct WaitingEdit {
 }
 
 impl GpkgStore {
+    /// A connection of the pool, for one read or one token write.
+    async fn conn(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Sqlite>, StoreError> {
+        self.pool
+            .acquire()
+            .await
+            .map_err(StoreError::db("connecting"))
+    }
     /// Open (or create) the GeoPackage at `url` and bring its schema up to
     /// date.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
@@ -930,11 +937,7 @@ impl Store for GpkgStore {
     }
 
     async fn feature(&self, layer: &LayerDef, id: i64) -> Result<Option<Feature>, StoreError> {
-        let mut conn = self
-            .pool
-            .acquire()
-            .await
-            .map_err(StoreError::db("connecting"))?;
+        let mut conn = self.conn().await?;
         Self::check_layer(&mut conn, layer).await?;
         Self::read_one(&mut conn, layer, id).await
     }
@@ -973,11 +976,7 @@ impl Store for GpkgStore {
     }
 
     async fn extent(&self, layer: &LayerDef) -> Result<Option<[f64; 4]>, StoreError> {
-        let mut conn = self
-            .pool
-            .acquire()
-            .await
-            .map_err(StoreError::db("connecting"))?;
+        let mut conn = self.conn().await?;
         Self::check_layer(&mut conn, layer).await?;
         let row = sqlx::query(&format!(
             "SELECT min(minx), min(miny), max(maxx), max(maxy) FROM \"{}\"",
@@ -1008,11 +1007,7 @@ impl Store for GpkgStore {
             }
             return Ok(n);
         }
-        let mut conn = self
-            .pool
-            .acquire()
-            .await
-            .map_err(StoreError::db("connecting"))?;
+        let mut conn = self.conn().await?;
         Self::check_layer(&mut conn, layer).await?;
         let (condition, _, binds) = clauses(layer, &unpaged);
         let sql = format!("SELECT count(*) FROM \"{}\"{condition}", layer.name);
@@ -1160,29 +1155,17 @@ impl Store for GpkgStore {
     }
 
     async fn changes_since(&self, seq: i64, limit: u64) -> Result<Vec<Change>, StoreError> {
-        let mut conn = self
-            .pool
-            .acquire()
-            .await
-            .map_err(StoreError::db("connecting"))?;
+        let mut conn = self.conn().await?;
         log::since(&mut conn, seq, limit).await
     }
 
     async fn last_seq(&self) -> Result<i64, StoreError> {
-        let mut conn = self
-            .pool
-            .acquire()
-            .await
-            .map_err(StoreError::db("connecting"))?;
+        let mut conn = self.conn().await?;
         log::last_seq(&mut conn).await
     }
 
     async fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>, StoreError> {
-        let mut conn = self
-            .pool
-            .acquire()
-            .await
-            .map_err(StoreError::db("connecting"))?;
+        let mut conn = self.conn().await?;
         log::audit(&mut conn, query).await
     }
 
@@ -1193,39 +1176,23 @@ impl Store for GpkgStore {
         digest: &str,
     ) -> Result<TokenRecord, StoreError> {
         let _writer = self.write_lock.lock().await;
-        let mut conn = self
-            .pool
-            .acquire()
-            .await
-            .map_err(StoreError::db("connecting"))?;
+        let mut conn = self.conn().await?;
         log::create_token(&mut conn, name, role, digest).await
     }
 
     async fn token(&self, digest: &str) -> Result<Option<TokenRecord>, StoreError> {
-        let mut conn = self
-            .pool
-            .acquire()
-            .await
-            .map_err(StoreError::db("connecting"))?;
+        let mut conn = self.conn().await?;
         log::find_token(&mut conn, digest).await
     }
 
     async fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
-        let mut conn = self
-            .pool
-            .acquire()
-            .await
-            .map_err(StoreError::db("connecting"))?;
+        let mut conn = self.conn().await?;
         log::tokens(&mut conn).await
     }
 
     async fn revoke_token(&self, name: &str) -> Result<bool, StoreError> {
         let _writer = self.write_lock.lock().await;
-        let mut conn = self
-            .pool
-            .acquire()
-            .await
-            .map_err(StoreError::db("connecting"))?;
+        let mut conn = self.conn().await?;
         log::revoke_token(&mut conn, name).await
     }
 
@@ -1237,29 +1204,17 @@ impl Store for GpkgStore {
         results: &Value,
     ) -> Result<ScenarioRecord, StoreError> {
         let _writer = self.write_lock.lock().await;
-        let mut conn = self
-            .pool
-            .acquire()
-            .await
-            .map_err(StoreError::db("connecting"))?;
+        let mut conn = self.conn().await?;
         log::save_scenario(&mut conn, name, actor, inputs, results).await
     }
 
     async fn scenario(&self, id: i64) -> Result<Option<ScenarioRecord>, StoreError> {
-        let mut conn = self
-            .pool
-            .acquire()
-            .await
-            .map_err(StoreError::db("connecting"))?;
+        let mut conn = self.conn().await?;
         log::scenario(&mut conn, id).await
     }
 
     async fn scenarios(&self, limit: u64) -> Result<Vec<ScenarioRecord>, StoreError> {
-        let mut conn = self
-            .pool
-            .acquire()
-            .await
-            .map_err(StoreError::db("connecting"))?;
+        let mut conn = self.conn().await?;
         log::scenarios(&mut conn, limit).await
     }
 
