@@ -71,12 +71,7 @@ impl ColumnMap {
                 return Err(format!(
                     "column map `{src}={dst}`: `{dst}` is not a property of layer `{}` (it has: {})",
                     layer.name,
-                    layer
-                        .properties
-                        .iter()
-                        .map(|p| p.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    layer.property_names()
                 ));
             }
             if renames.iter().any(|(s, _)| s == src) {

@@ -178,6 +178,16 @@ impl LayerDef {
         self.properties.iter().find(|p| p.name == name)
     }
 
+    /// The property names, comma-separated, for a message that tells a
+    /// user which names the layer has.
+    pub fn property_names(&self) -> String {
+        self.properties
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
     /// Whether the layer's named areas get a label point in tiles
     /// (`{layer}_label`): areas with a `name`, unless the catalog turns
     /// them off.

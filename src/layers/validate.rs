@@ -242,12 +242,7 @@ pub(super) fn feature(
                 format!(
                     "is not a property of layer `{}` (it has: {})",
                     layer.name,
-                    layer
-                        .properties
-                        .iter()
-                        .map(|p| p.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    layer.property_names()
                 ),
             ));
         }
