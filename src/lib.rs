@@ -133,17 +133,31 @@ impl App {
                     addr: settings.bind,
                     source,
                 })?;
-        let (catalog, store) = open_store(&settings).await?;
-        if settings.demo {
-            match demo::load_if_empty(store.as_ref(), &catalog).await? {
-                Some(n) => tracing::info!(features = n, "loaded the Luozhuang demo data set"),
-                None => tracing::info!("the database has features: demo not loaded"),
+        // While the store opens and the index loads, every request is
+        // answered 503 "starting" with Retry-After (see `answer_starting`).
+        let (ready, wait) = tokio::sync::oneshot::channel();
+        let starting = tokio::spawn(http::serve::answer_starting(listener, wait));
+        let loaded = async {
+            let (catalog, store) = open_store(&settings).await?;
+            if settings.demo {
+                match demo::load_if_empty(store.as_ref(), &catalog).await? {
+                    Some(n) => tracing::info!(features = n, "loaded the Luozhuang demo data set"),
+                    None => tracing::info!("the database has features: demo not loaded"),
+                }
             }
+            // The log position first: a change committed while the index
+            // loads is applied again by the feed (applying is idempotent),
+            // never lost.
+            let applied = store.last_seq().await?;
+            let index = index::SpatialIndex::load(store.as_ref(), &catalog).await?;
+            Ok::<_, StartupError>((catalog, store, applied, index))
         }
-        // The log position first: a change committed while the index loads
-        // is applied again by the feed (applying is idempotent), never lost.
-        let applied = store.last_seq().await?;
-        let index = index::SpatialIndex::load(store.as_ref(), &catalog).await?;
+        .await;
+        let _ = ready.send(());
+        let listener = starting
+            .await
+            .map_err(|e| StartupError::Serve(std::io::Error::other(e.to_string())))?;
+        let (catalog, store, applied, index) = loaded?;
         let basemaps = tiles::basemap::open_all(&settings.tiles_dir).await;
         let metrics = Metrics::new();
         for (layer, skipped) in index.skipped() {

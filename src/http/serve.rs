@@ -118,6 +118,62 @@ pub async fn serve(
     Ok(())
 }
 
+/// Answer every connection with 503 "starting" until `ready` fires, then
+/// give the listener back. Loading a large layer into memory takes
+/// seconds: meanwhile a health check or a map asking for a tile gets a
+/// clear "starting, retry in 1 s" instead of a connection that hangs in the
+/// backlog (or an empty tile that would be wrong).
+pub async fn answer_starting(
+    listener: TcpListener,
+    mut ready: tokio::sync::oneshot::Receiver<()>,
+) -> TcpListener {
+    loop {
+        tokio::select! {
+            biased;
+            _ = &mut ready => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    tokio::spawn(starting(stream));
+                }
+                // A failed accept (out of descriptors) must not spin.
+                Err(_) => sleep(Duration::from_millis(50)).await,
+            },
+        }
+    }
+    listener
+}
+
+/// The answer of [`answer_starting`]: the request head is read first (at
+/// most 8 KiB, 1 s), so closing does not reset a connection whose request
+/// is still unread and the client sees the answer.
+async fn starting(mut stream: TcpStream) {
+    use tokio::io::AsyncReadExt;
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        let mut head = Vec::with_capacity(1024);
+        let mut block = [0u8; 1024];
+        while head.len() < 8 * 1024 && !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            match stream.read(&mut block).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => head.extend_from_slice(&block[..n]),
+            }
+        }
+    })
+    .await;
+    let body = "{\"type\":\"about:blank\",\"title\":\"Service Unavailable\",\"status\":503,\
+                \"state\":\"starting\",\
+                \"detail\":\"onemap is starting: the layers are loading into memory; retry shortly\"}";
+    let answer = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/problem+json\r\n\
+         retry-after: 1\r\ncache-control: no-store\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        let _ = stream.write_all(answer.as_bytes()).await;
+        let _ = stream.shutdown().await;
+    })
+    .await;
+}
+
 /// Answer a connection over the limit with a 503 problem and close it.
 /// Bounded in time: a client that does not read it is dropped.
 async fn refuse(mut stream: TcpStream, limit: usize) {
@@ -244,5 +300,46 @@ impl AsyncWrite for StallGuard {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod starting_tests {
+    use super::*;
+    use tokio::io::AsyncReadExt;
+
+    async fn ask(addr: std::net::SocketAddr, path: &str) -> String {
+        let mut s = TcpStream::connect(addr).await.expect("connects");
+        let req = format!("GET {path} HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n");
+        s.write_all(req.as_bytes()).await.expect("writes");
+        let mut out = String::new();
+        tokio::time::timeout(Duration::from_secs(5), s.read_to_string(&mut out))
+            .await
+            .expect("answered within 5 s")
+            .expect("reads");
+        out
+    }
+
+    #[tokio::test]
+    async fn while_starting_every_request_is_a_503_to_retry_then_the_listener_returns() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("binds");
+        let addr = listener.local_addr().expect("an address");
+        let (ready, wait) = tokio::sync::oneshot::channel();
+        let starting = tokio::spawn(answer_starting(listener, wait));
+        for path in ["/healthz", "/tiles/rescue_teams/8/213/103.mvt"] {
+            let answer = ask(addr, path).await;
+            assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+            assert!(answer.contains("retry-after: 1"), "{answer}");
+            assert!(answer.contains("application/problem+json"), "{answer}");
+            assert!(answer.contains("\"state\":\"starting\""), "{answer}");
+        }
+        ready.send(()).expect("the responder waits");
+        let listener = starting.await.expect("the responder ends");
+        // The same socket, now for the real server: a new connection is
+        // accepted by whoever holds it next, not answered "starting".
+        let client = tokio::spawn(async move { TcpStream::connect(addr).await.is_ok() });
+        let accepted = tokio::time::timeout(Duration::from_secs(5), listener.accept()).await;
+        assert!(matches!(accepted, Ok(Ok(_))));
+        assert!(client.await.unwrap_or(false));
     }
 }
