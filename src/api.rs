@@ -132,17 +132,9 @@ async fn import_layer(
             "crs" => crs = parse_crs("crs", &v)?,
             // `map=源列=property`, repeatable; as the CLI's `--map`.
             "map" => maps.push(v),
+            // A bare `?drop_unknown` means true, as a CLI switch does.
             "drop_unknown" => {
-                drop_unknown = match v.as_str() {
-                    "true" | "1" | "" => true,
-                    "false" | "0" => false,
-                    _ => {
-                        return Err(AppError::BadRequest(format!(
-                            "`drop_unknown` must be true or false, got `{}`",
-                            v.chars().take(40).collect::<String>()
-                        )))
-                    }
-                }
+                drop_unknown = v.is_empty() || crate::request::flag("drop_unknown", &v)?
             }
             other => {
                 return Err(AppError::BadRequest(format!(

@@ -189,6 +189,21 @@ pub fn only_fields(
     }
 }
 
+/// A query flag's value: `true`/`1` or `false`/`0`.
+pub fn flag(key: &str, value: &str) -> Result<bool, FieldError> {
+    match value {
+        "true" | "1" => Ok(true),
+        "false" | "0" => Ok(false),
+        v => Err(FieldError::new(
+            key,
+            format!(
+                "must be true or false, got `{}`",
+                v.chars().take(40).collect::<String>()
+            ),
+        )),
+    }
+}
+
 /// A query string whose parameters are all known and none given twice.
 pub struct Params(Vec<(String, String)>);
 
@@ -262,14 +277,7 @@ impl Params {
 
     /// `true`/`1` or `false`/`0`; absent is false.
     pub fn flag(&self, key: &str) -> Result<bool, FieldError> {
-        match self.get(key) {
-            None | Some("false") | Some("0") => Ok(false),
-            Some("true") | Some("1") => Ok(true),
-            Some(v) => Err(FieldError::new(
-                key,
-                format!("must be true or false, got `{v}`"),
-            )),
-        }
+        self.get(key).map_or(Ok(false), |v| flag(key, v))
     }
 
     /// The datum of the request's coordinates (`crs`), WGS84 when absent.

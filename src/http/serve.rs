@@ -118,6 +118,9 @@ pub async fn serve(
     Ok(())
 }
 
+/// Most connections answered "starting" at once.
+const STARTING_ANSWERS: usize = 256;
+
 /// Answer every connection with 503 "starting" until `ready` fires, then
 /// give the listener back. Loading a large layer into memory takes
 /// seconds: meanwhile a health check or a map asking for a tile gets a
@@ -127,13 +130,22 @@ pub async fn answer_starting(
     listener: TcpListener,
     mut ready: tokio::sync::oneshot::Receiver<()>,
 ) -> TcpListener {
+    // Each answer holds its connection for at most 2 s; past this many at
+    // once a new connection is closed unanswered rather than piling up
+    // tasks and descriptors while the server is not even serving.
+    let answering = Arc::new(Semaphore::new(STARTING_ANSWERS));
     loop {
         tokio::select! {
             biased;
             _ = &mut ready => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
-                    tokio::spawn(starting(stream));
+                    if let Ok(permit) = answering.clone().try_acquire_owned() {
+                        tokio::spawn(async move {
+                            starting(stream).await;
+                            drop(permit);
+                        });
+                    }
                 }
                 // A failed accept (out of descriptors) must not spin.
                 Err(_) => sleep(Duration::from_millis(50)).await,

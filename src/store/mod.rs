@@ -317,24 +317,16 @@ pub trait Store: Send + Sync + 'static {
         actor: &str,
     ) -> Result<Written, StoreError>;
 
-    /// [`Store::insert`] at most once per `key`: when the key is already
-    /// stored (a client retrying an import after a timeout), nothing is
-    /// written and the first write is returned with `true`. The key is
-    /// stored in the features' transaction, so concurrent tries write once.
-    /// A key first used on another layer is a [`StoreError::Duplicate`].
-    async fn insert_once(
-        &self,
-        layer: &LayerDef,
-        features: &[Feature],
-        actor: &str,
-        key: &str,
-    ) -> Result<(Written, bool), StoreError>;
-
-    /// A file's features added to a layer, all or nothing, once per `key`
-    /// when one is given (as [`Store::insert_once`]). Logged as one summary
-    /// change, `action: {"kind": "import", "count", "digest", "format",
-    /// "file"}`, without the after-image of every feature: the file is the
-    /// after-image, and its digest says which file it was.
+    /// A file's features added to a layer, all or nothing. Logged as one
+    /// summary change, `action: {"kind": "import", "count", "digest",
+    /// "format", "file"}`, without the after-image of every feature: the
+    /// file is the after-image, and its digest says which file it was.
+    ///
+    /// With a `key`, at most once per key: when the key is already stored
+    /// (a client retrying an import after a timeout), nothing is written
+    /// and the first write is returned with `true`. The key is stored in
+    /// the features' transaction, so concurrent tries write once. A key
+    /// first used on another layer is a [`StoreError::Duplicate`].
     async fn import(
         &self,
         layer: &LayerDef,

@@ -210,7 +210,8 @@ impl GpkgStore {
         Ok(Written { ids, change })
     }
 
-    /// Insert, once per `key` when one is given (see `Store::insert_once`).
+    /// Insert, once per `key` when one is given, logged with the features'
+    /// after-image or, for an import, with its summary (see `Store::import`).
     async fn insert_keyed(
         &self,
         layer: &LayerDef,
@@ -911,17 +912,6 @@ impl Store for GpkgStore {
         self.insert_keyed(layer, features, actor, None, None)
             .await
             .map(|(w, _)| w)
-    }
-
-    async fn insert_once(
-        &self,
-        layer: &LayerDef,
-        features: &[Feature],
-        actor: &str,
-        key: &str,
-    ) -> Result<(Written, bool), StoreError> {
-        self.insert_keyed(layer, features, actor, Some(key), None)
-            .await
     }
 
     async fn import(
