@@ -118,7 +118,7 @@ fn dispatch(c: &mut Criterion) {
     assert_eq!(index.len(LAYER), TEAMS);
     // The scan reads the very features the index holds.
     let all: Vec<Arc<Feature>> =
-        index.each(LAYER, |it| it.map(|e| Arc::clone(&e.feature)).collect());
+        index.each(LAYER, |it| it.map(|e| Arc::new(e.feature())).collect());
     let settings = DispatchSettings::default();
     let travel = Travel::new(&settings);
     let filters = Filters {

@@ -164,7 +164,7 @@ pub async fn replay(
         .map(|l| {
             let features = state
                 .index
-                .each(l, |all| all.map(|e| (e.id, (*e.feature).clone())).collect());
+                .each(l, |all| all.map(|e| (e.id(), e.feature())).collect());
             (l.clone(), features)
         })
         .collect();

@@ -34,8 +34,9 @@ fn radius(f: &Feature) -> f64 {
 pub fn covering(index: &SpatialIndex, p: [f64; 2]) -> Vec<(f64, std::sync::Arc<Feature>)> {
     let mut out = Vec::new();
     index.nearest(HAZARDS, p, MAX_RADIUS_M, |e, d| {
-        if d <= radius(&e.feature) {
-            out.push((d, std::sync::Arc::clone(&e.feature)));
+        let f = e.feature();
+        if d <= radius(&f) {
+            out.push((d, std::sync::Arc::new(f)));
         }
         ControlFlow::<()>::Continue(())
     });
@@ -72,8 +73,9 @@ fn inside(
 ) -> Vec<Value> {
     let mut out = Vec::new();
     index.nearest(layer, p, r, |e, d| {
-        if keep(&e.feature) {
-            out.push(json!({ "id": e.id, "name": e.feature.name(), "distance_m": round1(d), "feature": feature_json(&e.feature) }));
+        let f = e.feature();
+        if keep(&f) {
+            out.push(json!({ "id": e.id(), "name": f.name(), "distance_m": round1(d), "feature": feature_json(&f) }));
         }
         ControlFlow::<()>::Continue(())
     });
@@ -105,12 +107,10 @@ pub async fn exposure(
     let mut population = 0i64;
     let mut cells = 0usize;
     state.index.nearest("population_grid", p, r, |e, _| {
-        population += e
-            .feature
-            .properties
-            .get("population")
-            .and_then(Value::as_i64)
-            .unwrap_or(0);
+        population += match e.scalar("population") {
+            Some(crate::index::Scalar::Integer(n)) => n,
+            _ => 0,
+        };
         cells += 1;
         ControlFlow::<()>::Continue(())
     });

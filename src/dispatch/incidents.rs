@@ -306,11 +306,11 @@ pub async fn list(
         .unwrap_or(MAX_LISTED as u64) as usize;
     let mut found: Vec<std::sync::Arc<Feature>> = state.index.each(INCIDENTS, |all| {
         all.filter(|e| {
-            wanted.as_ref().is_none_or(|w| {
-                text(&e.feature, "status").is_some_and(|s| w.iter().any(|x| x == s))
-            })
+            wanted
+                .as_ref()
+                .is_none_or(|w| e.text("status").is_some_and(|s| w.iter().any(|x| x == s)))
         })
-        .map(|e| std::sync::Arc::clone(&e.feature))
+        .map(|e| std::sync::Arc::new(e.feature()))
         .collect()
     });
     found.sort_by(|a, b| {

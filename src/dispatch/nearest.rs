@@ -67,20 +67,21 @@ pub fn nearest(
         {
             return ControlFlow::Break(());
         }
-        if !keep(&e.feature) {
+        let feature = e.feature();
+        if !keep(&feature) {
             return ControlFlow::Continue(());
         }
         let team_type = if by_type {
-            text(&e.feature, "team_type")
+            text(&feature, "team_type")
         } else {
             None
         };
         let found = Found {
-            id: e.id,
-            name: e.feature.name().map(str::to_owned),
+            id: e.id(),
+            name: feature.name().map(str::to_owned),
             distance_m: d,
             eta_min: travel.eta_min(d, team_type),
-            feature: Arc::clone(&e.feature),
+            feature: Arc::new(feature),
         };
         let at = best.partition_point(|b| rank(b) <= rank(&found));
         best.insert(at, found);

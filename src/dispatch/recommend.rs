@@ -177,10 +177,10 @@ pub fn candidates(
     let mut beyond: Vec<(String, f64)> = Vec::new();
     let max = travel.max_eta_min();
     index.nearest(TEAMS, p, f64::INFINITY, |e, d| {
-        let f = &e.feature;
-        if text(f, "status") != Some("standby") {
+        if e.text("status") != Some("standby") {
             return ControlFlow::Continue(());
         }
+        let f = &e.feature();
         let caps: Vec<String> = strings(f, "capabilities")
             .into_iter()
             .map(str::to_owned)
@@ -188,7 +188,7 @@ pub fn candidates(
         let eta = travel.eta_min(d, text(f, "team_type"));
         if eta <= max {
             within.push(Candidate {
-                id: e.id,
+                id: e.id(),
                 name: f.name().map(str::to_owned),
                 team_type: text(f, "team_type").map(str::to_owned),
                 capabilities: caps,

@@ -19,7 +19,7 @@ pub async fn show(State(state): State<AppState>) -> Json<Value> {
     let mut s = summarize(&counts, &|layer, visit| {
         state.index.each(layer, |all| {
             for e in all {
-                visit(&e.feature);
+                visit(&e.feature());
             }
         })
     });

@@ -54,7 +54,7 @@ pub fn catalog(state: &AppState) -> BTreeMap<String, Item> {
     state.index.each(DEPOTS, |all| {
         let mut items = BTreeMap::new();
         for e in all {
-            add_stock(&mut items, &e.feature);
+            add_stock(&mut items, &e.feature());
         }
         items
     })
@@ -139,13 +139,13 @@ pub fn plan_for(
         if left <= 0.0 {
             return ControlFlow::Break(());
         }
-        let available = stock(&e.feature, item);
+        let available = stock(&e.feature(), item);
         if available > 0.0 {
             let take = available.min(left);
             left -= take;
             lines.push(Line {
-                depot_id: e.id,
-                name: e.feature.name().map(str::to_owned),
+                depot_id: e.id(),
+                name: e.name().map(str::to_owned),
                 quantity: take,
                 available,
                 distance_m: d,
@@ -289,8 +289,7 @@ pub async fn reserve(
                     *d,
                     state
                         .index
-                        .get(DEPOTS, *d)
-                        .and_then(|e| e.feature.name().map(str::to_owned)),
+                        .row(DEPOTS, *d, |e| e.and_then(|e| e.name().map(str::to_owned))),
                 )
             })
             .collect();

@@ -21,7 +21,10 @@ use std::fmt;
 
 use serde_json::Value;
 
-use crate::layers::{Feature, LayerDef, PropertyType};
+use crate::{
+    index::Scalar,
+    layers::{Feature, LayerDef, PropertyType},
+};
 
 pub use parse::{parse_cql2, parse_cql2_each};
 pub use spatial::Shape;
@@ -100,33 +103,6 @@ pub enum Literal {
     Integer(i64),
     Number(f64),
     Bool(bool),
-}
-
-impl Literal {
-    fn from_json(v: &Value) -> Option<Self> {
-        match v {
-            Value::String(s) => Some(Literal::Text(s.clone())),
-            Value::Bool(b) => Some(Literal::Bool(*b)),
-            Value::Number(n) => n
-                .as_i64()
-                .map(Literal::Integer)
-                .or_else(|| n.as_f64().map(Literal::Number)),
-            _ => None,
-        }
-    }
-
-    fn compare(&self, other: &Literal) -> Option<std::cmp::Ordering> {
-        use Literal::*;
-        match (self, other) {
-            (Text(a), Text(b)) => Some(a.cmp(b)),
-            (Integer(a), Integer(b)) => Some(a.cmp(b)),
-            (Bool(a), Bool(b)) => Some(a.cmp(b)),
-            (Integer(a), Number(b)) => (*a as f64).partial_cmp(b),
-            (Number(a), Integer(b)) => a.partial_cmp(&(*b as f64)),
-            (Number(a), Number(b)) => a.partial_cmp(b),
-            _ => None,
-        }
-    }
 }
 
 impl fmt::Display for Literal {
@@ -230,12 +206,12 @@ impl Expr {
 
     /// Evaluate against one feature (SQL three-valued logic collapsed:
     /// comparisons with a missing value are false).
-    pub fn matches(&self, f: &Feature) -> bool {
-        let value = |p: &str| -> Option<Literal> {
+    pub fn matches<R: Record + ?Sized>(&self, f: &R) -> bool {
+        let value = |p: &str| -> Option<Scalar<'_>> {
             if p == ID {
-                f.id.map(Literal::Integer)
+                f.id().map(Scalar::Integer)
             } else {
-                f.properties.get(p).and_then(Literal::from_json)
+                f.scalar(p)
             }
         };
         match self {
@@ -248,27 +224,105 @@ impl Expr {
                 op,
                 value: lit,
             } => value(property)
-                .and_then(|v| v.compare(lit))
+                .and_then(|v| compare(v, lit))
                 .is_some_and(|ord| op.holds(ord)),
             Expr::Contains { property, value } => f
-                .properties
-                .get(property)
+                .json(property)
                 .and_then(Value::as_array)
                 .is_some_and(|items| items.iter().any(|i| i.as_str() == Some(value))),
             Expr::Like { property, pattern } => match value(property) {
-                Some(Literal::Text(s)) => like(pattern, &s),
+                Some(Scalar::Text(s)) => like(pattern, s),
                 _ => false,
             },
             Expr::In { property, values } => value(property).is_some_and(|v| {
                 values
                     .iter()
-                    .any(|l| v.compare(l) == Some(std::cmp::Ordering::Equal))
+                    .any(|l| compare(v, l) == Some(std::cmp::Ordering::Equal))
             }),
-            Expr::IsNull { property } => {
-                property != ID && f.properties.get(property).is_none_or(Value::is_null)
-            }
-            Expr::Intersects(shape) => shape.intersects(&f.geometry),
+            Expr::IsNull { property } => property != ID && f.is_null(property),
+            Expr::Intersects(shape) => shape.intersects(&f.geometry()),
         }
+    }
+}
+
+/// What a filter reads of a feature: a stored [`Feature`], or a row of the
+/// in-memory index read from its columns without building one.
+pub trait Record {
+    fn id(&self) -> Option<i64>;
+    /// A property as a string, number or boolean.
+    fn scalar(&self, property: &str) -> Option<Scalar<'_>>;
+    /// An array (or record) property.
+    fn json(&self, property: &str) -> Option<&Value>;
+    /// Whether the property is missing or null.
+    fn is_null(&self, property: &str) -> bool;
+    fn geometry(&self) -> std::borrow::Cow<'_, geo::Geometry<f64>>;
+}
+
+impl<R: Record + ?Sized> Record for &R {
+    fn id(&self) -> Option<i64> {
+        (**self).id()
+    }
+    fn scalar(&self, property: &str) -> Option<Scalar<'_>> {
+        (**self).scalar(property)
+    }
+    fn json(&self, property: &str) -> Option<&Value> {
+        (**self).json(property)
+    }
+    fn is_null(&self, property: &str) -> bool {
+        (**self).is_null(property)
+    }
+    fn geometry(&self) -> std::borrow::Cow<'_, geo::Geometry<f64>> {
+        (**self).geometry()
+    }
+}
+
+impl Record for Feature {
+    fn id(&self) -> Option<i64> {
+        self.id
+    }
+    fn scalar(&self, property: &str) -> Option<Scalar<'_>> {
+        self.properties.get(property).and_then(crate::index::scalar)
+    }
+    fn json(&self, property: &str) -> Option<&Value> {
+        self.properties.get(property)
+    }
+    fn is_null(&self, property: &str) -> bool {
+        self.properties.get(property).is_none_or(Value::is_null)
+    }
+    fn geometry(&self) -> std::borrow::Cow<'_, geo::Geometry<f64>> {
+        std::borrow::Cow::Borrowed(&self.geometry)
+    }
+}
+
+impl Record for crate::index::Row<'_> {
+    fn id(&self) -> Option<i64> {
+        Some(crate::index::Row::id(self))
+    }
+    fn scalar(&self, property: &str) -> Option<Scalar<'_>> {
+        crate::index::Row::scalar(self, property)
+    }
+    fn json(&self, property: &str) -> Option<&Value> {
+        crate::index::Row::json(self, property)
+    }
+    fn is_null(&self, property: &str) -> bool {
+        crate::index::Row::scalar(self, property).is_none()
+            && crate::index::Row::json(self, property).is_none_or(Value::is_null)
+    }
+    fn geometry(&self) -> std::borrow::Cow<'_, geo::Geometry<f64>> {
+        crate::index::Row::geometry(self)
+    }
+}
+
+/// A value against a literal of its property's type.
+fn compare(v: Scalar<'_>, l: &Literal) -> Option<std::cmp::Ordering> {
+    match (v, l) {
+        (Scalar::Text(a), Literal::Text(b)) => Some(a.cmp(b.as_str())),
+        (Scalar::Integer(a), Literal::Integer(b)) => Some(a.cmp(b)),
+        (Scalar::Bool(a), Literal::Bool(b)) => Some(a.cmp(b)),
+        (Scalar::Integer(a), Literal::Number(b)) => (a as f64).partial_cmp(b),
+        (Scalar::Number(a), Literal::Integer(b)) => a.partial_cmp(&(*b as f64)),
+        (Scalar::Number(a), Literal::Number(b)) => a.partial_cmp(b),
+        _ => None,
     }
 }
 

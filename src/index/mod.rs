@@ -1,10 +1,14 @@
-//! The in-memory spatial index: every feature of every layer in an R-tree,
-//! with its geometry already projected to Web Mercator. Loaded from the
-//! store at start and kept in step with every committed write; tiles are
-//! cut from it without touching the store.
+//! The in-memory spatial index: every feature of every layer in compact
+//! columns (see `rows`) under a packed R-tree, with positions already
+//! projected to Web Mercator. Loaded from the store at start and kept in
+//! step with every committed write; tiles are cut from it, and nearest
+//! searches and planning read it, without touching the store.
 
+mod columns;
 mod mercator;
 mod nearest;
+mod packed;
+mod rows;
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -15,7 +19,6 @@ use std::{
 };
 
 use futures_util::StreamExt;
-use rstar::{RTree, RTreeObject, AABB};
 use serde::Serialize;
 
 use crate::{
@@ -24,10 +27,13 @@ use crate::{
     store::{Query, Store, StoreError},
 };
 
+pub use columns::{scalar, Scalar};
 pub use mercator::{lonlat_to_mercator, mercator_to_lonlat, tile_bounds, EARTH_HALF_CIRCUMFERENCE};
-pub use nearest::{anchor, distance_to_box_m, haversine_m, EARTH_RADIUS_M};
+pub use nearest::{distance_to_box_m, haversine_m, EARTH_RADIUS_M};
+pub use rows::{Row, Rows};
 
-/// One indexed feature.
+/// One feature as the index holds it, owned: for what outlives the layer's
+/// read lock (a dispatch answer, a tile on another datum's grid).
 #[derive(Debug, Clone)]
 pub struct Entry {
     pub id: i64,
@@ -35,71 +41,10 @@ pub struct Entry {
     pub mercator: Arc<geo::Geometry<f64>>,
     /// The stored feature (WGS84), for properties and filters.
     pub feature: Arc<Feature>,
-    /// Where a named area's label goes (Web Mercator): one point inside it,
-    /// so a label is drawn once instead of once per tile the area crosses.
+    /// Where a named area's label goes (Web Mercator).
     pub label: Option<geo::Point<f64>>,
-    /// The position of a point feature (Web Mercator), kept inline: a
-    /// clustered tile reads it for every point without chasing `mercator`.
+    /// The position of a point feature (Web Mercator).
     pub point: Option<[f64; 2]>,
-    envelope: AABB<[f64; 2]>,
-}
-
-impl PartialEq for Entry {
-    fn eq(&self, other: &Self) -> bool {
-        self.id == other.id
-    }
-}
-
-impl RTreeObject for Entry {
-    type Envelope = AABB<[f64; 2]>;
-
-    fn envelope(&self) -> Self::Envelope {
-        self.envelope
-    }
-}
-
-impl Entry {
-    /// The same feature placed on another datum's Web Mercator grid.
-    pub fn shifted(&self, crs: crate::crs::Crs) -> Entry {
-        let mercator = mercator::project(&crs.geometry_from_wgs84(&self.feature.geometry));
-        Entry {
-            // Only entries that had a label point get one on the new grid.
-            label: self.label.and_then(|_| label_point(&mercator)),
-            point: point_of(&mercator),
-            mercator: Arc::new(mercator),
-            ..self.clone()
-        }
-    }
-
-    /// The entry of a stored feature of `layer`; a label point only where
-    /// the layer labels its areas (`LayerDef::labels_areas`).
-    pub fn new(layer: &LayerDef, feature: Feature) -> Option<Self> {
-        use geo::BoundingRect;
-        let id = feature.id?;
-        let mercator = mercator::project(&feature.geometry);
-        let r = mercator.bounding_rect()?;
-        let named = layer.labels_areas()
-            && feature
-                .properties
-                .get("name")
-                .and_then(|n| n.as_str())
-                .is_some_and(|n| !n.trim().is_empty());
-        Some(Self {
-            id,
-            label: named.then(|| label_point(&mercator)).flatten(),
-            point: point_of(&mercator),
-            envelope: AABB::from_corners([r.min().x, r.min().y], [r.max().x, r.max().y]),
-            mercator: Arc::new(mercator),
-            feature: Arc::new(feature),
-        })
-    }
-}
-
-fn point_of(g: &geo::Geometry<f64>) -> Option<[f64; 2]> {
-    match g {
-        geo::Geometry::Point(p) => Some([p.x(), p.y()]),
-        _ => None,
-    }
 }
 
 /// A point inside an area (none for points and lines: they label
@@ -160,28 +105,27 @@ fn interior_point(p: &geo::Polygon<f64>) -> Option<geo::Point<f64>> {
     best.map(|(_, point)| point)
 }
 
-#[derive(Default)]
-struct LayerIndex {
-    tree: RTree<Entry>,
-    by_id: HashMap<i64, Entry>,
-}
-
-/// One layer's tree and its version, the version outside the lock: every
+/// One layer's rows and its version, the version outside the lock: every
 /// tile request reads it, and an atomic load does not contend as a
 /// read-lock does.
 struct Slot {
-    tree: RwLock<LayerIndex>,
-    /// Bumped after every change, while the tree's write lock is held:
+    rows: RwLock<Rows>,
+    /// Bumped after every change, while the rows' write lock is held:
     /// tile cache keys carry it, so whoever sees a new version builds from
-    /// the new tree.
+    /// the new rows.
     version: AtomicU64,
 }
 
-impl std::ops::Deref for Slot {
-    type Target = RwLock<LayerIndex>;
+impl Slot {
+    fn new(rows: Rows) -> Self {
+        Self {
+            rows: RwLock::new(rows),
+            version: AtomicU64::new(1),
+        }
+    }
 
-    fn deref(&self) -> &Self::Target {
-        &self.tree
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Rows> {
+        self.rows.read().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -213,20 +157,6 @@ impl SkippedRows {
         if self.rows.len() < SKIPPED_DETAIL {
             tracing::warn!(layer, fid, reason = %reason, "skipping a stored row the index cannot load");
             self.rows.push(SkippedRow { fid, reason });
-        }
-    }
-}
-
-impl Slot {
-    /// A layer's tree, bulk-loaded, at version 1.
-    fn new(entries: Vec<Entry>) -> Self {
-        let by_id = entries.iter().map(|e| (e.id, e.clone())).collect();
-        Self {
-            tree: RwLock::new(LayerIndex {
-                tree: RTree::bulk_load(entries),
-                by_id,
-            }),
-            version: AtomicU64::new(1),
         }
     }
 }
@@ -270,19 +200,15 @@ impl SpatialIndex {
         for layer in catalog.layers() {
             let mut skips = SkippedRows::default();
             let features = read_rows(store, layer, Query::default(), &mut skips).await?;
-            let mut entries = Vec::with_capacity(features.len());
-            for f in features {
-                let fid = f.id.unwrap_or_default();
-                match Entry::new(layer, f) {
-                    Some(e) => entries.push(e),
-                    None => skips.record(&layer.name, fid, "the geometry is empty".into()),
-                }
+            let (rows, refused) = Rows::load(layer, features);
+            for (fid, reason) in refused {
+                skips.record(&layer.name, fid, reason);
             }
             if skips.count > 0 {
                 tracing::warn!(layer = %layer.name, skipped = skips.count, "rows left out of the index");
                 skipped.insert(layer.name.clone(), skips);
             }
-            layers.insert(layer.name.clone(), Slot::new(entries));
+            layers.insert(layer.name.clone(), Slot::new(rows));
         }
         Ok(Self {
             layers,
@@ -293,12 +219,9 @@ impl SpatialIndex {
     /// An index of features already in memory (with ids), one layer:
     /// for benchmarks and tests of what reads the index.
     pub fn from_features(layer: &LayerDef, features: Vec<Feature>) -> Self {
-        let entries: Vec<Entry> = features
-            .into_iter()
-            .filter_map(|f| Entry::new(layer, f))
-            .collect();
+        let (rows, _) = Rows::load(layer, features);
         let mut layers = HashMap::new();
-        layers.insert(layer.name.clone(), Slot::new(entries));
+        layers.insert(layer.name.clone(), Slot::new(rows));
         Self {
             layers,
             skipped: Mutex::default(),
@@ -321,51 +244,55 @@ impl SpatialIndex {
             .unwrap_or(0)
     }
 
-    /// Features whose envelope meets the Web Mercator box.
+    /// Features whose box meets the Web Mercator box, owned.
     pub fn query(&self, layer: &str, min: [f64; 2], max: [f64; 2]) -> Vec<Entry> {
-        let Some(l) = self.layers.get(layer) else {
-            return Vec::new();
-        };
-        let l = l.read().unwrap_or_else(|p| p.into_inner());
-        l.tree
-            .locate_in_envelope_intersecting(&AABB::from_corners(min, max))
-            .cloned()
-            .collect()
+        self.visit(layer, min, max, |rows| {
+            rows.iter().map(Row::entry).collect()
+        })
     }
 
-    /// Call `f` with the features whose envelope meets the Web Mercator box,
-    /// borrowed under the layer's read lock: no entry is cloned, which is
+    /// Call `f` with the rows whose box meets the Web Mercator box,
+    /// borrowed under the layer's read lock: nothing is copied, which is
     /// most of the cost of a low-zoom tile of a dense layer.
     pub fn visit<R>(
         &self,
         layer: &str,
         min: [f64; 2],
         max: [f64; 2],
-        f: impl FnOnce(Vec<&Entry>) -> R,
+        f: impl FnOnce(Vec<Row<'_>>) -> R,
     ) -> R {
         let Some(l) = self.layers.get(layer) else {
             return f(Vec::new());
         };
-        let l = l.read().unwrap_or_else(|p| p.into_inner());
-        f(l.tree
-            .locate_in_envelope_intersecting(&AABB::from_corners(min, max))
-            .collect())
+        let l = l.read();
+        f(l.search(&[min[0], min[1], max[0], max[1]]))
     }
 
-    /// One feature of a layer as the index holds it.
+    /// One feature of a layer as the index holds it, owned.
     pub fn get(&self, layer: &str, id: i64) -> Option<Entry> {
-        let l = self.layers.get(layer)?;
-        let l = l.read().unwrap_or_else(|p| p.into_inner());
-        l.by_id.get(&id).cloned()
+        self.row(layer, id, |r| r.map(|r| r.entry()))
     }
 
-    /// Call `f` with every feature of a layer, borrowed under its read lock.
-    pub fn each<R>(&self, layer: &str, f: impl FnOnce(&mut dyn Iterator<Item = &Entry>) -> R) -> R {
+    /// Call `f` with one row of a layer, borrowed under its read lock.
+    pub fn row<R>(&self, layer: &str, id: i64, f: impl FnOnce(Option<Row<'_>>) -> R) -> R {
+        let Some(l) = self.layers.get(layer) else {
+            return f(None);
+        };
+        let l = l.read();
+        f(l.get(id))
+    }
+
+    /// Call `f` with every row of a layer, borrowed under its read lock.
+    pub fn each<R>(
+        &self,
+        layer: &str,
+        f: impl FnOnce(&mut dyn Iterator<Item = Row<'_>>) -> R,
+    ) -> R {
         let Some(l) = self.layers.get(layer) else {
             return f(&mut std::iter::empty());
         };
-        let l = l.read().unwrap_or_else(|p| p.into_inner());
-        let mut all = l.tree.iter();
+        let l = l.read();
+        let mut all = l.iter();
         // Bound first: the iterator borrows the guard, which a tail
         // expression would drop too early.
         #[allow(clippy::let_and_return)]
@@ -375,45 +302,36 @@ impl SpatialIndex {
 
     /// The WGS84 `[west, south, east, north]` of a layer's features.
     pub fn extent(&self, layer: &str) -> Option<[f64; 4]> {
-        let l = self
-            .layers
-            .get(layer)?
-            .read()
-            .unwrap_or_else(|p| p.into_inner());
-        if l.by_id.is_empty() {
-            return None;
-        }
-        let env = l.tree.root().envelope();
-        let (w, s) = mercator_to_lonlat(env.lower()[0], env.lower()[1]);
-        let (e, n) = mercator_to_lonlat(env.upper()[0], env.upper()[1]);
+        let b = self.layers.get(layer)?.read().bounds()?;
+        let (w, s) = mercator_to_lonlat(b[0], b[1]);
+        let (e, n) = mercator_to_lonlat(b[2], b[3]);
         Some([w, s, e, n])
     }
 
     /// How many features a layer holds.
     pub fn len(&self, layer: &str) -> usize {
-        self.layers
-            .get(layer)
-            .map(|l| l.read().unwrap_or_else(|p| p.into_inner()).by_id.len())
-            .unwrap_or(0)
+        self.layers.get(layer).map(|l| l.read().len()).unwrap_or(0)
     }
 
     pub fn is_empty(&self) -> bool {
         self.layers.is_empty()
     }
 
+    /// Bytes a layer's rows hold in memory (an estimate).
+    pub fn heap_bytes(&self, layer: &str) -> usize {
+        self.layers
+            .get(layer)
+            .map(|l| l.read().heap_bytes())
+            .unwrap_or(0)
+    }
+
     /// The WGS84 `[west, south, east, north]` of the features `ids` as the
     /// index holds them now (`None` when it holds none of them).
     pub fn bbox_of(&self, layer: &str, ids: &[i64]) -> Option<[f64; 4]> {
-        use geo::BoundingRect;
-        let l = self
-            .layers
-            .get(layer)?
-            .read()
-            .unwrap_or_else(|p| p.into_inner());
+        let l = self.layers.get(layer)?.read();
         ids.iter()
-            .filter_map(|id| l.by_id.get(id))
-            .filter_map(|e| e.feature.geometry.bounding_rect())
-            .map(|r| [r.min().x, r.min().y, r.max().x, r.max().y])
+            .filter_map(|id| l.get(*id))
+            .filter_map(|r| r.wgs84_bbox())
             .reduce(|a, b| {
                 [
                     a[0].min(b[0]),
@@ -425,7 +343,7 @@ impl SpatialIndex {
     }
 
     /// Bring `ids` of `layer` up to date with the store after a commit:
-    /// re-read each, replacing or removing its entry.
+    /// re-read each, replacing or removing its row.
     pub async fn refresh(
         &self,
         store: &dyn Store,
@@ -454,32 +372,18 @@ impl SpatialIndex {
                 all.rows.extend(skips.rows.into_iter().take(room));
             }
         }
-        let fresh: Vec<(i64, Option<Feature>)> =
-            ids.iter().map(|id| (*id, found.remove(id))).collect();
         let Some(slot) = self.layers.get(&layer.name) else {
             return Ok(());
         };
-        // Entries (projection, label points) are made before the lock and
-        // off the async workers: tiles of the layer keep being cut meanwhile.
-        let def = Arc::clone(layer);
-        let entries: Vec<(i64, Option<Entry>)> = tokio::task::spawn_blocking(move || {
-            fresh
-                .into_iter()
-                .map(|(id, f)| (id, f.and_then(|f| Entry::new(&def, f))))
-                .collect()
-        })
-        .await
-        .map_err(|e| StoreError::Interrupted {
-            context: format!("indexing {} ({e})", layer.name),
-        })?;
-        let mut l = slot.write().unwrap_or_else(|p| p.into_inner());
-        for (id, entry) in entries {
-            if let Some(old) = l.by_id.remove(&id) {
-                l.tree.remove(&old);
-            }
-            if let Some(entry) = entry {
-                l.tree.insert(entry.clone());
-                l.by_id.insert(id, entry);
+        let mut l = slot.rows.write().unwrap_or_else(|p| p.into_inner());
+        for id in ids {
+            match found.remove(id) {
+                Some(f) => {
+                    if !l.put(f) {
+                        l.remove(*id);
+                    }
+                }
+                None => l.remove(*id),
             }
         }
         slot.version.fetch_add(1, Ordering::AcqRel);

@@ -12,9 +12,11 @@
 
 use std::{cmp::Ordering, collections::BinaryHeap, f64::consts::FRAC_PI_2, ops::ControlFlow};
 
-use rstar::{ParentNode, RTreeNode, AABB};
-
-use super::{mercator_to_lonlat, Entry, SpatialIndex};
+use super::{
+    mercator_to_lonlat,
+    packed::{Box2, Children, NodeRef},
+    Row, SpatialIndex,
+};
 
 /// The mean Earth radius (IUGG), for great-circle distances.
 pub const EARTH_RADIUS_M: f64 = 6_371_008.8;
@@ -67,28 +69,11 @@ pub fn distance_to_box_m(p: [f64; 2], min: [f64; 2], max: [f64; 2]) -> f64 {
     haversine_m(p, [edge, best.clamp(min[1], max[1])])
 }
 
-/// Where a feature is for distances: a point is itself; a line or an area
-/// is its label point when it has one, else the middle of its box.
-pub fn anchor(entry: &Entry) -> [f64; 2] {
-    use geo::BoundingRect;
-    if let geo::Geometry::Point(p) = entry.feature.geometry {
-        return [p.x(), p.y()];
-    }
-    if let Some(l) = entry.label {
-        let (lon, lat) = mercator_to_lonlat(l.x(), l.y());
-        return [lon, lat];
-    }
-    match entry.feature.geometry.bounding_rect() {
-        Some(r) => [r.center().x, r.center().y],
-        None => [0.0, 0.0],
-    }
-}
-
 /// A step of the walk: a node by its distance bound, or a feature by its
 /// exact distance.
 enum Step<'a> {
-    Node(&'a ParentNode<Entry>),
-    Feature(&'a Entry),
+    Node(NodeRef),
+    Feature(Row<'a>),
 }
 
 struct Queued<'a> {
@@ -118,10 +103,9 @@ impl Ord for Queued<'_> {
     }
 }
 
-fn box_distance(p: [f64; 2], envelope: &AABB<[f64; 2]>) -> f64 {
-    let (lo, hi) = (envelope.lower(), envelope.upper());
-    let (min_lon, min_lat) = mercator_to_lonlat(lo[0], lo[1]);
-    let (max_lon, max_lat) = mercator_to_lonlat(hi[0], hi[1]);
+fn box_distance(p: [f64; 2], b: &Box2) -> f64 {
+    let (min_lon, min_lat) = mercator_to_lonlat(b[0], b[1]);
+    let (max_lon, max_lat) = mercator_to_lonlat(b[2], b[3]);
     // The projection round trip is not exact to the last bit: widen the
     // bound's slack by a millimetre so a node is never ranked past a
     // feature inside it.
@@ -138,39 +122,55 @@ impl SpatialIndex {
         layer: &str,
         p: [f64; 2],
         max_distance_m: f64,
-        mut visit: impl FnMut(&Entry, f64) -> ControlFlow<B>,
+        mut visit: impl FnMut(Row<'_>, f64) -> ControlFlow<B>,
     ) -> Option<B> {
         let slot = self.layers.get(layer)?;
-        let l = slot.tree.read().unwrap_or_else(|e| e.into_inner());
+        let rows = slot.read();
+        let tree = rows.tree();
         let mut heap = BinaryHeap::new();
-        heap.push(Queued {
-            distance: 0.0,
-            step: Step::Node(l.tree.root()),
-        });
+        if let Some(root) = tree.root() {
+            heap.push(Queued {
+                distance: 0.0,
+                step: Step::Node(root),
+            });
+        }
+        // Rows written since the tree was packed are not in it: each goes
+        // in by its own distance.
+        for r in rows.recent() {
+            heap.push(Queued {
+                distance: haversine_m(p, r.anchor()),
+                step: Step::Feature(r),
+            });
+        }
         while let Some(Queued { distance, step }) = heap.pop() {
             if distance > max_distance_m {
                 break;
             }
             match step {
-                Step::Feature(e) => {
-                    if let ControlFlow::Break(b) = visit(e, distance) {
+                Step::Feature(r) => {
+                    if let ControlFlow::Break(b) = visit(r, distance) {
                         return Some(b);
                     }
                 }
-                Step::Node(node) => {
-                    for child in node.children() {
-                        heap.push(match child {
-                            RTreeNode::Leaf(e) => Queued {
-                                distance: haversine_m(p, anchor(e)),
-                                step: Step::Feature(e),
-                            },
-                            RTreeNode::Parent(n) => Queued {
-                                distance: box_distance(p, &n.envelope()),
-                                step: Step::Node(n),
-                            },
-                        });
+                Step::Node(node) => match tree.children(node) {
+                    Children::Rows(slots) => {
+                        for r in slots.iter().filter_map(|s| rows.packed_row(*s)) {
+                            heap.push(Queued {
+                                distance: haversine_m(p, r.anchor()),
+                                step: Step::Feature(r),
+                            });
+                        }
                     }
-                }
+                    Children::Nodes { level, nodes } => {
+                        for node in nodes {
+                            let n = NodeRef { level, node };
+                            heap.push(Queued {
+                                distance: box_distance(p, &tree.node_box(n)),
+                                step: Step::Node(n),
+                            });
+                        }
+                    }
+                },
             }
         }
         None
@@ -280,7 +280,7 @@ mod walk_tests {
             brute.sort_by(|a, b| a.0.total_cmp(&b.0));
             let mut walked = Vec::new();
             index.nearest("cameras", q, f64::INFINITY, |e, d| {
-                walked.push((d, e.id));
+                walked.push((d, e.id()));
                 if walked.len() == 200 {
                     ControlFlow::Break(())
                 } else {

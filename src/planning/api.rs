@@ -410,8 +410,9 @@ fn candidates(
                 id: json!(id),
                 name: state
                     .index
-                    .get(&state.settings.planning.population_layer, *id)
-                    .and_then(|e| e.feature.name().map(str::to_owned)),
+                    .row(&state.settings.planning.population_layer, *id, |r| {
+                        r.and_then(|r| r.name().map(str::to_owned))
+                    }),
                 point: *p,
                 capacity: r.capacity,
             })
@@ -427,17 +428,11 @@ fn candidates(
             let mut out: Vec<Candidate> = state.index.each(name, |it| {
                 it.take(siting::MAX_CANDIDATES + 1)
                     .filter_map(|e| {
-                        let f = &e.feature;
-                        let n = |k: &str| {
-                            f.properties
-                                .get(k)
-                                .and_then(Value::as_f64)
-                                .filter(|v| v.is_finite() && *v >= 0.0)
-                        };
+                        let n = |k: &str| e.number(k).filter(|v| v.is_finite() && *v >= 0.0);
                         Some(Candidate {
-                            id: json!(e.id),
-                            name: f.name().map(str::to_owned),
-                            point: data::point_of(f)?,
+                            id: json!(e.id()),
+                            name: e.name().map(str::to_owned),
+                            point: data::point_of(&e)?,
                             capacity: n("capacity")
                                 .or_else(|| {
                                     n("effective_area_m2").map(|a| (a / per_person).floor())
@@ -577,12 +572,14 @@ fn coverage_json(
         .iter()
         .take(MAX_UNCOVERED_CELLS)
         .filter_map(|&(i, u)| {
-            let e = state.index.get(layer, d.ids[i])?;
-            Some(json!({
-                "type": "Feature", "id": d.ids[i],
-                "geometry": geojson::Geometry::new(geojson::Value::from(&e.feature.geometry)),
-                "properties": { "id": d.ids[i], "name": e.feature.name(), "population": d.weights[i], "uncovered": r2(u) },
-            }))
+            state.index.row(layer, d.ids[i], |e| {
+                let e = e?;
+                Some(json!({
+                    "type": "Feature", "id": d.ids[i],
+                    "geometry": geojson::Geometry::new(geojson::Value::from(&*e.geometry())),
+                    "properties": { "id": d.ids[i], "name": e.name(), "population": d.weights[i], "uncovered": r2(u) },
+                }))
+            })
         })
         .collect();
     let totals = siting::Totals {

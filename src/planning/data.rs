@@ -4,7 +4,6 @@
 //! the map gives one answer).
 
 use geo::Centroid;
-use serde_json::Value;
 
 use super::{
     coverage::Shelter,
@@ -12,10 +11,7 @@ use super::{
     exclusions::{Exclusions, Hazard, Zone},
     standards::Category,
 };
-use crate::{
-    index::{anchor, SpatialIndex},
-    layers::Feature,
-};
+use crate::index::{Row, SpatialIndex};
 
 pub const FLOOD_ZONES: &str = "flood_zones";
 pub const HAZARDS: &str = "hazard_sources";
@@ -23,27 +19,25 @@ pub const HAZARDS: &str = "hazard_sources";
 /// installation's planning zone is a few km).
 const MAX_HAZARD_RADIUS_M: f64 = 50_000.0;
 
-fn number(f: &Feature, key: &str) -> Option<f64> {
-    f.properties
-        .get(key)
-        .and_then(Value::as_f64)
-        .filter(|v| v.is_finite())
+fn number(r: &Row, key: &str) -> Option<f64> {
+    r.number(key).filter(|v| v.is_finite())
 }
 
-fn label(f: &Feature, id: i64) -> String {
-    f.name().map_or_else(|| format!("#{id}"), str::to_owned)
+fn label(r: &Row) -> String {
+    r.name()
+        .map_or_else(|| format!("#{}", r.id()), str::to_owned)
 }
 
 /// Where a feature's people are counted or walk to: a recorded
 /// population-weighted centroid (`centroid_lon`, `centroid_lat`), else
 /// the point itself or the centroid of the area.
-pub fn point_of(f: &Feature) -> Option<[f64; 2]> {
-    if let (Some(lon), Some(lat)) = (number(f, "centroid_lon"), number(f, "centroid_lat")) {
+pub fn point_of(r: &Row) -> Option<[f64; 2]> {
+    if let (Some(lon), Some(lat)) = (number(r, "centroid_lon"), number(r, "centroid_lat")) {
         return Some([lon, lat]);
     }
-    match &f.geometry {
-        geo::Geometry::Point(p) => Some([p.x(), p.y()]),
-        g => g.centroid().map(|c| [c.x(), c.y()]),
+    match r.lonlat() {
+        Some(p) => Some(p),
+        None => r.geometry().centroid().map(|c| [c.x(), c.y()]),
     }
 }
 
@@ -52,15 +46,10 @@ pub fn point_of(f: &Feature) -> Option<[f64; 2]> {
 pub fn demand(index: &SpatialIndex, layer: &str) -> Demand {
     let mut cells: Vec<(i64, [f64; 2], f64, Option<String>)> = index.each(layer, |it| {
         it.filter_map(|e| {
-            let p = point_of(&e.feature)?;
-            let w = number(&e.feature, "population").unwrap_or(0.0).max(0.0);
-            let town = e
-                .feature
-                .properties
-                .get("town")
-                .and_then(Value::as_str)
-                .map(str::to_owned);
-            Some((e.id, p, w, town))
+            let p = point_of(&e)?;
+            let w = number(&e, "population").unwrap_or(0.0).max(0.0);
+            let town = e.text("town").map(str::to_owned);
+            Some((e.id(), p, w, town))
         })
         .collect()
     });
@@ -77,20 +66,15 @@ pub fn demand(index: &SpatialIndex, layer: &str) -> Demand {
 pub fn shelters(index: &SpatialIndex, layer: &str, exclusions: &Exclusions) -> Vec<Shelter> {
     let mut out: Vec<Shelter> = index.each(layer, |it| {
         it.filter_map(|e| {
-            let f = &e.feature;
-            let category = f
-                .properties
-                .get("category")
-                .and_then(Value::as_str)
-                .and_then(Category::parse)?;
-            let point = point_of(f).unwrap_or_else(|| anchor(e));
+            let category = e.text("category").and_then(Category::parse)?;
+            let point = point_of(&e).unwrap_or_else(|| e.anchor());
             Some(Shelter {
-                id: e.id,
-                name: label(f, e.id),
+                id: e.id(),
+                name: label(&e),
                 category,
                 point,
-                recorded_capacity: number(f, "capacity").filter(|c| *c >= 0.0),
-                area_m2: number(f, "effective_area_m2").filter(|a| *a >= 0.0),
+                recorded_capacity: number(&e, "capacity").filter(|c| *c >= 0.0),
+                area_m2: number(&e, "effective_area_m2").filter(|a| *a >= 0.0),
                 excluded: exclusions.check(point),
             })
         })
@@ -103,18 +87,17 @@ pub fn shelters(index: &SpatialIndex, layer: &str, exclusions: &Exclusions) -> V
 /// Flood zones and hazard radii as they stand in the one map.
 pub fn exclusions(index: &SpatialIndex) -> Exclusions {
     let mut zones: Vec<Zone> = index.each(FLOOD_ZONES, |it| {
-        it.map(|e| Zone::new(e.id, label(&e.feature, e.id), e.feature.geometry.clone()))
+        it.map(|e| Zone::new(e.id(), label(&e), e.geometry().into_owned()))
             .collect()
     });
     zones.sort_unstable_by_key(|z| z.id);
     let mut hazards: Vec<Hazard> = index.each(HAZARDS, |it| {
         it.filter_map(|e| {
-            let radius_m =
-                number(&e.feature, "evacuation_radius_m")?.clamp(0.0, MAX_HAZARD_RADIUS_M);
+            let radius_m = number(&e, "evacuation_radius_m")?.clamp(0.0, MAX_HAZARD_RADIUS_M);
             Some(Hazard {
-                id: e.id,
-                name: label(&e.feature, e.id),
-                point: anchor(e),
+                id: e.id(),
+                name: label(&e),
+                point: e.anchor(),
                 radius_m,
             })
         })

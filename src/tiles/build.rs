@@ -7,16 +7,14 @@
 //! 4096 extent. Dense point layers are clustered on a grid so a tile stays
 //! small, and every point is either drawn or counted in a cluster.
 
-use geo::{BooleanOps, Orient};
-use mvt::{GeomEncoder, GeomType};
-use serde_json::Value;
-
 use crate::{
     crs::Crs,
     filter::Expr,
-    index::{tile_bounds, Entry, SpatialIndex},
-    layers::{LayerDef, PropertyType},
+    index::{tile_bounds, Row, Rows, Scalar, SpatialIndex},
+    layers::{Feature, LayerDef, PropertyType},
 };
+use geo::{BooleanOps, Orient};
+use mvt::{GeomEncoder, GeomType};
 
 /// Tile coordinates run over 0..EXTENT.
 pub const EXTENT: u32 = 4096;
@@ -88,26 +86,35 @@ fn build_named(
     };
     for &(layer, mvt_name) in layers {
         let condition = filter(layer);
-        let keep = |e: &&Entry| condition.as_ref().is_none_or(|c| c.matches(&e.feature));
+        let keep = |e: &Row| condition.as_ref().is_none_or(|c| c.matches(e));
         if crs == Crs::Wgs84 {
             index.visit(&layer.name, bmin, bmax, |found| {
-                let entries: Vec<&Entry> = found.into_iter().filter(keep).collect();
+                let entries: Vec<Row> = found.into_iter().filter(keep).collect();
                 add_layer(&mut tile, layer, mvt_name, &entries, &cut);
             });
         } else {
             // The datums differ by well under 1 km here: look that much
-            // further, then place each feature on the datum's grid.
+            // further, then place each feature on the datum's grid (as rows
+            // of their own, so the same code cuts them).
             let slack = 1_000.0;
-            let shifted: Vec<Entry> = index
-                .query(
-                    &layer.name,
-                    [bmin[0] - slack, bmin[1] - slack],
-                    [bmax[0] + slack, bmax[1] + slack],
-                )
-                .into_iter()
-                .map(|e| e.shifted(crs))
-                .collect();
-            let entries: Vec<&Entry> = shifted.iter().filter(keep).collect();
+            let shifted: Vec<Feature> = index.visit(
+                &layer.name,
+                [bmin[0] - slack, bmin[1] - slack],
+                [bmax[0] + slack, bmax[1] + slack],
+                |found| {
+                    found
+                        .into_iter()
+                        .filter(keep)
+                        .map(|r| {
+                            let mut f = r.feature();
+                            f.geometry = crs.geometry_from_wgs84(&f.geometry);
+                            f
+                        })
+                        .collect()
+                },
+            );
+            let (rows, _) = Rows::load(layer, shifted);
+            let entries = rows.search(&[bmin[0], bmin[1], bmax[0], bmax[1]]);
             add_layer(&mut tile, layer, mvt_name, &entries, &cut);
         }
     }
@@ -130,27 +137,21 @@ struct Cut<'a> {
 }
 
 /// One catalog layer's MVT layer (and its label points) in the tile.
-fn add_layer(
-    tile: &mut mvt::Tile,
-    layer: &LayerDef,
-    mvt_name: &str,
-    entries: &[&Entry],
-    cut: &Cut,
-) {
+fn add_layer(tile: &mut mvt::Tile, layer: &LayerDef, mvt_name: &str, entries: &[Row], cut: &Cut) {
     if entries.is_empty() {
         return;
     }
     let mut mvt_layer = tile.create_layer(mvt_name);
-    let points_only = entries.iter().all(|e| e.point.is_some());
+    let points_only = entries.iter().all(|e| e.point().is_some());
     if points_only && cut.z < CLUSTER_BELOW_ZOOM && entries.len() > POINT_BUDGET {
         mvt_layer = clustered(mvt_layer, layer, entries, cut.to_tile);
     } else {
         for e in entries {
-            let Some(geom) = encode(&e.mercator, cut) else {
+            let Some(geom) = encode(&e.mercator(), cut) else {
                 continue;
             };
             let mut f = mvt_layer.into_feature(geom);
-            f.set_id(u64::try_from(e.id).unwrap_or_default());
+            f.set_id(u64::try_from(e.id()).unwrap_or_default());
             add_properties(&mut f, layer, e);
             mvt_layer = f.into_layer();
         }
@@ -186,17 +187,15 @@ pub fn tile_fields(layer: &LayerDef) -> Vec<(&str, PropertyType)> {
         .collect()
 }
 
-fn add_properties(f: &mut mvt::Feature, layer: &LayerDef, e: &Entry) {
-    f.add_tag_sint("id", e.id);
+fn add_properties(f: &mut mvt::Feature, layer: &LayerDef, e: &Row) {
+    f.add_tag_sint("id", e.id());
     for (name, _) in tile_fields(layer) {
-        match e.feature.properties.get(name) {
-            Some(Value::String(s)) => f.add_tag_string(name, s),
-            Some(Value::Bool(b)) => f.add_tag_bool(name, *b),
-            Some(Value::Number(n)) => match n.as_i64() {
-                Some(i) => f.add_tag_sint(name, i),
-                None => f.add_tag_double(name, n.as_f64().unwrap_or_default()),
-            },
-            _ => {}
+        match e.scalar(name) {
+            Some(Scalar::Text(s)) => f.add_tag_string(name, s),
+            Some(Scalar::Bool(b)) => f.add_tag_bool(name, b),
+            Some(Scalar::Integer(i)) => f.add_tag_sint(name, i),
+            Some(Scalar::Number(n)) => f.add_tag_double(name, n),
+            None => {}
         }
     }
 }
@@ -211,12 +210,12 @@ pub fn label_layer(layer: &str) -> String {
 fn labels(
     mut mvt_layer: mvt::Layer,
     layer: &LayerDef,
-    entries: &[&Entry],
+    entries: &[Row],
     (min, max): ([f64; 2], [f64; 2]),
     to_tile: &dyn Fn(geo::Coord<f64>) -> (f64, f64),
 ) -> mvt::Layer {
     for e in entries {
-        let Some(p) = e.label else { continue };
+        let Some(p) = e.label() else { continue };
         if p.x() < min[0] || p.x() >= max[0] || p.y() <= min[1] || p.y() > max[1] {
             continue;
         }
@@ -228,7 +227,7 @@ fn labels(
             continue;
         };
         let mut f = mvt_layer.into_feature(geom);
-        f.set_id(u64::try_from(e.id).unwrap_or_default());
+        f.set_id(u64::try_from(e.id()).unwrap_or_default());
         add_properties(&mut f, layer, e);
         mvt_layer = f.into_layer();
     }
@@ -237,10 +236,10 @@ fn labels(
 
 /// Grid clustering: a cell with one point keeps the point itself; a cell
 /// with more becomes one point at their mean, with `point_count`.
-fn clustered(
+fn clustered<'a>(
     mut mvt_layer: mvt::Layer,
     layer: &LayerDef,
-    entries: &[&Entry],
+    entries: &[Row<'a>],
     to_tile: &dyn Fn(geo::Coord<f64>) -> (f64, f64),
 ) -> mvt::Layer {
     /// A cell's members: how many, the sum of their tile positions, and the
@@ -250,7 +249,7 @@ fn clustered(
         n: u64,
         sx: f64,
         sy: f64,
-        first: Option<&'a Entry>,
+        first: Option<Row<'a>>,
     }
     // The buffered tile spans cells -1..=16 each way (one more for a point
     // exactly on the buffer's far edge): a flat grid, not a map.
@@ -266,13 +265,13 @@ fn clustered(
         SIDE * SIDE
     ];
     for e in entries {
-        if let Some([x, y]) = e.point {
+        if let Some([x, y]) = e.point() {
             let (tx, ty) = to_tile(geo::coord! { x: x, y: y });
             let c = &mut cells[slot(tx) * SIDE + slot(ty)];
             c.n += 1;
             c.sx += tx;
             c.sy += ty;
-            c.first.get_or_insert(e);
+            c.first.get_or_insert(*e);
         }
     }
     // Points that straddle a cell corner would pile up overlapping
@@ -309,8 +308,8 @@ fn clustered(
         let mut f = mvt_layer.into_feature(geom);
         match (c.n, c.first) {
             (1, Some(e)) => {
-                f.set_id(u64::try_from(e.id).unwrap_or_default());
-                add_properties(&mut f, layer, e);
+                f.set_id(u64::try_from(e.id()).unwrap_or_default());
+                add_properties(&mut f, layer, &e);
             }
             _ => {
                 f.add_tag_bool("cluster", true);
