@@ -79,15 +79,45 @@ async fn list_items(
     if request.format != Format::GeoJson {
         return download(&state, layer, request).await;
     }
-    let matched = state.store.count(&layer, &request.query).await?;
+    // From the index when it has every committed change and can order the
+    // answer; else the store counts and pages itself.
+    let page = if index_is_current(&state).await? {
+        super::indexed::page(&state.index, &name, &request.query)
+    } else {
+        None
+    };
+    let (matched, query) = match page {
+        Some(page) => (page.matched, page.query()),
+        None => (
+            state.store.count(&layer, &request.query).await?,
+            request.query.clone(),
+        ),
+    };
     let base = base_url(&state, &headers);
     let head = collection_head(&base, &name, &pairs, &request, matched);
-    let features = state.store.stream(layer, request.query.clone());
+    let features = state.store.stream(layer, query);
     let mut response = Response::new(collection_body(head, features, request.crs));
     response
         .headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(GEOJSON));
     Ok(response)
+}
+
+/// How long an items request waits for the change feed to apply a change
+/// another program committed (the feed polls every 250 ms; a wake makes it
+/// read at once).
+const FEED_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Whether the index holds every change committed so far, waiting briefly
+/// for the feed when it is behind: a client that wrote through another
+/// program (or another connection) reads its write, as from the store.
+async fn index_is_current(state: &AppState) -> Result<bool, AppError> {
+    let last = state.store.last_seq().await?;
+    if state.feed.applied() >= last {
+        return Ok(true);
+    }
+    state.feed.wake();
+    Ok(state.feed.wait_for(last, FEED_WAIT).await)
 }
 
 /// `?f=csv|gpkg`: the selection as a file to save.

@@ -4,6 +4,7 @@
 //! Spec: OGC 17-069r4 (Part 1: Core), OGC 19-079r2 (Part 3: Filtering),
 //! OGC 20-002 (Part 4: Create, Replace, Update and Delete, draft).
 
+pub mod indexed;
 mod items;
 
 pub use items::MAX_CONCURRENT_EXPORTS;
