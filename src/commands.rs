@@ -92,6 +92,13 @@ pub async fn import(settings: &Settings, args: &ImportArgs) -> Result<Imported, 
             return Err(CommandError::BadArgument(why));
         }
     };
+    let format = args.format.or_else(|| Format::of_path(&args.file));
+    if args.file != Path::new("-") && format == Some(Format::GeoJson) {
+        // GeoJSON files stream: memory holds a batch, whatever the size.
+        let result = import_streamed(store.as_ref(), &layer, &columns, args).await;
+        store.close().await;
+        return result;
+    }
     let result = async {
         let (mut parsed, source) = if args.file == Path::new("-") {
             let text = read_stdin()?.into_bytes();
@@ -157,6 +164,128 @@ pub async fn import(settings: &Settings, args: &ImportArgs) -> Result<Imported, 
     .await;
     store.close().await;
     result
+}
+
+/// A progress bar on the terminal for work over a second long: features
+/// done, the rate, and (when known) of how many. Hidden when stderr is not a
+/// terminal, and until the work has taken a second.
+pub struct Progress {
+    bar: indicatif::ProgressBar,
+    started: std::time::Instant,
+    shown: std::sync::atomic::AtomicBool,
+}
+
+impl Progress {
+    pub fn new(what: &str, total: Option<u64>) -> Self {
+        let bar = match total {
+            Some(n) => indicatif::ProgressBar::with_draw_target(
+                Some(n),
+                indicatif::ProgressDrawTarget::hidden(),
+            ),
+            None => indicatif::ProgressBar::hidden(),
+        };
+        let template = match total {
+            Some(_) => "{msg} [{bar:30}] {pos}/{len} ({per_sec}, {eta} left)",
+            None => "{msg} {pos} ({per_sec}, {elapsed})",
+        };
+        if let Ok(style) = indicatif::ProgressStyle::with_template(template) {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        bar.set_message(what.to_owned());
+        Self {
+            bar,
+            started: std::time::Instant::now(),
+            shown: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    pub fn set(&self, done: u64) {
+        use std::sync::atomic::Ordering;
+        if !self.shown.load(Ordering::Relaxed)
+            && self.started.elapsed() > std::time::Duration::from_secs(1)
+        {
+            self.shown.store(true, Ordering::Relaxed);
+            self.bar
+                .set_draw_target(indicatif::ProgressDrawTarget::stderr());
+        }
+        self.bar.set_position(done);
+    }
+
+    pub fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+/// Import a GeoJSON file read and written in batches (see
+/// `formats::stream` and `Store::import_stream`): one transaction, one
+/// summary change, memory independent of the file's size.
+async fn import_streamed(
+    store: &dyn store::Store,
+    layer: &std::sync::Arc<crate::layers::LayerDef>,
+    columns: &formats::ColumnMap,
+    args: &ImportArgs,
+) -> Result<Imported, CommandError> {
+    use formats::stream::Message;
+    use store::ImportBatch;
+    let (read_tx, mut read_rx) = tokio::sync::mpsc::channel(2);
+    let (path, crs) = (args.file.clone(), args.crs);
+    let reader = tokio::task::spawn_blocking(move || formats::stream::read(&path, crs, read_tx));
+    let (tx, rx) = tokio::sync::mpsc::channel(2);
+    let file = args
+        .file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned());
+    let progress = Progress::new(&format!("importing into {}", layer.name), None);
+    let forward = async {
+        let mut applied = formats::columns::Applied::default();
+        while let Some(message) = read_rx.recv().await {
+            let batch = match message {
+                Message::Batch(mut b) => {
+                    applied.add(columns.apply(layer, &mut b.features));
+                    ImportBatch::Features {
+                        features: b.features,
+                        indices: b.indices,
+                        lines: b.lines,
+                        unreadable: b.unreadable,
+                    }
+                }
+                Message::End { digest, .. } => ImportBatch::End(ImportSource {
+                    digest,
+                    format: Format::GeoJson.extension().to_owned(),
+                    file: file.clone(),
+                }),
+                Message::Failed(why) => {
+                    let mut errors = ValidationErrors::new(&layer.name);
+                    errors.push(crate::layers::Violation {
+                        index: 0,
+                        line: None,
+                        name: None,
+                        field: "document".into(),
+                        message: why,
+                    });
+                    ImportBatch::Failed(StoreError::Invalid(errors))
+                }
+            };
+            // The writer stopped (it failed): stop reading.
+            if tx.send(batch).await.is_err() {
+                break;
+            }
+        }
+        drop(tx);
+        applied
+    };
+    let actor = cli_actor("import");
+    let report = |n: usize| progress.set(n as u64);
+    let write = store.import_stream(layer, rx, &actor, &report);
+    let (applied, written) = tokio::join!(forward, write);
+    progress.finish();
+    drop(read_rx);
+    let _ = reader.await;
+    let written = written?;
+    Ok(Imported {
+        count: written.ids.len(),
+        columns: applied,
+    })
 }
 
 /// Export a layer as GeoJSON, CSV or GeoPackage.

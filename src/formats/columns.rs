@@ -39,6 +39,23 @@ pub struct Applied {
     pub dropped_other: usize,
 }
 
+impl Applied {
+    /// Add what another batch's map did.
+    pub fn add(&mut self, other: Applied) {
+        for (k, n) in other.renamed {
+            *self.renamed.entry(k).or_default() += n;
+        }
+        for (k, n) in other.dropped {
+            if self.dropped.contains_key(&k) || self.dropped.len() < MAX_DROPPED_NAMED {
+                *self.dropped.entry(k).or_default() += n;
+            } else {
+                self.dropped_other += n;
+            }
+        }
+        self.dropped_other += other.dropped_other;
+    }
+}
+
 fn is_zero(n: &usize) -> bool {
     *n == 0
 }

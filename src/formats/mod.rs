@@ -7,6 +7,7 @@ pub mod csv;
 pub mod geojson;
 pub mod gpkg;
 pub mod shapefile;
+pub mod stream;
 
 use std::path::Path;
 

@@ -221,6 +221,25 @@ impl Columns {
         }
     }
 
+    /// Give back capacity beyond the rows.
+    pub fn shrink(&mut self) {
+        for c in &mut self.columns {
+            match &mut c.values {
+                Values::Integer(v) => v.shrink_to_fit(),
+                Values::Number(v) => v.shrink_to_fit(),
+                Values::Bool(v) => v.shrink_to_fit(),
+                Values::Text(t) => {
+                    t.codes.shrink_to_fit();
+                    if let Pool::Heap { bytes, starts } = &mut t.pool {
+                        bytes.shrink_to_fit();
+                        starts.shrink_to_fit();
+                    }
+                }
+                Values::Json(m) => m.shrink_to_fit(),
+            }
+        }
+    }
+
     /// The column of a property, if the schema has it.
     pub fn position(&self, name: &str) -> Option<usize> {
         self.columns.iter().position(|c| c.name == name)

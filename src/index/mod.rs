@@ -199,11 +199,28 @@ impl SpatialIndex {
         let mut skipped = BTreeMap::new();
         for layer in catalog.layers() {
             let mut skips = SkippedRows::default();
-            let features = read_rows(store, layer, Query::default(), &mut skips).await?;
-            let (rows, refused) = Rows::load(layer, features);
-            for (fid, reason) in refused {
-                skips.record(&layer.name, fid, reason);
+            // Row by row into the columns: the features are never all held
+            // at once (a million of them as JSON maps were 2 GB).
+            let mut rows = Rows::new(layer);
+            let expected = store.count(layer, &Query::default()).await?;
+            rows.reserve(usize::try_from(expected).unwrap_or(0));
+            let mut stream = store.stream(layer.clone(), Query::default());
+            while let Some(row) = stream.next().await {
+                match row {
+                    Ok(f) => {
+                        let fid = f.id.unwrap_or_default();
+                        if !rows.add(f) {
+                            skips.record(&layer.name, fid, "the geometry is empty".into());
+                        }
+                    }
+                    Err(StoreError::Corrupt {
+                        id, column, reason, ..
+                    }) => skips.record(&layer.name, id, format!("{column}: {reason}")),
+                    Err(e) => return Err(e),
+                }
             }
+            rows.pack();
+            rows.shrink();
             if skips.count > 0 {
                 tracing::warn!(layer = %layer.name, skipped = skips.count, "rows left out of the index");
                 skipped.insert(layer.name.clone(), skips);

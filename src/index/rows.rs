@@ -111,7 +111,7 @@ impl Rows {
         rows.reserve(features.len());
         for f in features {
             let fid = f.id.unwrap_or_default();
-            if !rows.put(f) {
+            if !rows.add(f) {
                 refused.push((fid, "the geometry is empty".to_owned()));
             }
         }
@@ -119,7 +119,13 @@ impl Rows {
         (rows, refused)
     }
 
-    fn reserve(&mut self, n: usize) {
+    /// Add a feature while loading: not on the recent list, not searchable
+    /// until [`Rows::pack`].
+    pub fn add(&mut self, f: Feature) -> bool {
+        self.write(f, false)
+    }
+
+    pub fn reserve(&mut self, n: usize) {
         self.ids.reserve(n);
         self.mercator.reserve(n);
         self.lonlat.reserve(n);
@@ -128,6 +134,15 @@ impl Rows {
 
     pub fn len(&self) -> usize {
         self.by_id.len()
+    }
+
+    /// Give back what growing the columns reserved beyond their rows.
+    pub fn shrink(&mut self) {
+        self.ids.shrink_to_fit();
+        self.mercator.shrink_to_fit();
+        self.lonlat.shrink_to_fit();
+        self.by_id.shrink_to_fit();
+        self.columns.shrink();
     }
 
     pub fn is_empty(&self) -> bool {
@@ -157,6 +172,10 @@ impl Rows {
     /// Add or replace a feature; `false` (and nothing changed) when it has
     /// no id or an empty geometry.
     pub fn put(&mut self, f: Feature) -> bool {
+        self.write(f, true)
+    }
+
+    fn write(&mut self, f: Feature, searchable: bool) -> bool {
         let Some(id) = f.id else {
             return false;
         };
@@ -220,7 +239,9 @@ impl Rows {
             }
         }
         self.columns.set(slot, &f.properties);
-        self.touched(slot);
+        if searchable {
+            self.touched(slot);
+        }
         true
     }
 
@@ -265,7 +286,7 @@ impl Rows {
         for slot in 0..self.ids.len() as u32 {
             if self.live(slot) {
                 let row = Row { rows: self, slot };
-                fresh.put(row.feature());
+                fresh.add(row.feature());
             }
         }
         fresh.pack();

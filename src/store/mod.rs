@@ -199,6 +199,24 @@ pub struct ImportSource {
     pub file: Option<String>,
 }
 
+/// What [`Store::import_stream`] reads.
+#[derive(Debug)]
+pub enum ImportBatch {
+    /// Features of the file (without ids), each with its number in the
+    /// file and its line where the file has lines; and the features of
+    /// that stretch the reader could not read.
+    Features {
+        features: Vec<Feature>,
+        indices: Vec<usize>,
+        lines: Vec<Option<usize>>,
+        unreadable: Vec<crate::layers::Violation>,
+    },
+    /// The file ended: what it was.
+    End(ImportSource),
+    /// The file could not be read on: nothing is written.
+    Failed(StoreError),
+}
+
 impl ImportSource {
     /// The summary an import's change carries in its `action`.
     pub fn action(&self, count: usize) -> Value {
@@ -335,6 +353,20 @@ pub trait Store: Send + Sync + 'static {
         key: Option<&str>,
         source: &ImportSource,
     ) -> Result<(Written, bool), StoreError>;
+
+    /// [`Store::import`] of features that arrive in batches: each batch is
+    /// validated and written as it comes, in one transaction, so memory
+    /// holds a batch, not the file. Every batch is validated even after a
+    /// violation (the refusal names every distinct problem); nothing is
+    /// written unless all are valid and the stream ends with
+    /// [`ImportBatch::End`]. `progress` is told the features written so far.
+    async fn import_stream(
+        &self,
+        layer: &LayerDef,
+        batches: tokio::sync::mpsc::Receiver<ImportBatch>,
+        actor: &str,
+        progress: &(dyn Fn(usize) + Send + Sync),
+    ) -> Result<Written, StoreError>;
 
     /// One feature by id.
     async fn feature(&self, layer: &LayerDef, id: i64) -> Result<Option<Feature>, StoreError>;

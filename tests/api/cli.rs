@@ -218,3 +218,113 @@ fn migrate_creates_a_geopackage() {
     let bytes = std::fs::read(&path).expect("created");
     assert_eq!(&bytes[68..72], b"GPKG");
 }
+
+/// A FeatureCollection of `n` rescue teams; the team numbered `bad` (if
+/// any) has a status the layer does not allow.
+fn teams_file(path: &std::path::Path, n: usize, bad: Option<usize>) {
+    use std::io::Write;
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path).expect("create"));
+    write!(
+        out,
+        r#"{{"type":"FeatureCollection","name":"teams","features":["#
+    )
+    .expect("write");
+    for i in 0..n {
+        let status = if Some(i) == bad { "asleep" } else { "standby" };
+        let sep = if i == 0 { "" } else { "," };
+        write!(
+            out,
+            r#"{sep}{{"type":"Feature","geometry":{{"type":"Point","coordinates":[{},{}]}},"properties":{{"name":"队{i}","status":"{status}","team_type":"militia","headcount":{}}}}}"#,
+            118.0 + (i % 1000) as f64 * 0.0005,
+            34.8 + (i / 1000) as f64 * 0.0005,
+            i % 90
+        )
+        .expect("write");
+    }
+    writeln!(out, "]}}").expect("write");
+}
+
+async fn teams_stored(db: &str) -> (u64, Vec<onemap::store::Change>) {
+    let store = onemap::store::open(db).await.expect("the store opens");
+    let catalog = onemap::layers::Catalog::builtin().expect("catalog");
+    let layer = catalog.get("rescue_teams").expect("teams");
+    let n = store
+        .count(layer, &onemap::store::Query::default())
+        .await
+        .expect("a count");
+    let changes = store.changes_since(0, 100).await.expect("the log");
+    store.close().await;
+    (n, changes)
+}
+
+#[tokio::test]
+async fn a_streamed_import_spans_batches_as_one_change_and_a_killed_one_leaves_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = format!("sqlite://{}", dir.path().join("t.gpkg").display());
+    let file = dir.path().join("teams.geojson");
+    let path = file.to_str().expect("path");
+    let base = ["--database", &db, "import", "--layer", "rescue_teams"];
+    // Three batches; the one bad team is in the last.
+    let n = 2 * onemap::formats::stream::BATCH + 5_000;
+    teams_file(&file, n, Some(n - 2));
+    let o = onemap(&[&base[..], &[path]].concat());
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(
+        err.contains(&format!("#{}", n - 2)) && err.contains("status"),
+        "{err}"
+    );
+    assert_eq!(
+        teams_stored(&db).await.0,
+        0,
+        "nothing of the earlier batches stayed"
+    );
+
+    teams_file(&file, n, None);
+    let o = onemap(&[&base[..], &[path]].concat());
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(&format!("imported {n} features")),
+        "{}",
+        stderr(&o)
+    );
+    let (count, changes) = teams_stored(&db).await;
+    assert_eq!(count, n as u64);
+    let imports: Vec<&onemap::store::Change> = changes.iter().filter(|c| c.is_import()).collect();
+    assert_eq!(imports.len(), 1, "one summary change");
+    let action = imports[0].action.as_ref().expect("a summary");
+    assert_eq!(action["count"], n);
+    let bytes = std::fs::read(&file).expect("the file");
+    assert_eq!(action["digest"], onemap::formats::digest(&bytes).as_str());
+    assert_eq!(action["file"], "teams.geojson");
+
+    // Killed in the middle of its transaction: the store is as it was.
+    let big = dir.path().join("big.geojson");
+    teams_file(&big, 400_000, None);
+    let wal = dir.path().join("t.gpkg-wal");
+    let wal_before = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_onemap"))
+        .args([&base[..], &[big.to_str().expect("path")]].concat())
+        .env_remove("ONEMAP_DATABASE")
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("the import starts");
+    let started = std::time::Instant::now();
+    // Wait until it has written a good part of its transaction.
+    while std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0) < wal_before + (8 << 20) {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(120),
+            "the import never wrote"
+        );
+        assert!(
+            child.try_wait().expect("waits").is_none(),
+            "the import ended before it could be killed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().expect("killed");
+    child.wait().expect("reaped");
+    let (after, changes_after) = teams_stored(&db).await;
+    assert_eq!(after, n as u64, "the killed import left no row");
+    assert_eq!(changes_after.len(), changes.len(), "and no change");
+}

@@ -221,13 +221,6 @@ impl GpkgStore {
         source: Option<&super::ImportSource>,
     ) -> Result<(Written, bool), StoreError> {
         let features = super::validate_off_workers(layer, features).await?;
-        let cols: Vec<String> = layer
-            .properties
-            .iter()
-            .map(|p| format!("\"{}\"", p.name))
-            .collect();
-        let row = format!("({})", vec!["?"; cols.len() + 1].join(", "));
-        let per_statement = (30_000 / (cols.len() + 1)).clamp(1, ROWS_PER_STATEMENT);
         let _writer = self.write_lock.lock().await;
         let mut tx = self.begin_write(layer).await?;
         if let Some(key) = key {
@@ -236,33 +229,7 @@ impl GpkgStore {
             }
         }
         schema::drop_triggers(&mut tx, layer).await?;
-        let mut ids = Vec::with_capacity(features.len());
-        for chunk in features.chunks(per_statement) {
-            let sql = format!(
-                "INSERT INTO \"{}\" (\"{}\", {}) VALUES {} RETURNING fid",
-                layer.name,
-                schema::GEOM,
-                cols.join(", "),
-                vec![row.as_str(); chunk.len()].join(", ")
-            );
-            let mut q = sqlx::query(&sql);
-            for f in chunk {
-                q = bind_feature(q, layer, f)?;
-            }
-            let mut chunk_ids: Vec<i64> = q
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(StoreError::db(format!("inserting into {}", layer.name)))?
-                .iter()
-                .map(|r| r.get(0))
-                .collect();
-            // Rows of one statement get increasing ids in VALUES order (one
-            // writer, AUTOINCREMENT); RETURNING's own order is unspecified.
-            chunk_ids.sort_unstable();
-            ids.extend(chunk_ids);
-        }
-        let pairs: Vec<(i64, &Feature)> = ids.iter().copied().zip(features.iter()).collect();
-        index_features(&mut tx, layer, &pairs).await?;
+        let ids = insert_rows(&mut tx, layer, &features).await?;
         let written = Self::finish_keyed(
             tx,
             key,
@@ -644,6 +611,50 @@ fn read_value(row: &SqliteRow, i: usize, p: &PropertyDef) -> Result<Option<Value
     })
 }
 
+/// Insert `features` (valid, without ids) in multi-row statements, keep the
+/// R-tree and extent in step, and return their new ids in order.
+async fn insert_rows(
+    tx: &mut SqliteConnection,
+    layer: &LayerDef,
+    features: &[Feature],
+) -> Result<Vec<i64>, StoreError> {
+    let cols: Vec<String> = layer
+        .properties
+        .iter()
+        .map(|p| format!("\"{}\"", p.name))
+        .collect();
+    let row = format!("({})", vec!["?"; cols.len() + 1].join(", "));
+    let per_statement = (30_000 / (cols.len() + 1)).clamp(1, ROWS_PER_STATEMENT);
+    let mut ids = Vec::with_capacity(features.len());
+    for chunk in features.chunks(per_statement) {
+        let sql = format!(
+            "INSERT INTO \"{}\" (\"{}\", {}) VALUES {} RETURNING fid",
+            layer.name,
+            schema::GEOM,
+            cols.join(", "),
+            vec![row.as_str(); chunk.len()].join(", ")
+        );
+        let mut q = sqlx::query(&sql);
+        for f in chunk {
+            q = bind_feature(q, layer, f)?;
+        }
+        let mut chunk_ids: Vec<i64> = q
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(StoreError::db(format!("inserting into {}", layer.name)))?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        // Rows of one statement get increasing ids in VALUES order (one
+        // writer, AUTOINCREMENT); RETURNING's own order is unspecified.
+        chunk_ids.sort_unstable();
+        ids.extend(chunk_ids);
+    }
+    let pairs: Vec<(i64, &Feature)> = ids.iter().copied().zip(features.iter()).collect();
+    index_features(tx, layer, &pairs).await?;
+    Ok(ids)
+}
+
 /// Keep the R-tree and gpkg_contents in step with one written feature.
 /// Rows per multi-row INSERT: SQLite allows 32,766 parameters a statement,
 /// and one statement per row costs a round trip to sqlx's worker thread.
@@ -924,6 +935,94 @@ impl Store for GpkgStore {
     ) -> Result<(Written, bool), StoreError> {
         self.insert_keyed(layer, features, actor, key, Some(source))
             .await
+    }
+
+    async fn import_stream(
+        &self,
+        layer: &LayerDef,
+        mut batches: tokio::sync::mpsc::Receiver<super::ImportBatch>,
+        actor: &str,
+        progress: &(dyn Fn(usize) + Send + Sync),
+    ) -> Result<Written, StoreError> {
+        use super::ImportBatch;
+        let _writer = self.write_lock.lock().await;
+        let mut tx = self.begin_write(layer).await?;
+        schema::drop_triggers(&mut tx, layer).await?;
+        let mut errors = crate::layers::ValidationErrors::new(&layer.name);
+        let mut ids: Vec<i64> = Vec::new();
+        let mut bbox: Option<[f64; 4]> = None;
+        let source = loop {
+            let Some(batch) = batches.recv().await else {
+                return Err(StoreError::Interrupted {
+                    context: format!("importing into {} (the reader stopped)", layer.name),
+                });
+            };
+            let (features, indices, lines, unreadable) = match batch {
+                ImportBatch::End(source) => break source,
+                // Dropping the transaction rolls it back.
+                ImportBatch::Failed(e) => return Err(e),
+                ImportBatch::Features {
+                    features,
+                    indices,
+                    lines,
+                    unreadable,
+                } => (features, indices, lines, unreadable),
+            };
+            errors.extend(unreadable);
+            let owned = layer.clone();
+            let checked = tokio::task::spawn_blocking(move || {
+                let mut valid = Vec::with_capacity(features.len());
+                let mut violations = Vec::new();
+                for ((f, i), line) in features.iter().zip(&indices).zip(&lines) {
+                    match owned.validate(*i, f) {
+                        Ok(f) => valid.push(f),
+                        Err(vs) => violations.extend(vs.into_iter().map(|mut v| {
+                            v.line = *line;
+                            v
+                        })),
+                    }
+                }
+                (valid, violations)
+            })
+            .await
+            .map_err(|e| StoreError::Interrupted {
+                context: format!("validating {} ({e})", layer.name),
+            })?;
+            let (valid, violations) = checked;
+            errors.extend(violations);
+            if !errors.is_empty() {
+                // Keep reading: the refusal counts every problem.
+                continue;
+            }
+            bbox = log::union(
+                std::iter::once(bbox).chain(valid.iter().map(|f| log::envelope(&f.geometry))),
+            );
+            ids.extend(insert_rows(&mut tx, layer, &valid).await?);
+            progress(ids.len());
+        };
+        if !errors.is_empty() {
+            return Err(StoreError::Invalid(errors));
+        }
+        let count = ids.len();
+        Self::finish_keyed(
+            tx,
+            None,
+            layer,
+            log::Entry {
+                layer: &layer.name,
+                actor,
+                op: Op::Create,
+                ids,
+                bbox_before: None,
+                bbox_after: bbox,
+                before: None,
+                geometry_before: None,
+                after: None,
+                also: Vec::new(),
+                action: Some(source.action(count)),
+            },
+        )
+        .await
     }
 
     async fn feature(&self, layer: &LayerDef, id: i64) -> Result<Option<Feature>, StoreError> {
