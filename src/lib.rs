@@ -62,6 +62,8 @@ pub struct Shared {
     /// Applies the change log to the index and the event stream.
     pub feed: Arc<feed::ChangeFeed>,
     pub index: Arc<index::SpatialIndex>,
+    /// Where the index came from at start (for `/healthz`).
+    pub index_origin: IndexOrigin,
     pub tiles: tiles::TileCache,
     /// Offline basemaps found in the tiles folder, by name.
     pub basemaps: Arc<std::collections::BTreeMap<String, Arc<tiles::basemap::Basemap>>>,
@@ -123,6 +125,100 @@ pub async fn open_store(
     Ok((catalog, store))
 }
 
+/// Where the index was loaded from at start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IndexSource {
+    /// The snapshot beside the GeoPackage, then the changes logged since.
+    Snapshot,
+    /// Every row, read through the store.
+    Store,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct IndexOrigin {
+    pub source: IndexSource,
+    /// The change-log position the index was loaded as of (the feed
+    /// applies what came after).
+    pub seq: i64,
+    pub seconds: f64,
+    /// Why the snapshot was not used, when there was one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snapshot_refused: Option<String>,
+}
+
+/// The index from the snapshot when it belongs to this store, else from
+/// the store's rows (`applied`: the log position read before loading).
+async fn load_index(
+    settings: &Settings,
+    store: &dyn Store,
+    catalog: &Catalog,
+    applied: i64,
+) -> Result<(index::SpatialIndex, IndexOrigin), StartupError> {
+    let started = std::time::Instant::now();
+    let mut refused = None;
+    if let Some(path) = index::snapshot::path_for(&settings.database) {
+        match index::SpatialIndex::read_snapshot(store, catalog, &path).await {
+            Ok((index, seq)) => {
+                // What was written since (by QGIS, or by a server that
+                // stopped without writing its snapshot) before serving.
+                let seq = index.catch_up(store, catalog, seq).await?;
+                let seconds = started.elapsed().as_secs_f64();
+                tracing::info!(seq, seconds, path = %path.display(), "index read from its snapshot");
+                return Ok((
+                    index,
+                    IndexOrigin {
+                        source: IndexSource::Snapshot,
+                        seq,
+                        seconds,
+                        snapshot_refused: None,
+                    },
+                ));
+            }
+            Err(index::snapshot::Stale::Missing) => {}
+            Err(why) => {
+                tracing::warn!(reason = %why, path = %path.display(), "index snapshot not used; reading every row");
+                refused = Some(why.to_string());
+            }
+        }
+    }
+    let index = index::SpatialIndex::load(store, catalog).await?;
+    Ok((
+        index,
+        IndexOrigin {
+            source: IndexSource::Store,
+            seq: applied,
+            seconds: started.elapsed().as_secs_f64(),
+            snapshot_refused: refused,
+        },
+    ))
+}
+
+/// Write the index's snapshot as of change `seq`, when the store has a place
+/// for one; a failure is logged (the next start reads the rows instead).
+async fn write_snapshot(state: &AppState, seq: i64) {
+    let Some(path) = index::snapshot::path_for(&state.settings.database) else {
+        return;
+    };
+    let started = std::time::Instant::now();
+    match state
+        .index
+        .write_snapshot(state.store.as_ref(), &state.catalog, seq, &path)
+        .await
+    {
+        Ok(bytes) => tracing::info!(
+            seq,
+            bytes,
+            seconds = started.elapsed().as_secs_f64(),
+            path = %path.display(),
+            "index snapshot written"
+        ),
+        Err(e) => {
+            tracing::warn!(error = %e, path = %path.display(), "cannot write the index snapshot")
+        }
+    }
+}
+
 impl App {
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
         // Bind first: a taken port should fail fast, before any data is written.
@@ -149,15 +245,15 @@ impl App {
             // loads is applied again by the feed (applying is idempotent),
             // never lost.
             let applied = store.last_seq().await?;
-            let index = index::SpatialIndex::load(store.as_ref(), &catalog).await?;
-            Ok::<_, StartupError>((catalog, store, applied, index))
+            let (index, origin) = load_index(&settings, store.as_ref(), &catalog, applied).await?;
+            Ok::<_, StartupError>((catalog, store, origin.seq, index, origin))
         }
         .await;
         let _ = ready.send(());
         let listener = starting
             .await
             .map_err(|e| StartupError::Serve(std::io::Error::other(e.to_string())))?;
-        let (catalog, store, applied, index) = loaded?;
+        let (catalog, store, applied, index, origin) = loaded?;
         let basemaps = tiles::basemap::open_all(&settings.tiles_dir).await;
         let metrics = Metrics::new();
         for (layer, skipped) in index.skipped() {
@@ -172,9 +268,15 @@ impl App {
             feed: Arc::new(feed::ChangeFeed::new(applied)),
             exports: tokio::sync::Semaphore::new(features::MAX_CONCURRENT_EXPORTS),
             index: Arc::new(index),
+            index_origin: origin,
             tiles: tiles::cache(),
             basemaps: Arc::new(basemaps),
         }));
+        if state.index_origin.source == IndexSource::Store {
+            // Written in the background: the next start reads it.
+            let state = state.clone();
+            tokio::spawn(async move { write_snapshot(&state, applied).await });
+        }
         Ok(Self { listener, state })
     }
 
@@ -207,10 +309,13 @@ impl App {
             idle_timeout: self.state.settings.idle_timeout,
             max_connections: self.state.settings.max_connections,
         };
+        let state = self.state.clone();
         let router = http::router(self.state);
         let served = http::serve::serve(self.listener, router, limits, shutdown).await;
         feed.stop();
         let _ = feeding.await;
+        // The feed has stopped: the index is exactly as of its last change.
+        write_snapshot(&state, feed.applied()).await;
         store.close().await;
         served.map_err(StartupError::Serve)
     }

@@ -216,6 +216,7 @@ async fn health(State(state): State<AppState>) -> Result<Json<serde_json::Value>
         "status": "ok",
         "version": env!("CARGO_PKG_VERSION"),
         "skipped_rows": state.index.skipped(),
+        "index": state.index_origin,
     })))
 }
 

@@ -240,6 +240,138 @@ impl Columns {
         }
     }
 
+    pub(super) fn encode(&self, out: &mut super::snapshot::Out) {
+        out.len(self.columns.len());
+        for c in &self.columns {
+            out.bytes(c.name.as_bytes());
+            match &c.values {
+                Values::Integer(v) => {
+                    out.u32(0);
+                    out.i64s(v);
+                }
+                Values::Number(v) => {
+                    out.u32(1);
+                    out.f64s(v);
+                }
+                Values::Bool(v) => {
+                    out.u32(2);
+                    out.bytes(v);
+                }
+                Values::Text(t) => {
+                    out.u32(3);
+                    out.u32s(&t.codes);
+                    match &t.pool {
+                        Pool::Dictionary(d) => {
+                            out.u32(0);
+                            let all: Vec<&str> = d.strings.iter().map(|s| &**s).collect();
+                            out.json(&all);
+                        }
+                        Pool::Heap { bytes, starts } => {
+                            out.u32(1);
+                            out.bytes(bytes);
+                            out.u64s(starts);
+                        }
+                    }
+                }
+                Values::Json(m) => {
+                    out.u32(4);
+                    out.json(m);
+                }
+            }
+            out.json(&c.odd);
+            let mins: Vec<u32> = c.min_ints.keys().copied().collect();
+            out.u32s(&mins);
+        }
+        out.json(&self.extra);
+    }
+
+    /// The columns [`Columns::encode`] wrote, for `layer` (whose schema the
+    /// snapshot's fingerprint matched), each checked to hold `rows` values
+    /// and codes within its pool.
+    pub(super) fn decode(
+        layer: &LayerDef,
+        rows: usize,
+        input: &mut super::snapshot::In,
+    ) -> super::snapshot::Decoded<Self> {
+        let mut columns = Columns::new(layer);
+        let n = input.len(1)?;
+        if n != columns.columns.len() {
+            return Err("the columns do not match the schema".into());
+        }
+        for c in &mut columns.columns {
+            let name = input.bytes()?;
+            if name != c.name.as_bytes() {
+                return Err(format!("column `{}` out of place", c.name));
+            }
+            let kind = input.u32()?;
+            let sized = |len: usize| -> super::snapshot::Decoded<()> {
+                if len == rows {
+                    Ok(())
+                } else {
+                    Err(format!("column `{}` holds {len} of {rows} rows", c.name))
+                }
+            };
+            c.values = match (kind, &c.values) {
+                (0, Values::Integer(_)) => {
+                    let v = input.i64s()?;
+                    sized(v.len())?;
+                    Values::Integer(v)
+                }
+                (1, Values::Number(_)) => {
+                    let v = input.f64s()?;
+                    sized(v.len())?;
+                    Values::Number(v)
+                }
+                (2, Values::Bool(_)) => {
+                    let v = input.bytes()?.to_vec();
+                    sized(v.len())?;
+                    Values::Bool(v)
+                }
+                (3, Values::Text(_)) => {
+                    let codes = input.u32s()?;
+                    sized(codes.len())?;
+                    let pool = match input.u32()? {
+                        0 => {
+                            let strings: Vec<String> = input.json()?;
+                            let mut d = Dictionary::default();
+                            for (i, s) in strings.into_iter().enumerate() {
+                                d.lookup.insert(s.clone().into(), i as u32);
+                                d.strings.push(s.into());
+                            }
+                            Pool::Dictionary(d)
+                        }
+                        1 => {
+                            let bytes = input.bytes()?.to_vec();
+                            let starts = input.u64s()?;
+                            let ordered = starts.first() == Some(&0)
+                                && starts.windows(2).all(|w| w[0] <= w[1])
+                                && starts.last().is_some_and(|l| *l as usize == bytes.len());
+                            if !ordered || std::str::from_utf8(&bytes).is_err() {
+                                return Err(format!("column `{}`: a damaged buffer", c.name));
+                            }
+                            Pool::Heap { bytes, starts }
+                        }
+                        _ => return Err(format!("column `{}`: an unknown pool", c.name)),
+                    };
+                    let size = match &pool {
+                        Pool::Dictionary(d) => d.strings.len(),
+                        Pool::Heap { starts, .. } => starts.len().saturating_sub(1),
+                    };
+                    if codes.iter().any(|k| *k != NONE && *k as usize >= size) {
+                        return Err(format!("column `{}`: a code past its pool", c.name));
+                    }
+                    Values::Text(Texts { codes, pool })
+                }
+                (4, Values::Json(_)) => Values::Json(input.json()?),
+                _ => return Err(format!("column `{}` of another type", c.name)),
+            };
+            c.odd = input.json()?;
+            c.min_ints = input.u32s()?.into_iter().map(|k| (k, ())).collect();
+        }
+        columns.extra = input.json()?;
+        Ok(columns)
+    }
+
     /// The column of a property, if the schema has it.
     pub fn position(&self, name: &str) -> Option<usize> {
         self.columns.iter().position(|c| c.name == name)

@@ -9,6 +9,7 @@ mod mercator;
 mod nearest;
 mod packed;
 mod rows;
+pub mod snapshot;
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -132,7 +133,7 @@ impl Slot {
 /// A stored row the index could not load (another tool wrote a NULL, empty
 /// or hostile geometry, or a value of the wrong type): logged, left out of
 /// tiles and searches, and reported in `/healthz` and the metrics.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct SkippedRow {
     pub fid: i64,
     pub reason: String,
@@ -140,7 +141,7 @@ pub struct SkippedRow {
 
 /// The rows of one layer skipped since start: all counted, the first
 /// [`SKIPPED_DETAIL`] named.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct SkippedRows {
     pub count: u64,
     pub rows: Vec<SkippedRow>,
@@ -357,6 +358,41 @@ impl SpatialIndex {
                     a[3].max(b[3]),
                 ]
             })
+    }
+
+    /// Apply the changes logged after `from` (each touched feature read
+    /// again from the store): what a snapshot's start does before it
+    /// serves. Returns the last change applied.
+    pub async fn catch_up(
+        &self,
+        store: &dyn Store,
+        catalog: &Catalog,
+        mut from: i64,
+    ) -> Result<i64, StoreError> {
+        const PAGE: u64 = 1000;
+        loop {
+            let page = store.changes_since(from, PAGE).await?;
+            let Some(last) = page.last().map(|c| c.seq) else {
+                return Ok(from);
+            };
+            let mut by_layer: BTreeMap<&str, std::collections::BTreeSet<i64>> = BTreeMap::new();
+            for c in &page {
+                by_layer.entry(c.layer.as_str()).or_default().extend(&c.ids);
+                for t in &c.also {
+                    by_layer.entry(t.layer.as_str()).or_default().extend(&t.ids);
+                }
+            }
+            for (name, ids) in by_layer {
+                if let Some(layer) = catalog.get(name) {
+                    let ids: Vec<i64> = ids.into_iter().collect();
+                    self.refresh(store, layer, &ids).await?;
+                }
+            }
+            from = last;
+            if (page.len() as u64) < PAGE {
+                return Ok(from);
+            }
+        }
     }
 
     /// Bring `ids` of `layer` up to date with the store after a commit:

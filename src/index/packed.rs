@@ -115,6 +115,11 @@ impl Packed {
         self.order.len()
     }
 
+    /// The packed slots, in tree order.
+    pub fn slots(&self) -> &[u32] {
+        &self.order
+    }
+
     /// The box of everything packed.
     pub fn bounds(&self) -> Option<Box2> {
         self.boxes.last().copied()
@@ -175,6 +180,55 @@ impl Packed {
                 nodes: first..(first + NODE).min(count),
             }
         }
+    }
+
+    pub(super) fn encode(&self, out: &mut super::snapshot::Out) {
+        out.u32s(&self.order);
+        let flat: Vec<f64> = self.boxes.iter().flatten().copied().collect();
+        out.f64s(&flat);
+        let levels: Vec<u64> = self.levels.iter().map(|l| *l as u64).collect();
+        out.u64s(&levels);
+    }
+
+    /// The tree [`Packed::encode`] wrote, checked for shape: every level in
+    /// order and within the boxes, so a search cannot index out of bounds.
+    pub(super) fn decode(input: &mut super::snapshot::In) -> super::snapshot::Decoded<Self> {
+        let order = input.u32s()?;
+        let flat = input.f64s()?;
+        if !flat.len().is_multiple_of(4) {
+            return Err("a box of the tree is cut short".into());
+        }
+        let boxes: Vec<Box2> = flat
+            .chunks_exact(4)
+            .map(|c| [c[0], c[1], c[2], c[3]])
+            .collect();
+        let levels: Vec<usize> = input
+            .u64s()?
+            .into_iter()
+            .map(|l| usize::try_from(l).map_err(|e| e.to_string()))
+            .collect::<Result<_, _>>()?;
+        let tree = Self {
+            order,
+            boxes,
+            levels,
+        };
+        let fresh = Self::build(Vec::new(), |_| EMPTY);
+        if tree.order.is_empty() {
+            return Ok(fresh);
+        }
+        let l = &tree.levels;
+        let shaped = l.len() >= 2
+            && l[0] == 0
+            && l.windows(2).all(|w| w[0] < w[1])
+            && l[l.len() - 1] == tree.boxes.len()
+            && l[l.len() - 1] - l[l.len() - 2] == 1
+            && l[1] == tree.order.len().div_ceil(NODE)
+            && l.windows(3)
+                .all(|w| w[2] - w[1] == (w[1] - w[0]).div_ceil(NODE));
+        if !shaped {
+            return Err("the tree's levels do not fit its rows".into());
+        }
+        Ok(tree)
     }
 
     /// Bytes held (an estimate for the metrics).

@@ -26,6 +26,38 @@ use crate::layers::{Feature, LayerDef};
 /// The id of a removed row's slot.
 const DEAD: i64 = i64::MIN;
 
+/// Where a geometry goes in the columns: a point as its two positions; a
+/// line or an area as a shape, with its anchor (the label point of a named
+/// area, else the middle of its WGS84 box, as before the compact rows) as
+/// its positions. `None` for an empty geometry.
+fn place(g: &geo::Geometry<f64>, named: bool) -> Option<(Option<Shape>, [f64; 2], [f64; 2])> {
+    if let geo::Geometry::Point(p) = g {
+        let (x, y) = mercator::lonlat_to_mercator(p.x(), p.y());
+        return Some((None, [x, y], [p.x(), p.y()]));
+    }
+    let m = mercator::project(g);
+    let r = m.bounding_rect()?;
+    let label = named.then(|| label_point(&m)).flatten();
+    let lonlat = match label {
+        Some(l) => {
+            let (lon, lat) = mercator::mercator_to_lonlat(l.x(), l.y());
+            [lon, lat]
+        }
+        None => {
+            let w = g.bounding_rect()?;
+            [w.center().x, w.center().y]
+        }
+    };
+    let (x, y) = mercator::lonlat_to_mercator(lonlat[0], lonlat[1]);
+    let shape = Shape {
+        bbox: [r.min().x, r.min().y, r.max().x, r.max().y],
+        label,
+        mercator: Arc::new(m),
+        wgs84: Arc::new(g.clone()),
+    };
+    Some((Some(shape), [x, y], lonlat))
+}
+
 /// A line or an area: its geometry whole, in both projections.
 #[derive(Debug)]
 struct Shape {
@@ -179,39 +211,9 @@ impl Rows {
         let Some(id) = f.id else {
             return false;
         };
-        let (shape, merc, lonlat) = match &f.geometry {
-            geo::Geometry::Point(p) => {
-                let (x, y) = mercator::lonlat_to_mercator(p.x(), p.y());
-                (None, [x, y], [p.x(), p.y()])
-            }
-            g => {
-                let m = mercator::project(g);
-                let Some(r) = m.bounding_rect() else {
-                    return false;
-                };
-                let named = self.labels_areas && f.name().is_some_and(|n| !n.trim().is_empty());
-                let label = named.then(|| label_point(&m)).flatten();
-                // As before the compact rows: the label point, else the
-                // middle of the WGS84 box (not of the Mercator one).
-                let lonlat = match label {
-                    Some(l) => {
-                        let (lon, lat) = mercator::mercator_to_lonlat(l.x(), l.y());
-                        [lon, lat]
-                    }
-                    None => match f.geometry.bounding_rect() {
-                        Some(w) => [w.center().x, w.center().y],
-                        None => return false,
-                    },
-                };
-                let (x, y) = mercator::lonlat_to_mercator(lonlat[0], lonlat[1]);
-                let shape = Shape {
-                    bbox: [r.min().x, r.min().y, r.max().x, r.max().y],
-                    label,
-                    mercator: Arc::new(m),
-                    wgs84: Arc::new(f.geometry.clone()),
-                };
-                (Some(shape), [x, y], lonlat)
-            }
+        let named = self.labels_areas && f.name().is_some_and(|n| !n.trim().is_empty());
+        let Some((shape, merc, lonlat)) = place(&f.geometry, named) else {
+            return false;
         };
         if !merc[0].is_finite() || !merc[1].is_finite() {
             return false;
@@ -379,6 +381,85 @@ impl Rows {
     /// A slot of the tree, unless it was removed or moved to the recent list.
     pub(super) fn packed_row(&self, slot: u32) -> Option<Row<'_>> {
         (self.live(slot) && !self.in_recent.get(slot)).then_some(Row { rows: self, slot })
+    }
+
+    pub(super) fn encode(&self, out: &mut super::snapshot::Out) {
+        out.i64s(&self.ids);
+        let flat = |v: &[[f64; 2]]| -> Vec<f64> { v.iter().flatten().copied().collect() };
+        out.f64s(&flat(&self.mercator));
+        out.f64s(&flat(&self.lonlat));
+        // Shapes as GeoJSON (they are few); their projections and label
+        // points are made again on reading.
+        let shapes: Vec<(u32, geojson::Geometry)> = self
+            .shapes
+            .iter()
+            .map(|(slot, s)| {
+                (
+                    *slot,
+                    geojson::Geometry::new(geojson::Value::from(&*s.wgs84)),
+                )
+            })
+            .collect();
+        out.json(&shapes);
+        self.columns.encode(out);
+        self.tree.encode(out);
+        out.u32s(&self.recent);
+        out.len(self.dead);
+    }
+
+    /// The rows [`Rows::encode`] wrote, checked: every slot the tree and the
+    /// recent list name exists, every id is unique.
+    pub(super) fn decode(
+        layer: &LayerDef,
+        input: &mut super::snapshot::In,
+    ) -> super::snapshot::Decoded<Self> {
+        let pairs = |v: Vec<f64>| -> super::snapshot::Decoded<Vec<[f64; 2]>> {
+            if !v.len().is_multiple_of(2) {
+                return Err("a position cut short".into());
+            }
+            Ok(v.chunks_exact(2).map(|c| [c[0], c[1]]).collect())
+        };
+        let mut rows = Rows::new(layer);
+        rows.ids = input.i64s()?;
+        let n = rows.ids.len();
+        rows.mercator = pairs(input.f64s()?)?;
+        rows.lonlat = pairs(input.f64s()?)?;
+        if rows.mercator.len() != n || rows.lonlat.len() != n {
+            return Err("positions do not match the ids".into());
+        }
+        let shapes: Vec<(u32, geojson::Geometry)> = input.json()?;
+        rows.columns = Columns::decode(layer, n, input)?;
+        rows.tree = Packed::decode(input)?;
+        rows.recent = input.u32s()?;
+        rows.dead = input.len(0)?;
+        let within = |s: &u32| (*s as usize) < n;
+        if !rows.tree.slots().iter().all(within) || !rows.recent.iter().all(within) {
+            return Err("the tree names a row that is not there".into());
+        }
+        for &s in &rows.recent {
+            rows.in_recent.set(s);
+        }
+        rows.by_id.reserve(n);
+        for (slot, &id) in rows.ids.iter().enumerate() {
+            if id != DEAD && rows.by_id.insert(id, slot as u32).is_some() {
+                return Err(format!("id {id} twice"));
+            }
+        }
+        for (slot, g) in shapes {
+            if !within(&slot) {
+                return Err("a shape of a row that is not there".into());
+            }
+            let g = geo::Geometry::<f64>::try_from(g.value).map_err(|e| e.to_string())?;
+            let named = rows.labels_areas
+                && Row { rows: &rows, slot }
+                    .name()
+                    .is_some_and(|n| !n.trim().is_empty());
+            let (Some(shape), _, _) = place(&g, named).ok_or("an empty shape")? else {
+                return Err("a point stored as a shape".into());
+            };
+            rows.shapes.insert(slot, shape);
+        }
+        Ok(rows)
     }
 
     /// Bytes held (an estimate for the metrics and the benchmarks).

@@ -16,6 +16,7 @@ mod hostile_filters;
 mod hostile_http;
 mod planning;
 mod replay;
+mod snapshot;
 mod store_edit;
 mod tiles;
 mod transactions;
