@@ -469,7 +469,8 @@ impl Columns {
         match &c.values {
             Values::Integer(v) => {
                 let x = *v.get(s)?;
-                (x != i64::MIN || c.min_ints.contains_key(&slot)).then_some(Scalar::Integer(x))
+                (x != i64::MIN || (!c.min_ints.is_empty() && c.min_ints.contains_key(&slot)))
+                    .then_some(Scalar::Integer(x))
             }
             Values::Number(v) => {
                 let x = *v.get(s)?;

@@ -8,6 +8,7 @@ mod columns;
 mod mercator;
 mod nearest;
 mod packed;
+pub mod pyramid;
 mod rows;
 pub mod snapshot;
 
@@ -289,6 +290,15 @@ impl SpatialIndex {
     /// One feature of a layer as the index holds it, owned.
     pub fn get(&self, layer: &str, id: i64) -> Option<Entry> {
         self.row(layer, id, |r| r.map(|r| r.entry()))
+    }
+
+    /// Call `f` with a layer's rows, borrowed under its read lock (for
+    /// what reads the low-zoom counts beside the rows).
+    pub fn with_rows<R>(&self, layer: &str, f: impl FnOnce(Option<&Rows>) -> R) -> R {
+        match self.layers.get(layer) {
+            Some(l) => f(Some(&l.read())),
+            None => f(None),
+        }
     }
 
     /// Call `f` with one row of a layer, borrowed under its read lock.

@@ -19,6 +19,7 @@ use super::{
     columns::{Columns, Scalar},
     label_point, mercator,
     packed::{meets, Box2, Packed},
+    pyramid::{self, Pyramid},
     Entry,
 };
 use crate::layers::{Feature, LayerDef};
@@ -109,6 +110,9 @@ pub struct Rows {
     /// Slots on `recent` (the tree skips them: their place in it is stale).
     in_recent: Bits,
     dead: usize,
+    /// Point counts for low-zoom tiles, once the layer is big (see
+    /// `pyramid`).
+    pyramid: Option<Pyramid>,
 }
 
 /// The slots written since packing that make the tree be packed again:
@@ -132,6 +136,7 @@ impl Rows {
             recent: Vec::new(),
             in_recent: Bits::default(),
             dead: 0,
+            pyramid: None,
         }
     }
 
@@ -219,7 +224,10 @@ impl Rows {
             return false;
         }
         let slot = match self.by_id.get(&id) {
-            Some(&s) => s,
+            Some(&s) => {
+                self.uncount(s);
+                s
+            }
             None => {
                 let s = self.ids.len() as u32;
                 self.ids.push(id);
@@ -241,6 +249,9 @@ impl Rows {
             }
         }
         self.columns.set(slot, &f.properties);
+        if let (Some(p), None) = (&mut self.pyramid, self.shapes.get(&slot)) {
+            p.add(merc, 1);
+        }
         if searchable {
             self.touched(slot);
         }
@@ -252,6 +263,7 @@ impl Rows {
         let Some(slot) = self.by_id.remove(&id) else {
             return;
         };
+        self.uncount(slot);
         self.ids[slot as usize] = DEAD;
         self.shapes.remove(&slot);
         self.columns.clear(slot);
@@ -271,6 +283,36 @@ impl Rows {
         }
     }
 
+    /// Take a point out of the counts (before it moves or goes).
+    fn uncount(&mut self, slot: u32) {
+        if self.shapes.contains_key(&slot) {
+            return;
+        }
+        if let Some(p) = &mut self.pyramid {
+            p.add(self.mercator[slot as usize], -1);
+        }
+    }
+
+    /// The low-zoom counts, when the layer has them and holds only points
+    /// (a line or an area among them is drawn, not counted).
+    pub fn pyramid(&self) -> Option<&Pyramid> {
+        self.pyramid.as_ref().filter(|_| self.shapes.is_empty())
+    }
+
+    /// Count every point, once the layer is big enough to gain from it.
+    fn count_points(&mut self) {
+        if self.pyramid.is_some() || self.len() < pyramid::MIN_POINTS {
+            return;
+        }
+        let mut p = Pyramid::new();
+        for slot in 0..self.ids.len() as u32 {
+            if self.live(slot) && !self.shapes.contains_key(&slot) {
+                p.add(self.mercator[slot as usize], 1);
+            }
+        }
+        self.pyramid = Some(p);
+    }
+
     /// Pack every live slot into a new tree.
     pub fn pack(&mut self) {
         let live: Vec<u32> = (0..self.ids.len() as u32)
@@ -279,6 +321,7 @@ impl Rows {
         self.tree = Packed::build(live, |s| self.bbox(s));
         self.recent.clear();
         self.in_recent.clear();
+        self.count_points();
     }
 
     /// Rebuild the columns without removed rows.
@@ -308,6 +351,7 @@ impl Rows {
             recent: Vec::new(),
             in_recent: Bits::default(),
             dead: 0,
+            pyramid: None,
         }
     }
 
@@ -459,6 +503,7 @@ impl Rows {
             };
             rows.shapes.insert(slot, shape);
         }
+        rows.count_points();
         Ok(rows)
     }
 
@@ -472,6 +517,7 @@ impl Rows {
             + self.recent.capacity() * 4
             + self.columns.heap_bytes()
             + self.shapes.len() * 256
+            + self.pyramid.as_ref().map_or(0, Pyramid::heap_bytes)
     }
 }
 
@@ -568,6 +614,11 @@ impl<'a> Row<'a> {
             Some(i) => c.scalar(i, self.slot),
             None => c.extra(self.slot, name).and_then(super::columns::scalar),
         }
+    }
+
+    /// Column `i` (the schema's `i`-th property) as a scalar.
+    pub fn scalar_at(&self, column: usize) -> Option<Scalar<'a>> {
+        self.rows.columns.scalar(column, self.slot)
     }
 
     /// A property as JSON.

@@ -87,6 +87,14 @@ fn build_named(
     for &(layer, mvt_name) in layers {
         let condition = filter(layer);
         let keep = |e: &Row| condition.as_ref().is_none_or(|c| c.matches(e));
+        if crs == Crs::Wgs84 && condition.is_none() {
+            let counted = index.with_rows(&layer.name, |rows| {
+                clustered_from_counts(rows?, layer, mvt_name, &mut tile, (z, x, y), &cut)
+            });
+            if counted.is_some() {
+                continue;
+            }
+        }
         if crs == Crs::Wgs84 {
             index.visit(&layer.name, bmin, bmax, |found| {
                 let entries: Vec<Row> = found.into_iter().filter(keep).collect();
@@ -181,16 +189,26 @@ pub fn tile_fields(layer: &LayerDef) -> Vec<(&str, PropertyType)> {
     layer
         .properties
         .iter()
-        .filter(|p| !matches!(p.kind, PropertyType::Array | PropertyType::Records))
-        .filter(|p| !matches!(p.name.as_str(), "phone" | "description"))
+        .filter(|p| is_tile_field(p))
         .map(|p| (p.name.as_str(), p.kind))
         .collect()
 }
 
+fn is_tile_field(p: &crate::layers::PropertyDef) -> bool {
+    !matches!(p.kind, PropertyType::Array | PropertyType::Records)
+        && !matches!(p.name.as_str(), "phone" | "description")
+}
+
 fn add_properties(f: &mut mvt::Feature, layer: &LayerDef, e: &Row) {
     f.add_tag_sint("id", e.id());
-    for (name, _) in tile_fields(layer) {
-        match e.scalar(name) {
+    // Schema order is column order: each field read by its position, not
+    // looked up by name per feature.
+    for (column, p) in layer.properties.iter().enumerate() {
+        if !is_tile_field(p) {
+            continue;
+        }
+        let name = p.name.as_str();
+        match e.scalar_at(column) {
             Some(Scalar::Text(s)) => f.add_tag_string(name, s),
             Some(Scalar::Bool(b)) => f.add_tag_bool(name, b),
             Some(Scalar::Integer(i)) => f.add_tag_sint(name, i),
@@ -234,28 +252,26 @@ fn labels(
     mvt_layer
 }
 
-/// Grid clustering: a cell with one point keeps the point itself; a cell
-/// with more becomes one point at their mean, with `point_count`.
-fn clustered<'a>(
-    mut mvt_layer: mvt::Layer,
-    layer: &LayerDef,
-    entries: &[Row<'a>],
-    to_tile: &dyn Fn(geo::Coord<f64>) -> (f64, f64),
-) -> mvt::Layer {
-    /// A cell's members: how many, the sum of their tile positions, and the
-    /// first (drawn as itself when alone).
-    #[derive(Clone, Copy)]
-    struct Cell<'a> {
-        n: u64,
-        sx: f64,
-        sy: f64,
-        first: Option<Row<'a>>,
-    }
-    // The buffered tile spans cells -1..=16 each way (one more for a point
-    // exactly on the buffer's far edge): a flat grid, not a map.
-    const SIDE: usize = (EXTENT as f64 / CLUSTER_CELL) as usize + 3;
-    let slot = |t: f64| ((t / CLUSTER_CELL).floor() + 1.0).clamp(0.0, (SIDE - 1) as f64) as usize;
-    let mut cells = vec![
+/// A cluster cell's members: how many, the sum of their tile positions,
+/// and (when alone) the point itself.
+#[derive(Clone, Copy)]
+struct Cell<'a> {
+    n: u64,
+    sx: f64,
+    sy: f64,
+    first: Option<Row<'a>>,
+}
+
+/// The buffered tile spans cluster cells -1..=16 each way (one more for a
+/// point exactly on the buffer's far edge): a flat grid, not a map.
+const SIDE: usize = (EXTENT as f64 / CLUSTER_CELL) as usize + 3;
+
+fn grid_slot(t: f64) -> usize {
+    ((t / CLUSTER_CELL).floor() + 1.0).clamp(0.0, (SIDE - 1) as f64) as usize
+}
+
+fn empty_grid<'a>() -> Vec<Cell<'a>> {
+    vec![
         Cell {
             n: 0,
             sx: 0.0,
@@ -263,17 +279,96 @@ fn clustered<'a>(
             first: None,
         };
         SIDE * SIDE
-    ];
+    ]
+}
+
+/// Grid clustering: a cell with one point keeps the point itself; a cell
+/// with more becomes one point at their mean, with `point_count`.
+fn clustered<'a>(
+    mvt_layer: mvt::Layer,
+    layer: &LayerDef,
+    entries: &[Row<'a>],
+    to_tile: &dyn Fn(geo::Coord<f64>) -> (f64, f64),
+) -> mvt::Layer {
+    let mut cells = empty_grid();
     for e in entries {
         if let Some([x, y]) = e.point() {
             let (tx, ty) = to_tile(geo::coord! { x: x, y: y });
-            let c = &mut cells[slot(tx) * SIDE + slot(ty)];
+            let c = &mut cells[grid_slot(tx) * SIDE + grid_slot(ty)];
             c.n += 1;
             c.sx += tx;
             c.sy += ty;
             c.first.get_or_insert(*e);
         }
     }
+    emit_clusters(mvt_layer, layer, cells)
+}
+
+/// The clustered layer of a big point layer from its low-zoom counts: the
+/// 66 × 66 count cells of the buffered tile (each 64 units, the buffer's
+/// width) summed into the cluster grid, the points themselves read only
+/// for cells that hold one. `None` when the counts cannot answer (the
+/// zoom is too high, the layer too small or not all points) or the tile
+/// holds few enough points to draw each.
+fn clustered_from_counts(
+    rows: &Rows,
+    layer: &LayerDef,
+    mvt_name: &str,
+    tile: &mut mvt::Tile,
+    (z, x, y): (u8, u32, u32),
+    cut: &Cut,
+) -> Option<()> {
+    use crate::index::pyramid::{MAX_ZOOM, PER_TILE};
+    if z > MAX_ZOOM || z >= CLUSTER_BELOW_ZOOM {
+        return None;
+    }
+    let counts = rows.pyramid()?;
+    let per = i64::from(PER_TILE);
+    let (fx0, fy0) = (i64::from(x) * per, i64::from(y) * per);
+    let (min, max) = cut.bounds;
+    let fine = f64::from(EXTENT) / f64::from(PER_TILE);
+    let mut cells = empty_grid();
+    let mut total = 0u64;
+    for dx in -1..=per {
+        for dy in -1..=per {
+            let c = counts.cell(z, fx0 + dx, fy0 + dy);
+            if c.n == 0 {
+                continue;
+            }
+            total += c.n;
+            let n = c.n as f64;
+            // Sums of tile positions from the sums of Mercator positions.
+            let sx = (c.sx as f64 / 100.0 - n * min[0]) / cut.unit;
+            let sy = (n * max[1] - c.sy as f64 / 100.0) / cut.unit;
+            // The count cell's middle decides its cluster cell.
+            let (mx, my) = ((dx as f64 + 0.5) * fine, (dy as f64 + 0.5) * fine);
+            let g = &mut cells[grid_slot(mx) * SIDE + grid_slot(my)];
+            g.n += c.n;
+            g.sx += sx;
+            g.sy += sy;
+        }
+    }
+    if total <= POINT_BUDGET as u64 {
+        return None;
+    }
+    // A cell of one point draws the point: find it where the sums put it.
+    for g in cells.iter_mut().filter(|g| g.n == 1) {
+        let (px, py) = (min[0] + g.sx * cut.unit, max[1] - g.sy * cut.unit);
+        let slack = 0.05;
+        g.first = rows
+            .search(&[px - slack, py - slack, px + slack, py + slack])
+            .into_iter()
+            .find(|r| r.point().is_some());
+    }
+    let layer_out = emit_clusters(tile.create_layer(mvt_name), layer, cells);
+    if layer_out.num_features() > 0 {
+        let _ = tile.add_layer(layer_out);
+    }
+    Some(())
+}
+
+/// Merge and encode the cluster cells.
+fn emit_clusters(mut mvt_layer: mvt::Layer, layer: &LayerDef, cells: Vec<Cell>) -> mvt::Layer {
     // Points that straddle a cell corner would pile up overlapping
     // circles: a cluster whose centre lies within a cell's width of a
     // larger one joins it (largest first, so the big ones stay put), and

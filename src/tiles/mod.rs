@@ -44,12 +44,16 @@ pub const MVT: &str = "application/vnd.mapbox-vector-tile";
 /// Bytes of tiles kept in memory.
 pub const CACHE_BYTES: u64 = 256 * 1024 * 1024;
 
-/// A built tile: its bytes, gzipped once, and its ETag.
+/// A built tile: its bytes, gzipped once when first asked for so, and its
+/// ETag.
 #[derive(Debug)]
 pub struct Built {
     /// `Bytes`: each answer shares the cached buffer instead of copying it.
     pub raw: axum::body::Bytes,
-    pub gzip: axum::body::Bytes,
+    /// Made on the first request that accepts gzip, not with the tile:
+    /// compressing was a third of a cold tile's cost, paid even by clients
+    /// that never asked for it.
+    gzip: std::sync::OnceLock<axum::body::Bytes>,
     pub etag: String,
     /// The ETag as a header, made once.
     etag_header: HeaderValue,
@@ -73,7 +77,10 @@ pub fn cache() -> TileCache {
         // Counting only the bodies undercounted the real memory 2.4-fold.
         .weigher(|k: &String, v: &Arc<Option<Built>>| {
             let bytes = v.as_ref().as_ref().map_or(0, |b| {
-                b.raw.len() + b.gzip.len() + 2 * b.etag.len() + std::mem::size_of::<Built>()
+                // The gzip body counted before it is made (about half
+                // the raw size for these tiles): the weight is fixed at
+                // insertion.
+                b.raw.len() + b.raw.len() / 2 + 2 * b.etag.len() + std::mem::size_of::<Built>()
             });
             u32::try_from(bytes + k.capacity() + ENTRY_OVERHEAD).unwrap_or(u32::MAX)
         })
@@ -206,10 +213,11 @@ async fn tile(
             let _ = write!(key, "?{f}");
         }
     }
-    let built = match state.tiles.get(&key).await {
+    let shared = match state.tiles.get(&key).await {
         Some(hit) => hit,
         None => build_and_cache(&state, key, (z, x, y), &filters, params.crs).await?,
     };
+    let built = &shared;
     let cache_control = (
         header::CACHE_CONTROL,
         // Live data: a browser keeps the tile but asks again each time (a
@@ -232,7 +240,25 @@ async fn tile(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.split(',').any(|e| e.trim().starts_with("gzip")));
     let mut response = if gzip_ok {
-        let mut r = Response::new(Body::from(built.gzip.clone()));
+        let body = match built.gzip.get() {
+            Some(gz) => gz.clone(),
+            // Small tiles are compressed in place; big ones off the async
+            // workers.
+            None if built.raw.len() < 64 * 1024 => built.gzipped(),
+            None => {
+                let owned = Arc::clone(&shared);
+                tokio::task::spawn_blocking(move || {
+                    owned
+                        .as_ref()
+                        .as_ref()
+                        .map(Built::gzipped)
+                        .unwrap_or_default()
+                })
+                .await
+                .map_err(|e| AppError::Internal(format!("compressing a tile: {e}")))?
+            }
+        };
+        let mut r = Response::new(Body::from(body));
         r.headers_mut()
             .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
         r
@@ -290,24 +316,35 @@ async fn build_and_cache(
     })
 }
 
+impl Built {
+    /// The gzip body, made once.
+    pub fn gzipped(&self) -> axum::body::Bytes {
+        self.gzip
+            .get_or_init(|| {
+                use std::io::Write;
+                let mut gz = flate2::write::GzEncoder::new(
+                    Vec::with_capacity(self.raw.len() / 2),
+                    flate2::Compression::default(),
+                );
+                let mut gzip = gz
+                    .write_all(&self.raw)
+                    .and_then(|_| gz.finish())
+                    .unwrap_or_default();
+                gzip.shrink_to_fit();
+                gzip.into()
+            })
+            .clone()
+    }
+}
+
 fn finish(mut raw: Vec<u8>) -> Built {
-    use std::io::Write;
-    let mut gz = flate2::write::GzEncoder::new(
-        Vec::with_capacity(raw.len() / 2),
-        flate2::Compression::default(),
-    );
-    let mut gzip = gz
-        .write_all(&raw)
-        .and_then(|_| gz.finish())
-        .unwrap_or_default();
     // `Bytes::from(Vec)` keeps the whole allocation: a body grown by
     // doubling would hold up to twice what the cache weighs it at.
     raw.shrink_to_fit();
-    gzip.shrink_to_fit();
     let etag = crate::etag::strong(&raw);
     Built {
         raw: raw.into(),
-        gzip: gzip.into(),
+        gzip: std::sync::OnceLock::new(),
         etag_header: crate::etag::header(&etag),
         etag,
     }

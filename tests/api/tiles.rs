@@ -915,3 +915,124 @@ async fn a_remote_vector_basemap_is_a_tilejson_source_drawn_under_the_layers() {
         "under the one map's layers: {ids:?}"
     );
 }
+
+/// A point layer big enough for low-zoom counts: its clustered tiles come
+/// from the counts, and decode (GDAL) to the clusters that visiting every
+/// point gives (a filter that keeps everything takes that path), each
+/// point drawn or counted once.
+#[tokio::test]
+async fn low_zoom_tiles_from_counts_match_visiting_every_point() {
+    use rand::{Rng, SeedableRng};
+    let app = spawn_app(false).await;
+    let layer = app.catalog.get("cameras").expect("layer").clone();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(61);
+    let n = onemap::index::pyramid::MIN_POINTS + 10_000;
+    let points: Vec<Feature> = (0..n)
+        .map(|i| {
+            // Dense towns and a thin spread, as real cameras are.
+            let (lon, lat) = if i % 3 == 0 {
+                (rng.random_range(117.9..118.6), rng.random_range(34.7..35.3))
+            } else {
+                (
+                    118.30 + rng.random_range(-0.03..0.03),
+                    35.02 + rng.random_range(-0.02..0.02),
+                )
+            };
+            Feature::new(
+                geo::point! { x: lon, y: lat },
+                json!({"name": format!("c{i}"), "channels": i % 8})
+                    .as_object()
+                    .cloned()
+                    .unwrap_or_default(),
+            )
+        })
+        .collect();
+    app.store
+        .insert(&layer, &points, "test")
+        .await
+        .expect("stored");
+    let dir = app.stop().await;
+    let app = crate::helpers::spawn_app_in(dir, false).await;
+    let summary = |fs: &[Feature]| -> Vec<(i64, i64, i64)> {
+        let mut v: Vec<(i64, i64, i64)> = fs
+            .iter()
+            .map(|f| {
+                let geo::Geometry::Point(p) = &f.geometry else {
+                    panic!("clusters are points");
+                };
+                let count = f
+                    .properties
+                    .get("point_count")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(1);
+                // Positions to 10 m: the two paths sum the same points in
+                // another order and unit.
+                (
+                    count,
+                    (p.x() / 10.0).round() as i64,
+                    (p.y() / 10.0).round() as i64,
+                )
+            })
+            .collect();
+        v.sort_unstable();
+        v
+    };
+    let mut compared = 0;
+    for z in [5u8, 8, 10, 12] {
+        let (cx, cy) = tile_of(118.30, 35.02, z);
+        for (x, y) in [(cx, cy), (cx + 1, cy), (cx, cy + 1)] {
+            let counted = decode(&app, "cameras", z, x, y).await;
+            let counted = counted.get("cameras").cloned().unwrap_or_default();
+            let area = buffered(z, x, y);
+            use geo::Intersects;
+            let expected = points
+                .iter()
+                .filter(|f| area.intersects(&project(&f.geometry)))
+                .count();
+            let total: i64 = summary(&counted).iter().map(|c| c.0).sum();
+            assert_eq!(
+                total as usize, expected,
+                "z{z}/{x}/{y}: every point drawn or counted"
+            );
+            let r = app
+                .get(&format!(
+                    "/tiles/cameras/{z}/{x}/{y}.mvt?filter=channels%20%3E%3D%200"
+                ))
+                .await;
+            if expected == 0 {
+                continue;
+            }
+            assert_eq!(r.status(), 200);
+            let dir = tempfile::tempdir().expect("tempdir");
+            let (mvt, out) = (dir.path().join("t.mvt"), dir.path().join("t.gpkg"));
+            std::fs::write(&mvt, r.bytes().await.expect("bytes")).expect("write");
+            let o = Command::new("ogr2ogr")
+                .args([
+                    "-f",
+                    "GPKG",
+                    out.to_str().expect("p"),
+                    mvt.to_str().expect("p"),
+                ])
+                .args([
+                    "-oo",
+                    &format!("X={x}"),
+                    "-oo",
+                    &format!("Y={y}"),
+                    "-oo",
+                    &format!("Z={z}"),
+                ])
+                .args(["-oo", "CLIP=NO"])
+                .output()
+                .await
+                .expect("ogr2ogr");
+            assert!(o.status.success());
+            let visited = onemap::formats::gpkg::read(&layer, &out)
+                .await
+                .expect("read")
+                .features;
+            assert_eq!(summary(&counted), summary(&visited), "z{z}/{x}/{y}");
+            compared += usize::from(counted.len() > 1);
+        }
+    }
+    assert!(compared >= 6, "{compared} clustered tiles compared");
+}
