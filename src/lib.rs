@@ -219,6 +219,22 @@ async fn write_snapshot(state: &AppState, seq: i64) {
     }
 }
 
+/// How often a changed index is written to its snapshot while serving, so
+/// a start after a crash replays at most this much of the log.
+const SNAPSHOT_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
+
+async fn keep_snapshot(state: AppState) {
+    let mut written = state.feed.applied();
+    loop {
+        tokio::time::sleep(SNAPSHOT_EVERY).await;
+        let seq = state.feed.applied();
+        if seq > written {
+            write_snapshot(&state, seq).await;
+            written = seq;
+        }
+    }
+}
+
 impl App {
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
         // Bind first: a taken port should fail fast, before any data is written.
@@ -304,6 +320,7 @@ impl App {
         let store = self.state.store.clone();
         let feed = self.state.feed.clone();
         let feeding = tokio::spawn(feed::run(self.state.clone()));
+        let snapshots = tokio::spawn(keep_snapshot(self.state.clone()));
         let limits = http::serve::Limits {
             header_timeout: self.state.settings.header_timeout,
             idle_timeout: self.state.settings.idle_timeout,
@@ -312,6 +329,7 @@ impl App {
         let state = self.state.clone();
         let router = http::router(self.state);
         let served = http::serve::serve(self.listener, router, limits, shutdown).await;
+        snapshots.abort();
         feed.stop();
         let _ = feeding.await;
         // The feed has stopped: the index is exactly as of its last change.

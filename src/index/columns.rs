@@ -372,6 +372,91 @@ impl Columns {
         Ok(columns)
     }
 
+    /// The columns with row `order[i]` moved to slot `i` (`new_of` is the
+    /// inverse): rows near each other on the map then sit near each other
+    /// in memory, so a tile reads a few cache lines instead of one per
+    /// value.
+    pub fn permuted(&self, order: &[u32], new_of: &[u32]) -> Columns {
+        let pick = |i: u32| i as usize;
+        let remap = |m: &HashMap<u32, Value>| -> HashMap<u32, Value> {
+            m.iter()
+                .filter_map(|(k, v)| Some((*new_of.get(*k as usize)?, v.clone())))
+                .collect()
+        };
+        let columns = self
+            .columns
+            .iter()
+            .map(|c| Column {
+                name: c.name.clone(),
+                values: match &c.values {
+                    Values::Integer(v) => Values::Integer(
+                        order
+                            .iter()
+                            .map(|&o| v.get(pick(o)).copied().unwrap_or(i64::MIN))
+                            .collect(),
+                    ),
+                    Values::Number(v) => Values::Number(
+                        order
+                            .iter()
+                            .map(|&o| v.get(pick(o)).copied().unwrap_or(f64::NAN))
+                            .collect(),
+                    ),
+                    Values::Bool(v) => Values::Bool(
+                        order
+                            .iter()
+                            .map(|&o| v.get(pick(o)).copied().unwrap_or(2))
+                            .collect(),
+                    ),
+                    Values::Text(t) => {
+                        let codes_of = |o: u32| t.codes.get(pick(o)).copied().unwrap_or(NONE);
+                        match &t.pool {
+                            Pool::Dictionary(d) => Values::Text(Texts {
+                                codes: order.iter().map(|&o| codes_of(o)).collect(),
+                                pool: Pool::Dictionary(Dictionary {
+                                    strings: d.strings.clone(),
+                                    lookup: d.lookup.clone(),
+                                }),
+                            }),
+                            Pool::Heap { bytes, .. } => {
+                                // One string per row, in the new order.
+                                let mut out = Vec::with_capacity(bytes.len());
+                                let mut starts = vec![0u64];
+                                let mut codes = Vec::with_capacity(order.len());
+                                for &o in order {
+                                    match t.get(pick(o)) {
+                                        Some(s) => {
+                                            out.extend_from_slice(s.as_bytes());
+                                            starts.push(out.len() as u64);
+                                            codes.push((starts.len() - 2) as u32);
+                                        }
+                                        None => codes.push(NONE),
+                                    }
+                                }
+                                Values::Text(Texts {
+                                    codes,
+                                    pool: Pool::Heap { bytes: out, starts },
+                                })
+                            }
+                        }
+                    }
+                    Values::Json(m) => Values::Json(remap(m)),
+                },
+                odd: remap(&c.odd),
+                min_ints: c
+                    .min_ints
+                    .keys()
+                    .filter_map(|k| Some((*new_of.get(*k as usize)?, ())))
+                    .collect(),
+            })
+            .collect();
+        let extra = self
+            .extra
+            .iter()
+            .filter_map(|(k, v)| Some((*new_of.get(*k as usize)?, v.clone())))
+            .collect();
+        Columns { columns, extra }
+    }
+
     /// The column of a property, if the schema has it.
     pub fn position(&self, name: &str) -> Option<usize> {
         self.columns.iter().position(|c| c.name == name)

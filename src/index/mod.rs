@@ -222,6 +222,7 @@ impl SpatialIndex {
                 }
             }
             rows.pack();
+            rows.lay_out();
             rows.shrink();
             if skips.count > 0 {
                 tracing::warn!(layer = %layer.name, skipped = skips.count, "rows left out of the index");

@@ -115,6 +115,13 @@ impl Packed {
         self.order.len()
     }
 
+    /// Rename every slot (`new_of[old]`): the rows were moved.
+    pub fn renumber(&mut self, new_of: &[u32]) {
+        for s in &mut self.order {
+            *s = new_of.get(*s as usize).copied().unwrap_or(*s);
+        }
+    }
+
     /// The packed slots, in tree order.
     pub fn slots(&self) -> &[u32] {
         &self.order
