@@ -147,6 +147,21 @@ enum Values {
     Json(HashMap<u32, Value>),
 }
 
+impl Values {
+    fn empty_like(&self) -> Values {
+        match self {
+            Values::Integer(_) => Values::Integer(Vec::new()),
+            Values::Number(_) => Values::Number(Vec::new()),
+            Values::Bool(_) => Values::Bool(Vec::new()),
+            Values::Text(_) => Values::Text(Texts {
+                codes: Vec::new(),
+                pool: Pool::Dictionary(Dictionary::default()),
+            }),
+            Values::Json(_) => Values::Json(HashMap::new()),
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Column {
     name: String,
@@ -201,16 +216,7 @@ impl Columns {
             .iter()
             .map(|c| Column {
                 name: c.name.clone(),
-                values: match &c.values {
-                    Values::Integer(_) => Values::Integer(Vec::new()),
-                    Values::Number(_) => Values::Number(Vec::new()),
-                    Values::Bool(_) => Values::Bool(Vec::new()),
-                    Values::Text(_) => Values::Text(Texts {
-                        codes: Vec::new(),
-                        pool: Pool::Dictionary(Dictionary::default()),
-                    }),
-                    Values::Json(_) => Values::Json(HashMap::new()),
-                },
+                values: c.values.empty_like(),
                 odd: HashMap::new(),
                 min_ints: HashMap::new(),
             })

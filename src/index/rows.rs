@@ -124,13 +124,18 @@ fn repack_after(live: usize) -> usize {
 
 impl Rows {
     pub fn new(layer: &LayerDef) -> Self {
+        Self::with(layer.labels_areas(), Columns::new(layer))
+    }
+
+    /// No rows, over these (empty) columns.
+    fn with(labels_areas: bool, columns: Columns) -> Self {
         Self {
-            labels_areas: layer.labels_areas(),
+            labels_areas,
             ids: Vec::new(),
             mercator: Vec::new(),
             lonlat: Vec::new(),
             shapes: HashMap::new(),
-            columns: Columns::new(layer),
+            columns,
             by_id: HashMap::new(),
             tree: Packed::default(),
             recent: Vec::new(),
@@ -370,20 +375,7 @@ impl Rows {
     }
 
     fn new_like(other: &Rows) -> Rows {
-        Rows {
-            labels_areas: other.labels_areas,
-            ids: Vec::new(),
-            mercator: Vec::new(),
-            lonlat: Vec::new(),
-            shapes: HashMap::new(),
-            columns: other.columns.empty_like(),
-            by_id: HashMap::new(),
-            tree: Packed::default(),
-            recent: Vec::new(),
-            in_recent: Bits::default(),
-            dead: 0,
-            pyramid: None,
-        }
+        Rows::with(other.labels_areas, other.columns.empty_like())
     }
 
     /// The rows whose box meets the Web Mercator box `q`.
