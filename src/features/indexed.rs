@@ -82,6 +82,51 @@ fn bounds(e: &Expr) -> Option<[f64; 4]> {
     }
 }
 
+/// The most ids one request keeps for its page (offset + limit).
+const MAX_KEPT: usize = 100_000;
+
+/// The `k` first ids in the page's order, kept in a heap whose top is the
+/// last of them (the one a better id replaces).
+enum Best {
+    Ascending(usize, std::collections::BinaryHeap<i64>),
+    Descending(usize, std::collections::BinaryHeap<std::cmp::Reverse<i64>>),
+}
+
+fn keep_best<T: Ord>(k: usize, heap: &mut std::collections::BinaryHeap<T>, key: T) {
+    if heap.len() < k {
+        heap.push(key);
+    } else if heap.peek().is_some_and(|top| key < *top) {
+        heap.pop();
+        heap.push(key);
+    }
+}
+
+impl Best {
+    fn new(k: usize, descending: bool) -> Self {
+        let room = k.min(4096) + 1;
+        if descending {
+            Best::Descending(k, std::collections::BinaryHeap::with_capacity(room))
+        } else {
+            Best::Ascending(k, std::collections::BinaryHeap::with_capacity(room))
+        }
+    }
+
+    fn offer(&mut self, id: i64) {
+        match self {
+            Best::Ascending(k, h) => keep_best(*k, h, id),
+            Best::Descending(k, h) => keep_best(*k, h, std::cmp::Reverse(id)),
+        }
+    }
+
+    /// The kept ids, in the page's order.
+    fn into_sorted(self) -> Vec<i64> {
+        match self {
+            Best::Ascending(_, h) => h.into_sorted_vec(),
+            Best::Descending(_, h) => h.into_sorted_vec().into_iter().map(|r| r.0).collect(),
+        }
+    }
+}
+
 /// Web Mercator is undefined at the poles; the index holds nothing there.
 const MAX_LAT: f64 = 85.051_128_779_806_59;
 
@@ -93,37 +138,40 @@ pub fn page(index: &SpatialIndex, layer: &str, query: &Query) -> Option<Page> {
         [k] if k.property == ID => k.descending,
         _ => return None,
     };
-    let mut ids: Vec<i64> = Vec::new();
-    let keep = |r: &crate::index::Row| query.filter.as_ref().is_none_or(|f| f.matches(r));
+    let skip = usize::try_from(query.offset).unwrap_or(usize::MAX);
+    let take = query
+        .limit
+        .map_or(usize::MAX, |l| usize::try_from(l).unwrap_or(usize::MAX));
+    // Only the first `skip + take` ids in order are kept while every match
+    // is counted: a page of a ten-million-row layer holds 100 ids, not ten
+    // million. A deeper page is the store's to seek.
+    let wanted = skip.saturating_add(take);
+    if wanted > MAX_KEPT {
+        return None;
+    }
+    let mut best = Best::new(wanted, descending);
+    let mut matched = 0u64;
+    let mut visit = |r: &crate::index::Row| {
+        if query.filter.as_ref().is_none_or(|f| f.matches(r)) {
+            matched += 1;
+            best.offer(r.id());
+        }
+    };
     match query.filter.as_ref().and_then(bounds) {
         Some(b) if b[0] > b[2] || b[1] > b[3] => {}
         Some(b) => {
             let (x0, y0) = lonlat_to_mercator(b[0], b[1].clamp(-MAX_LAT, MAX_LAT));
             let (x1, y1) = lonlat_to_mercator(b[2], b[3].clamp(-MAX_LAT, MAX_LAT));
             index.visit(layer, [x0, y0], [x1, y1], |rows| {
-                ids.extend(rows.iter().filter(|r| keep(r)).map(|r| r.id()));
+                rows.iter().for_each(&mut visit)
             });
         }
-        None => index.each(layer, |rows| {
-            ids.extend(rows.filter(|r| keep(r)).map(|r| r.id()));
-        }),
+        None => index.each(layer, |rows| rows.for_each(|r| visit(&r))),
     }
-    let matched = ids.len() as u64;
-    let skip = usize::try_from(query.offset).unwrap_or(usize::MAX);
-    let take = query
-        .limit
-        .map_or(usize::MAX, |l| usize::try_from(l).unwrap_or(usize::MAX));
-    let end = skip.saturating_add(take).min(ids.len());
+    let mut ids = best.into_sorted();
     if skip >= ids.len() {
         ids.clear();
     } else {
-        // Only the rows up to the page's end need ordering.
-        let order = |a: &i64, b: &i64| if descending { b.cmp(a) } else { a.cmp(b) };
-        if end < ids.len() {
-            ids.select_nth_unstable_by(end, order);
-            ids.truncate(end);
-        }
-        ids.sort_unstable_by(order);
         ids.drain(..skip);
     }
     Some(Page {
@@ -243,5 +291,12 @@ mod tests {
             ..Query::default()
         };
         assert!(page(&index, &layer.name, &by_capacity).is_none());
+        // So is a page past the ids one request keeps.
+        let deep = Query {
+            offset: MAX_KEPT as u64,
+            limit: Some(10),
+            ..Query::default()
+        };
+        assert!(page(&index, &layer.name, &deep).is_none());
     }
 }
