@@ -104,16 +104,15 @@ async fn list_items(
 }
 
 /// How long an items request waits for the change feed to apply a change
-/// this process committed (a wake makes the feed read at once).
+/// another program committed (the feed polls every 250 ms; a wake makes it
+/// read at once).
 const FEED_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// Whether the index holds every change this process committed, waiting
-/// briefly for the feed when it is behind: a client reads its own write.
-/// Other programs' writes (QGIS) reach items as they reach tiles, through
-/// the feed's poll (250 ms); asking SQLite for the log's end on every
-/// request cost a third of an items answer.
+/// Whether the index holds every change committed so far, waiting briefly
+/// for the feed when it is behind: a client that wrote through another
+/// program (or another connection) reads its write, as from the store.
 async fn index_is_current(state: &AppState) -> Result<bool, AppError> {
-    let last = state.store.committed_seq();
+    let last = state.store.last_seq().await?;
     if state.feed.applied() >= last {
         return Ok(true);
     }

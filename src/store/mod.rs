@@ -435,10 +435,6 @@ pub trait Store: Send + Sync + 'static {
     /// The newest change's seq (0 when there is none).
     async fn last_seq(&self) -> Result<i64, StoreError>;
 
-    /// The last change this handle itself committed (0 before any); what
-    /// other programs committed is not in it.
-    fn committed_seq(&self) -> i64;
-
     /// The audit trail, newest first.
     async fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>, StoreError>;
 

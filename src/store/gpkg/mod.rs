@@ -42,10 +42,6 @@ pub struct GpkgStore {
     /// Edits waiting for the writer: whoever takes the write lock next
     /// applies all of them in one transaction (group commit).
     waiting: std::sync::Mutex<Vec<WaitingEdit>>,
-    /// The last change this handle committed: a reader of the index asks
-    /// it, not SQLite, whether the index has caught up with this process's
-    /// writes (other programs' are seen by the change feed's poll).
-    committed: Arc<std::sync::atomic::AtomicI64>,
 }
 
 /// One `Store::edit` call waiting for its turn.
@@ -109,7 +105,6 @@ impl GpkgStore {
             health,
             write_lock: Arc::new(Mutex::new(())),
             waiting: std::sync::Mutex::new(Vec::new()),
-            committed: Arc::new(std::sync::atomic::AtomicI64::new(0)),
         })
     }
 
@@ -189,17 +184,15 @@ impl GpkgStore {
     /// layer, restore its triggers, log the change in the same transaction,
     /// commit.
     async fn finish(
-        &self,
         tx: sqlx::Transaction<'static, sqlx::Sqlite>,
         layer: &LayerDef,
         entry: log::Entry<'_>,
     ) -> Result<Written, StoreError> {
-        self.finish_keyed(tx, None, layer, entry).await
+        Self::finish_keyed(tx, None, layer, entry).await
     }
 
     /// [`Self::finish`], storing the write's idempotency key with it.
     async fn finish_keyed(
-        &self,
         mut tx: sqlx::Transaction<'static, sqlx::Sqlite>,
         key: Option<&str>,
         layer: &LayerDef,
@@ -214,8 +207,6 @@ impl GpkgStore {
         tx.commit()
             .await
             .map_err(StoreError::db(format!("committing {}", layer.name)))?;
-        self.committed
-            .fetch_max(change.seq, std::sync::atomic::Ordering::AcqRel);
         Ok(Written { ids, change })
     }
 
@@ -239,36 +230,35 @@ impl GpkgStore {
         }
         schema::drop_triggers(&mut tx, layer).await?;
         let ids = insert_rows(&mut tx, layer, &features).await?;
-        let written = self
-            .finish_keyed(
-                tx,
-                key,
-                layer,
-                log::Entry {
-                    layer: &layer.name,
-                    actor,
-                    op: Op::Create,
-                    ids,
-                    bbox_before: None,
-                    bbox_after: log::union(features.iter().map(|f| log::envelope(&f.geometry))),
-                    before: None,
-                    geometry_before: None,
-                    // An import logs its summary, not a copy of the file (a
-                    // million features were a 141 MB log row).
-                    after: match source {
-                        Some(_) => None,
-                        None => Some(Value::Array(
-                            features
-                                .iter()
-                                .map(|f| Value::Object(f.properties.clone()))
-                                .collect(),
-                        )),
-                    },
-                    also: Vec::new(),
-                    action: source.map(|s| s.action(features.len())),
+        let written = Self::finish_keyed(
+            tx,
+            key,
+            layer,
+            log::Entry {
+                layer: &layer.name,
+                actor,
+                op: Op::Create,
+                ids,
+                bbox_before: None,
+                bbox_after: log::union(features.iter().map(|f| log::envelope(&f.geometry))),
+                before: None,
+                geometry_before: None,
+                // An import logs its summary, not a copy of the file (a
+                // million features were a 141 MB log row).
+                after: match source {
+                    Some(_) => None,
+                    None => Some(Value::Array(
+                        features
+                            .iter()
+                            .map(|f| Value::Object(f.properties.clone()))
+                            .collect(),
+                    )),
                 },
-            )
-            .await?;
+                also: Vec::new(),
+                action: source.map(|s| s.action(features.len())),
+            },
+        )
+        .await?;
         Ok((written, false))
     }
 
@@ -374,11 +364,7 @@ impl GpkgStore {
 /// that DDL makes every pooled connection re-read the schema: about 80% of
 /// a write's CPU (the dispatch load bench: 53 writes a second at most).
 /// Paid once per group, 200 teams' positions a second fit.
-async fn commit_edits(
-    pool: SqlitePool,
-    batch: Vec<WaitingEdit>,
-    committed: &std::sync::atomic::AtomicI64,
-) {
+async fn commit_edits(pool: SqlitePool, batch: Vec<WaitingEdit>) {
     let mut tx = match pool.begin_with("BEGIN IMMEDIATE").await {
         Ok(tx) => tx,
         Err(e) => {
@@ -422,9 +408,6 @@ async fn commit_edits(
                 context: format!("a grouped write: {why}"),
             })),
         };
-        if let Ok(Some(w)) = &answer {
-            committed.fetch_max(w.change.seq, std::sync::atomic::Ordering::AcqRel);
-        }
         let _ = reply.send(answer);
     }
 }
@@ -1021,7 +1004,7 @@ impl Store for GpkgStore {
             return Err(StoreError::Invalid(errors));
         }
         let count = ids.len();
-        self.finish_keyed(
+        Self::finish_keyed(
             tx,
             None,
             layer,
@@ -1152,7 +1135,7 @@ impl Store for GpkgStore {
             .await
             .map_err(StoreError::db(format!("updating {} {id}", layer.name)))?;
         index_features(&mut tx, layer, &[(id, &f)]).await?;
-        self.finish(
+        Self::finish(
             tx,
             layer,
             log::Entry {
@@ -1199,7 +1182,7 @@ impl Store for GpkgStore {
         .execute(&mut *tx)
         .await
         .map_err(StoreError::db(format!("unindexing {} {id}", layer.name)))?;
-        self.finish(
+        Self::finish(
             tx,
             layer,
             log::Entry {
@@ -1245,9 +1228,9 @@ impl Store for GpkgStore {
         let writer = Arc::clone(&self.write_lock).lock_owned().await;
         let batch = std::mem::take(&mut *self.waiting.lock().unwrap_or_else(|e| e.into_inner()));
         if !batch.is_empty() {
-            let (pool, committed) = (self.pool.clone(), Arc::clone(&self.committed));
+            let pool = self.pool.clone();
             tokio::spawn(async move {
-                commit_edits(pool, batch, &committed).await;
+                commit_edits(pool, batch).await;
                 drop(writer);
             });
         } else {
@@ -1263,10 +1246,6 @@ impl Store for GpkgStore {
     async fn changes_since(&self, seq: i64, limit: u64) -> Result<Vec<Change>, StoreError> {
         let mut conn = self.conn().await?;
         log::since(&mut conn, seq, limit).await
-    }
-
-    fn committed_seq(&self) -> i64 {
-        self.committed.load(std::sync::atomic::Ordering::Acquire)
     }
 
     async fn last_seq(&self) -> Result<i64, StoreError> {
