@@ -30,7 +30,8 @@ pub struct Cell {
 
 #[derive(Debug, Default)]
 pub struct Pyramid {
-    levels: Vec<HashMap<u64, Cell>>,
+    /// foldhash: a tile reads 66 × 66 cells, a write touches 13.
+    levels: Vec<HashMap<u64, Cell, foldhash::fast::RandomState>>,
 }
 
 /// Centimetres of a Mercator coordinate.
@@ -57,7 +58,7 @@ fn key(cx: u32, cy: u32) -> u64 {
 impl Pyramid {
     pub fn new() -> Self {
         Self {
-            levels: (0..=MAX_ZOOM).map(|_| HashMap::new()).collect(),
+            levels: (0..=MAX_ZOOM).map(|_| HashMap::default()).collect(),
         }
     }
 
