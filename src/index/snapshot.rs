@@ -25,7 +25,7 @@ use crate::{
 
 const MAGIC: &[u8; 8] = b"ONEMAPIX";
 /// Bumped with every change to the layout below.
-const FORMAT: u32 = 1;
+const FORMAT: u32 = 2;
 
 /// Where the snapshot of a store lives: beside a GeoPackage file; none for
 /// other stores.
@@ -230,7 +230,12 @@ impl SpatialIndex {
     ) -> Result<usize, Stale> {
         let at = commit_time(store, seq).await?;
         let mut layers = Vec::new();
-        let mut body = Out::default();
+        // The layers first, straight into the file's buffer (a second copy
+        // of a ten-million-point body was a gigabyte); the header, which
+        // counts them, after them.
+        let mut out = Out::default();
+        out.buf.extend_from_slice(MAGIC);
+        out.u32(FORMAT);
         for layer in catalog.layers() {
             let Some(slot) = self.layers.get(&layer.name) else {
                 continue;
@@ -241,7 +246,7 @@ impl SpatialIndex {
                 fingerprint: fingerprint(layer),
                 rows: rows.len(),
             });
-            rows.encode(&mut body);
+            rows.encode(&mut out);
         }
         let header = Header {
             build: build(),
@@ -250,12 +255,10 @@ impl SpatialIndex {
             layers,
             skipped: self.skipped(),
         };
-        let mut out = Out::default();
-        out.buf.extend_from_slice(MAGIC);
-        out.u32(FORMAT);
+        let start = out.buf.len();
         out.json(&header);
-        out.buf.extend_from_slice(&body.buf);
-        drop(body);
+        let header_len = out.buf.len() - start;
+        out.len(header_len);
         let sum = sha2::Sha256::digest(&out.buf);
         out.buf.extend_from_slice(&sum);
         let size = out.buf.len();
@@ -298,7 +301,15 @@ impl SpatialIndex {
         if input.u32().map_err(Stale::Damaged)? != FORMAT {
             return Err(Stale::OtherBuild);
         }
-        let header: Header = input.json().map_err(Stale::Damaged)?;
+        // The header closes the file: its length is the last 8 bytes.
+        let (rest, tail) = input.buf.split_at(input.buf.len().saturating_sub(8));
+        let header_len = In { buf: tail }.len(0).map_err(Stale::Damaged)?;
+        if header_len > rest.len() {
+            return Err(Stale::Damaged("a header longer than the file".into()));
+        }
+        let (layers_bytes, header_bytes) = rest.split_at(rest.len() - header_len);
+        let header: Header = In { buf: header_bytes }.json().map_err(Stale::Damaged)?;
+        input.buf = layers_bytes;
         if header.build != build() {
             return Err(Stale::OtherBuild);
         }
