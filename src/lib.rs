@@ -201,9 +201,8 @@ async fn write_snapshot(state: &AppState, seq: i64) {
         return;
     };
     let started = std::time::Instant::now();
-    match state
-        .index
-        .write_snapshot(state.store.as_ref(), &state.catalog, seq, &path)
+    match Arc::clone(&state.index)
+        .write_snapshot(state.store.as_ref(), Arc::clone(&state.catalog), seq, &path)
         .await
     {
         Ok(bytes) => tracing::info!(

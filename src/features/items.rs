@@ -82,7 +82,12 @@ async fn list_items(
     // From the index when it has every committed change and can order the
     // answer; else the store counts and pages itself.
     let page = if index_is_current(&state).await? {
-        super::indexed::page(&state.index, &name, &request.query)
+        // Off the async workers: a filter without a bbox visits every row
+        // of the layer (ten million on a province).
+        let (index, layer_name, query) = (state.index.clone(), name.clone(), request.query.clone());
+        tokio::task::spawn_blocking(move || super::indexed::page(&index, &layer_name, &query))
+            .await
+            .map_err(|e| AppError::Internal(format!("paging {name} from the index: {e}")))?
     } else {
         None
     };

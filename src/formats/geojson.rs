@@ -90,40 +90,9 @@ pub fn parse(layer: &str, text: &str, crs: Crs) -> Result<Parsed, ValidationErro
     let mut features = Vec::with_capacity(raw.len());
     for (index, item) in raw.into_iter().enumerate() {
         let line = lines.as_ref().and_then(|l| l.get(index).copied());
-        let fail = |field: &str, message: String, name: Option<String>| Violation {
-            index,
-            line,
-            name,
-            field: field.into(),
-            message,
-        };
-        let f = match item {
-            Ok(f) => f,
-            Err(message) => {
-                errors.push(fail(
-                    "feature",
-                    format!("not a GeoJSON Feature: {message}"),
-                    None,
-                ));
-                continue;
-            }
-        };
-        let properties = f.properties.clone().unwrap_or_default();
-        let name = properties
-            .get(crate::layers::NAME)
-            .and_then(|v| v.as_str())
-            .map(str::to_owned);
-        let Some(g) = &f.geometry else {
-            errors.push(fail("geometry", "the feature has no geometry".into(), name));
-            continue;
-        };
-        match geometry_from_geojson(g) {
-            Ok(geometry) => features.push(Feature {
-                id: None,
-                geometry: crs.geometry_to_wgs84(&geometry),
-                properties,
-            }),
-            Err(message) => errors.push(fail("geometry", message, name)),
+        match feature_of(item, index, line, crs) {
+            Ok(f) => features.push(f),
+            Err(v) => errors.push(v),
         }
     }
     if errors.is_empty() {
@@ -152,6 +121,40 @@ pub fn write_collection<'a>(
         serde_json::to_writer(&mut *out, &shifted.to_geojson())?;
     }
     out.write_all(b"]}\n")
+}
+
+/// One GeoJSON Feature as a feature to store (coordinates from `crs` to
+/// WGS84), or the violation that names why it cannot be: feature `index`
+/// of the file, on `line` when the file has lines. Schema validation is the
+/// store's.
+pub(super) fn feature_of(
+    raw: Result<geojson::Feature, String>,
+    index: usize,
+    line: Option<usize>,
+    crs: Crs,
+) -> Result<Feature, Violation> {
+    let fail = |field: &str, message: String, name: Option<String>| Violation {
+        index,
+        line,
+        name,
+        field: field.into(),
+        message,
+    };
+    let f = raw.map_err(|m| fail("feature", format!("not a GeoJSON Feature: {m}"), None))?;
+    let properties = f.properties.unwrap_or_default();
+    let name = properties
+        .get(crate::layers::NAME)
+        .and_then(|v| v.as_str())
+        .map(str::to_owned);
+    let Some(g) = &f.geometry else {
+        return Err(fail("geometry", "the feature has no geometry".into(), name));
+    };
+    let geometry = geometry_from_geojson(g).map_err(|m| fail("geometry", m, name))?;
+    Ok(Feature {
+        id: None,
+        geometry: crs.geometry_to_wgs84(&geometry),
+        properties,
+    })
 }
 
 #[cfg(test)]

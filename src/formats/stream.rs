@@ -20,7 +20,7 @@ use tokio::sync::mpsc;
 
 use crate::{
     crs::Crs,
-    layers::{geometry_from_geojson, Feature, Violation},
+    layers::{Feature, Violation},
 };
 
 /// Features read per batch.
@@ -84,45 +84,13 @@ impl Sink<'_> {
     fn take(&mut self, raw: Result<geojson::Feature, String>, line: Option<usize>) {
         let index = self.next;
         self.next += 1;
-        let fail = |field: &str, message: String, name: Option<String>| Violation {
-            index,
-            line,
-            name,
-            field: field.into(),
-            message,
-        };
-        match raw {
-            Err(message) => self.batch.unreadable.push(fail(
-                "feature",
-                format!("not a GeoJSON Feature: {message}"),
-                None,
-            )),
+        match super::geojson::feature_of(raw, index, line, self.crs) {
             Ok(f) => {
-                let properties = f.properties.unwrap_or_default();
-                let name = properties
-                    .get(crate::layers::NAME)
-                    .and_then(|v| v.as_str())
-                    .map(str::to_owned);
-                match f.geometry.as_ref().map(geometry_from_geojson) {
-                    None => self.batch.unreadable.push(fail(
-                        "geometry",
-                        "the feature has no geometry".into(),
-                        name,
-                    )),
-                    Some(Err(message)) => {
-                        self.batch.unreadable.push(fail("geometry", message, name))
-                    }
-                    Some(Ok(g)) => {
-                        self.batch.features.push(Feature {
-                            id: None,
-                            geometry: self.crs.geometry_to_wgs84(&g),
-                            properties,
-                        });
-                        self.batch.indices.push(index);
-                        self.batch.lines.push(line);
-                    }
-                }
+                self.batch.features.push(f);
+                self.batch.indices.push(index);
+                self.batch.lines.push(line);
             }
+            Err(v) => self.batch.unreadable.push(v),
         }
         if self.batch.len() >= BATCH {
             self.flush();
@@ -211,12 +179,29 @@ fn first_line_is_a_feature(r: &mut impl BufRead) -> Result<Option<(String, usize
     let mut first = String::new();
     while first.trim().is_empty() {
         first.clear();
-        if r.read_line(&mut first).map_err(|e| e.to_string())? == 0 {
+        if read_line(r, &mut first)? == 0 {
             return Ok(None);
         }
         number += 1;
     }
     Ok(Some((first, number)))
+}
+
+/// The longest line of newline-delimited GeoJSON read: one feature.
+pub const MAX_LINE: usize = 64 << 20;
+
+/// One line, at most [`MAX_LINE`] bytes: a file without newlines must not be
+/// read into memory whole as one "line".
+fn read_line(r: &mut impl BufRead, line: &mut String) -> Result<usize, String> {
+    let n = r
+        .by_ref()
+        .take(MAX_LINE as u64 + 1)
+        .read_line(line)
+        .map_err(|e| e.to_string())?;
+    if n > MAX_LINE {
+        return Err(format!("a line is longer than {MAX_LINE} bytes"));
+    }
+    Ok(n)
 }
 
 /// Newline-delimited features from `first` (line `number`, counting from 1
@@ -241,7 +226,7 @@ fn lines(
             }
         }
         line.clear();
-        if r.read_line(&mut line).map_err(|e| e.to_string())? == 0 {
+        if read_line(r, &mut line)? == 0 {
             return Ok(());
         }
         number += 1;
@@ -437,6 +422,14 @@ mod tests {
         let b = &batches[0];
         assert_eq!(b.lines, vec![Some(2), Some(4), Some(6)]);
         assert_eq!(b.unreadable[0].line, Some(5));
+    }
+
+    #[test]
+    fn a_line_past_the_bound_fails_the_read_instead_of_filling_memory() {
+        let text = format!("{}\n{}", point(0), "x".repeat(MAX_LINE + 1));
+        let (_, end, failed) = read_all(&text);
+        assert_eq!(end, None);
+        assert!(failed.is_some_and(|f| f.contains("longer than")));
     }
 
     #[test]

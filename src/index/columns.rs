@@ -117,14 +117,6 @@ impl Texts {
         let code = s.map_or(NONE, |s| self.code_of(s, rows));
         put(&mut self.codes, slot, code, NONE);
     }
-
-    fn heap_bytes(&self) -> usize {
-        self.codes.capacity() * 4
-            + match &self.pool {
-                Pool::Dictionary(d) => d.strings.iter().map(|s| 2 * (s.len() + 32)).sum::<usize>(),
-                Pool::Heap { bytes, starts } => bytes.capacity() + starts.capacity() * 8,
-            }
-    }
 }
 
 fn put<T: Copy>(v: &mut Vec<T>, slot: usize, value: T, fill: T) {
@@ -553,7 +545,7 @@ impl Columns {
     /// a scalar).
     pub fn scalar(&self, i: usize, slot: u32) -> Option<Scalar<'_>> {
         if let Some(v) = self.odd(i, slot) {
-            return scalar_of(v);
+            return scalar(v);
         }
         let c = self.columns.get(i)?;
         let s = slot as usize;
@@ -627,26 +619,10 @@ impl Columns {
         }
         out
     }
-
-    /// Bytes held on the heap (an estimate for the metrics).
-    pub fn heap_bytes(&self) -> usize {
-        self.columns
-            .iter()
-            .map(|c| {
-                (match &c.values {
-                    Values::Integer(v) => v.capacity() * 8,
-                    Values::Number(v) => v.capacity() * 8,
-                    Values::Bool(v) => v.capacity(),
-                    Values::Text(t) => t.heap_bytes(),
-                    Values::Json(m) => m.len() * 64,
-                }) + c.odd.len() * 64
-            })
-            .sum::<usize>()
-            + self.extra.len() * 128
-    }
 }
 
-fn scalar_of(v: &Value) -> Option<Scalar<'_>> {
+/// A JSON value as a scalar (strings, numbers, booleans).
+pub fn scalar(v: &Value) -> Option<Scalar<'_>> {
     match v {
         Value::String(s) => Some(Scalar::Text(s)),
         Value::Bool(b) => Some(Scalar::Bool(*b)),
@@ -656,11 +632,6 @@ fn scalar_of(v: &Value) -> Option<Scalar<'_>> {
             .or_else(|| n.as_f64().map(Scalar::Number)),
         _ => None,
     }
-}
-
-/// A JSON value as a scalar (strings, numbers, booleans).
-pub fn scalar(v: &Value) -> Option<Scalar<'_>> {
-    scalar_of(v)
 }
 
 #[cfg(test)]

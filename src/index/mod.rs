@@ -148,6 +148,9 @@ pub struct SkippedRows {
     pub rows: Vec<SkippedRow>,
 }
 
+/// Rows a refresh writes under one hold of the layer's lock.
+const APPLY_SLICE: usize = 2_000;
+
 /// Skipped rows named (and logged one by one) per layer; past this they are
 /// only counted, so a file of a million attribute-only rows costs neither
 /// memory nor a flood of log lines.
@@ -346,14 +349,6 @@ impl SpatialIndex {
         self.layers.is_empty()
     }
 
-    /// Bytes a layer's rows hold in memory (an estimate).
-    pub fn heap_bytes(&self, layer: &str) -> usize {
-        self.layers
-            .get(layer)
-            .map(|l| l.read().heap_bytes())
-            .unwrap_or(0)
-    }
-
     /// The WGS84 `[west, south, east, north]` of the features `ids` as the
     /// index holds them now (`None` when it holds none of them).
     pub fn bbox_of(&self, layer: &str, ids: &[i64]) -> Option<[f64; 4]> {
@@ -439,19 +434,26 @@ impl SpatialIndex {
         let Some(slot) = self.layers.get(&layer.name) else {
             return Ok(());
         };
-        let mut l = slot.rows.write().unwrap_or_else(|p| p.into_inner());
-        for id in ids {
-            match found.remove(id) {
-                Some(f) => {
-                    if !l.put(f) {
-                        l.remove(*id);
+        // In slices, the lock released and the worker yielded between
+        // them: the rows of an import of a million features are projected
+        // and written here, and tiles of the layer must keep being cut.
+        for slice in ids.chunks(APPLY_SLICE) {
+            {
+                let mut l = slot.rows.write().unwrap_or_else(|p| p.into_inner());
+                for id in slice {
+                    match found.remove(id) {
+                        Some(f) => {
+                            if !l.put(f) {
+                                l.remove(*id);
+                            }
+                        }
+                        None => l.remove(*id),
                     }
                 }
-                None => l.remove(*id),
+                slot.version.fetch_add(1, Ordering::AcqRel);
             }
+            tokio::task::yield_now().await;
         }
-        slot.version.fetch_add(1, Ordering::AcqRel);
-        drop(l);
         Ok(())
     }
 }

@@ -237,11 +237,6 @@ impl Packed {
         }
         Ok(tree)
     }
-
-    /// Bytes held (an estimate for the metrics).
-    pub fn heap_bytes(&self) -> usize {
-        self.order.capacity() * 4 + self.boxes.capacity() * 32
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

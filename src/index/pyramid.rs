@@ -91,11 +91,6 @@ impl Pyramid {
             .copied()
             .unwrap_or_default()
     }
-
-    /// Bytes held (an estimate).
-    pub fn heap_bytes(&self) -> usize {
-        self.levels.iter().map(|l| l.capacity() * 40).sum()
-    }
 }
 
 #[cfg(test)]

@@ -532,19 +532,6 @@ impl Rows {
         rows.count_points();
         Ok(rows)
     }
-
-    /// Bytes held (an estimate for the metrics and the benchmarks).
-    pub fn heap_bytes(&self) -> usize {
-        self.ids.capacity() * 8
-            + self.mercator.capacity() * 16
-            + self.lonlat.capacity() * 16
-            + self.by_id.capacity() * 17
-            + self.tree.heap_bytes()
-            + self.recent.capacity() * 4
-            + self.columns.heap_bytes()
-            + self.shapes.len() * 256
-            + self.pyramid.as_ref().map_or(0, Pyramid::heap_bytes)
-    }
 }
 
 /// One row of a layer, borrowed from the index under its read lock.

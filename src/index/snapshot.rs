@@ -12,7 +12,7 @@
 //! checksum, of another format or build, or of another history is ignored,
 //! and the index is read from the store and the snapshot written again.
 
-use std::{collections::HashMap, path::Path, path::PathBuf};
+use std::{collections::HashMap, path::Path, path::PathBuf, sync::Arc};
 
 use serde::{Deserialize, Serialize};
 use sha2::Digest;
@@ -222,17 +222,31 @@ impl SpatialIndex {
     /// again at the next start, which is harmless). Written to a temporary
     /// file and renamed, so a crash leaves the old snapshot or the new one.
     pub async fn write_snapshot(
-        &self,
+        self: Arc<Self>,
         store: &dyn Store,
-        catalog: &Catalog,
+        catalog: Arc<Catalog>,
         seq: i64,
         path: &Path,
     ) -> Result<usize, Stale> {
         let at = commit_time(store, seq).await?;
+        let (path, tmp) = (path.to_path_buf(), path.with_extension("index.tmp"));
+        // Encoding, hashing and writing a gigabyte are blocking work.
+        tokio::task::spawn_blocking(move || {
+            let bytes = self.encode(&catalog, seq, at);
+            std::fs::write(&tmp, &bytes)?;
+            std::fs::rename(&tmp, &path)?;
+            Ok::<_, std::io::Error>(bytes.len())
+        })
+        .await
+        .map_err(|e| Stale::Io(e.to_string()))?
+        .map_err(|e| Stale::Io(e.to_string()))
+    }
+
+    /// The snapshot's bytes: the layers first, straight into the buffer (a
+    /// second copy of a ten-million-point body was a gigabyte); the header,
+    /// which counts them, after them; the checksum last.
+    fn encode(&self, catalog: &Catalog, seq: i64, at: Option<String>) -> Vec<u8> {
         let mut layers = Vec::new();
-        // The layers first, straight into the file's buffer (a second copy
-        // of a ten-million-point body was a gigabyte); the header, which
-        // counts them, after them.
         let mut out = Out::default();
         out.buf.extend_from_slice(MAGIC);
         out.u32(FORMAT);
@@ -261,16 +275,7 @@ impl SpatialIndex {
         out.len(header_len);
         let sum = sha2::Sha256::digest(&out.buf);
         out.buf.extend_from_slice(&sum);
-        let size = out.buf.len();
-        let (path, tmp) = (path.to_path_buf(), path.with_extension("index.tmp"));
-        tokio::task::spawn_blocking(move || {
-            std::fs::write(&tmp, &out.buf)?;
-            std::fs::rename(&tmp, &path)
-        })
-        .await
-        .map_err(|e| Stale::Io(e.to_string()))?
-        .map_err(|e| Stale::Io(e.to_string()))?;
-        Ok(size)
+        out.buf
     }
 
     /// The index from the snapshot at `path`, and the change it is as of,
@@ -280,14 +285,32 @@ impl SpatialIndex {
         catalog: &Catalog,
         path: &Path,
     ) -> Result<(Self, i64), Stale> {
-        let owned = path.to_path_buf();
-        let bytes = tokio::task::spawn_blocking(move || std::fs::read(owned))
-            .await
-            .map_err(|e| Stale::Io(e.to_string()))?
-            .map_err(|e| match e.kind() {
-                std::io::ErrorKind::NotFound => Stale::Missing,
-                _ => Stale::Io(e.to_string()),
-            })?;
+        // Reading, hashing and decoding a gigabyte are blocking work; only
+        // the history check below asks the store.
+        let (owned, layers) = (path.to_path_buf(), catalog.layers().to_vec());
+        let (index, seq, at) =
+            tokio::task::spawn_blocking(move || Self::decode_file(&owned, &layers))
+                .await
+                .map_err(|e| Stale::Io(e.to_string()))??;
+        // The same history: the log has change `seq` with the same time,
+        // and nothing was taken out before it.
+        let last = store.last_seq().await?;
+        if seq > last || commit_time(store, seq).await? != at {
+            return Err(Stale::OtherHistory);
+        }
+        Ok((index, seq))
+    }
+
+    /// The index a snapshot file holds, with its log position and that
+    /// change's time, when it is whole and of this build and these schemas.
+    fn decode_file(
+        path: &Path,
+        catalog: &[Arc<LayerDef>],
+    ) -> Result<(Self, i64, Option<String>), Stale> {
+        let bytes = std::fs::read(path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => Stale::Missing,
+            _ => Stale::Io(e.to_string()),
+        })?;
         if bytes.len() < MAGIC.len() + 4 + 32 || &bytes[..MAGIC.len()] != MAGIC {
             return Err(Stale::Damaged("not an onemap index snapshot".into()));
         }
@@ -314,7 +337,6 @@ impl SpatialIndex {
             return Err(Stale::OtherBuild);
         }
         let schemas: Vec<(String, String)> = catalog
-            .layers()
             .iter()
             .map(|l| (l.name.clone(), fingerprint(l)))
             .collect();
@@ -326,14 +348,8 @@ impl SpatialIndex {
         if schemas != recorded {
             return Err(Stale::OtherSchema);
         }
-        // The same history: the log has change `seq` with the same time,
-        // and nothing was taken out before it.
-        let last = store.last_seq().await?;
-        if header.seq > last || commit_time(store, header.seq).await? != header.at {
-            return Err(Stale::OtherHistory);
-        }
         let mut layers = HashMap::new();
-        for (layer, h) in catalog.layers().iter().zip(&header.layers) {
+        for (layer, h) in catalog.iter().zip(&header.layers) {
             let rows = Rows::decode(layer, &mut input).map_err(Stale::Damaged)?;
             if rows.len() != h.rows {
                 return Err(Stale::Damaged(format!("{}: row count", layer.name)));
@@ -349,6 +365,7 @@ impl SpatialIndex {
                 skipped: std::sync::Mutex::new(header.skipped),
             },
             header.seq,
+            header.at,
         ))
     }
 }
