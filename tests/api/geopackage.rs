@@ -167,6 +167,124 @@ async fn the_header_and_spatial_index_follow_the_spec() {
 }
 
 #[tokio::test]
+async fn onemaps_own_writes_leave_the_schema_alone_keep_the_rtree_and_log_once() {
+    let app = spawn_app(true).await;
+    let layer = std::sync::Arc::clone(app.catalog.get("shelters").expect("layer"));
+    let url = format!("sqlite://{}", app.db_path.display());
+    let pool = sqlx::SqlitePool::connect(&url).await.expect("opens");
+    // A fresh connection each time: a pooled one may still hold the read
+    // snapshot of its last statement.
+    let schema_version = || async {
+        use sqlx::Connection;
+        let mut c = sqlx::SqliteConnection::connect(&url).await.expect("opens");
+        sqlx::query_scalar::<_, i64>("PRAGMA schema_version")
+            .fetch_one(&mut c)
+            .await
+            .expect("schema version")
+    };
+    let counts = || async {
+        let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM shelters")
+            .fetch_one(&pool)
+            .await
+            .expect("rows");
+        let indexed: i64 = sqlx::query_scalar("SELECT count(*) FROM rtree_shelters_geom")
+            .fetch_one(&pool)
+            .await
+            .expect("indexed");
+        (rows, indexed)
+    };
+    let version = schema_version().await;
+    let seq = app.store.last_seq().await.expect("seq");
+    let mut f = app
+        .store
+        .features(&layer, &onemap::store::Query::default())
+        .await
+        .expect("features")
+        .remove(0);
+    f.id = None;
+    f.geometry = geo::Geometry::Point(geo::point! { x: 118.123, y: 35.321 });
+    let id = app
+        .store
+        .insert(&layer, std::slice::from_ref(&f), "tester")
+        .await
+        .expect("inserted")
+        .ids[0];
+    f.geometry = geo::Geometry::Point(geo::point! { x: 118.456, y: 35.654 });
+    app.store
+        .replace(&layer, id, &f, onemap::store::Op::Replace, "tester", None)
+        .await
+        .expect("replaced")
+        .expect("found");
+    // The file's own triggers moved the feature in the R-tree.
+    let (minx, miny): (f64, f64) =
+        sqlx::query_as("SELECT minx, miny FROM rtree_shelters_geom WHERE id = ?")
+            .bind(id)
+            .fetch_one(&pool)
+            .await
+            .expect("indexed");
+    assert!(
+        (minx - 118.456).abs() < 1e-4 && (miny - 35.654).abs() < 1e-4,
+        "{minx} {miny}"
+    );
+    let (rows, indexed) = counts().await;
+    assert_eq!(rows, indexed);
+    app.store
+        .delete(&layer, id, "tester", None)
+        .await
+        .expect("deleted")
+        .expect("found");
+    assert_eq!(
+        counts().await,
+        (rows - 1, indexed - 1),
+        "unindexed with its row"
+    );
+    assert_eq!(
+        app.store.last_seq().await.expect("seq"),
+        seq + 3,
+        "each write logged once, by onemap, not again by the log triggers"
+    );
+    let actors: Vec<String> =
+        sqlx::query_scalar("SELECT actor FROM onemap_changes WHERE seq > ? ORDER BY seq")
+            .bind(seq)
+            .fetch_all(&pool)
+            .await
+            .expect("log");
+    assert_eq!(actors, ["tester", "tester", "tester"]);
+    assert_eq!(schema_version().await, version, "no DDL in a write");
+    let marks: i64 = sqlx::query_scalar("SELECT count(*) FROM onemap_own_write")
+        .fetch_one(&pool)
+        .await
+        .expect("marks");
+    assert_eq!(marks, 0, "the own-write mark is never committed");
+
+    // A file whose log triggers predate the mark gets them replaced.
+    pool.close().await;
+    let pool = sqlx::SqlitePool::connect(&url).await.expect("opens");
+    sqlx::raw_sql(
+        "DROP TRIGGER onemap_log_shelters_delete; \
+         CREATE TRIGGER onemap_log_shelters_delete AFTER DELETE ON shelters BEGIN \
+         INSERT INTO onemap_changes (at, actor, layer, op, feature_ids) VALUES \
+         ('2026-01-01T00:00:00Z', 'old', 'shelters', 'delete', '[' || OLD.fid || ']'); END",
+    )
+    .execute(&pool)
+    .await
+    .expect("an old trigger");
+    let again = onemap::store::gpkg::GpkgStore::open(&url)
+        .await
+        .expect("reopens");
+    onemap::store::Store::prepare(&again, app.catalog.layers())
+        .await
+        .expect("prepares");
+    let sql: String = sqlx::query_scalar(
+        "SELECT sql FROM sqlite_master WHERE name = 'onemap_log_shelters_delete'",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("trigger");
+    assert!(sql.contains("onemap_own_write"), "{sql}");
+}
+
+#[tokio::test]
 async fn features_appended_by_gdal_are_indexed_and_read_back() {
     let app = spawn_app(true).await;
     let path = app.db_path.to_str().expect("utf-8 path").to_owned();

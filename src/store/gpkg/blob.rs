@@ -56,6 +56,67 @@ pub fn decode(blob: &[u8]) -> Result<geo::Geometry<f64>, BlobError> {
         .map_err(|e| BlobError::Decode(e.to_string()))
 }
 
+/// The bounding box `[min_x, min_y, max_x, max_y]` of a GeoPackage blob;
+/// `None` for an empty geometry.
+///
+/// The header's envelope when it has one (onemap writes one on every blob),
+/// the coordinates of a bare point, else the decoded geometry's. This is
+/// what the R-tree triggers' `ST_MinX`… ask for on every write, so the
+/// common cases read a few bytes, not the geometry.
+pub fn envelope(blob: &[u8]) -> Result<Option<[f64; 4]>, BlobError> {
+    let start = header_len(blob)?;
+    let flags = blob[3];
+    // Spec §2.1.3.1.1: bit 4 marks an empty geometry.
+    if flags & 0b0001_0000 != 0 {
+        return Ok(None);
+    }
+    let little = flags & 1 == 1;
+    let f64_at = |at: usize| -> f64 {
+        let b: [u8; 8] = blob[at..at + 8]
+            .try_into()
+            .expect("the header length covers the envelope");
+        if little {
+            f64::from_le_bytes(b)
+        } else {
+            f64::from_be_bytes(b)
+        }
+    };
+    if start > 8 {
+        // minx, maxx, miny, maxy.
+        let [a, b, c, d] = [8, 16, 24, 32].map(f64_at);
+        if [a, b, c, d].iter().all(|v| v.is_finite()) {
+            return Ok(Some([a, c, b, d]));
+        }
+    }
+    let wkb = &blob[start..];
+    if wkb.len() >= 21 && (wkb[0] == 0 || wkb[0] == 1) {
+        let le = wkb[0] == 1;
+        let word = |b: &[u8]| -> [u8; 8] { b.try_into().expect("eight bytes") };
+        let code: [u8; 4] = wkb[1..5].try_into().expect("four bytes");
+        let code = if le {
+            u32::from_le_bytes(code)
+        } else {
+            u32::from_be_bytes(code)
+        };
+        if code % 1000 == 1 {
+            let read = |b: &[u8]| {
+                if le {
+                    f64::from_le_bytes(word(b))
+                } else {
+                    f64::from_be_bytes(word(b))
+                }
+            };
+            let (x, y) = (read(&wkb[5..13]), read(&wkb[13..21]));
+            // WKB writes an empty point as NaN coordinates.
+            return Ok((x.is_finite() && y.is_finite()).then_some([x, y, x, y]));
+        }
+    }
+    use geo::BoundingRect;
+    Ok(decode(blob)?
+        .bounding_rect()
+        .map(|r| [r.min().x, r.min().y, r.max().x, r.max().y]))
+}
+
 /// The length of the GeoPackageBinary header, after checking it.
 fn header_len(blob: &[u8]) -> Result<usize, BlobError> {
     if blob.len() < 8 {

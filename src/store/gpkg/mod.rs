@@ -2,6 +2,7 @@
 //! GDAL, QGIS and ArcGIS open the district's data directly.
 
 pub mod blob;
+mod functions;
 mod log;
 mod schema;
 mod sql;
@@ -79,6 +80,9 @@ impl GpkgStore {
             .pragma("case_sensitive_like", "ON");
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
+            // The R-tree triggers' functions, on every connection that
+            // may write (see `functions`).
+            .after_connect(|conn, _| Box::pin(functions::register(conn)))
             .connect_with(options.clone())
             .await
             .map_err(StoreError::db(format!("opening {url}")))?;
@@ -157,6 +161,7 @@ impl GpkgStore {
             .await
             .map_err(StoreError::db("starting a transaction"))?;
         Self::check_layer(&mut tx, layer).await?;
+        schema::mark_own_write(&mut tx).await?;
         Ok(tx)
     }
 
@@ -180,9 +185,8 @@ impl GpkgStore {
         Ok(Some(current))
     }
 
-    /// End a write (its triggers dropped once it began writing): stamp the
-    /// layer, restore its triggers, log the change in the same transaction,
-    /// commit.
+    /// End a write: stamp the layer, log the change in the same
+    /// transaction, take the own-write mark out, commit.
     async fn finish(
         tx: sqlx::Transaction<'static, sqlx::Sqlite>,
         layer: &LayerDef,
@@ -204,6 +208,7 @@ impl GpkgStore {
         if let Some(key) = key {
             log::keep_key(&mut tx, key, &layer.name, change.seq).await?;
         }
+        schema::unmark_own_write(&mut tx).await?;
         tx.commit()
             .await
             .map_err(StoreError::db(format!("committing {}", layer.name)))?;
@@ -228,7 +233,6 @@ impl GpkgStore {
                 return Ok((first, true));
             }
         }
-        schema::drop_triggers(&mut tx, layer).await?;
         let ids = insert_rows(&mut tx, layer, &features).await?;
         let written = Self::finish_keyed(
             tx,
@@ -263,7 +267,7 @@ impl GpkgStore {
     }
 
     /// Apply edits in `tx`, in order; what was written, by layer.
-    /// The layers' triggers are suspended already (see `commit_edits`).
+    /// The transaction is marked as onemap's own already (see `commit_edits`).
     async fn write_edits(
         tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
         edits: Vec<Edit>,
@@ -311,7 +315,7 @@ impl GpkgStore {
                 .execute(&mut **tx)
                 .await
                 .map_err(StoreError::db(format!("updating {} {id}", layer.name)))?;
-            index_features(&mut *tx, &layer, &[(id, &f)]).await?;
+            widen_extent(&mut *tx, &layer, [&f]).await?;
             let g = &mut groups[at];
             g.ids.push(id);
             g.boxes_before.push(log::envelope(&current.geometry));
@@ -359,11 +363,8 @@ impl GpkgStore {
 /// savepoint of its own so that one refusal undoes only its own edit, and
 /// answer each once the whole transaction is committed.
 ///
-/// Why: a write must suspend each layer's triggers (their spatial
-/// functions do not exist on these connections) and restore them, and
-/// that DDL makes every pooled connection re-read the schema: about 80% of
-/// a write's CPU (the dispatch load bench: 53 writes a second at most).
-/// Paid once per group, 200 teams' positions a second fit.
+/// Why: a commit's cost (the transaction, the layer's stamp, the WAL
+/// frames) is paid once per group, not once per team position.
 async fn commit_edits(pool: SqlitePool, batch: Vec<WaitingEdit>) {
     let mut tx = match pool.begin_with("BEGIN IMMEDIATE").await {
         Ok(tx) => tx,
@@ -377,6 +378,15 @@ async fn commit_edits(pool: SqlitePool, batch: Vec<WaitingEdit>) {
             return;
         }
     };
+    if let Err(e) = schema::mark_own_write(&mut tx).await {
+        let reason = e.to_string();
+        for w in batch {
+            let _ = w.reply.send(Err(StoreError::Interrupted {
+                context: format!("starting a write ({reason})"),
+            }));
+        }
+        return;
+    }
     let mut suspended: Vec<Arc<LayerDef>> = Vec::new();
     let mut answers = Vec::with_capacity(batch.len());
     for w in batch {
@@ -396,6 +406,9 @@ async fn commit_edits(pool: SqlitePool, batch: Vec<WaitingEdit>) {
         if finished.is_ok() {
             finished = touch_owned(&mut tx, layer).boxed().await;
         }
+    }
+    if finished.is_ok() {
+        finished = schema::unmark_own_write(&mut tx).await;
     }
     let finished = match finished {
         Ok(()) => tx.commit().await.map_err(|e| format!("committing ({e})")),
@@ -419,8 +432,8 @@ async fn touch_owned(
     touch(tx, &layer).await
 }
 
-/// Suspend the triggers of the edits' layers not suspended yet. Outside
-/// the edit's savepoint: a refused edit must not bring them back.
+/// Check the edits' layers not checked yet, and note them for their stamp.
+/// Outside the edit's savepoint: a refused edit must not undo it.
 async fn suspend(
     tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
     layers: Vec<Arc<LayerDef>>,
@@ -429,7 +442,6 @@ async fn suspend(
     for layer in layers {
         if !suspended.iter().any(|l| l.name == layer.name) {
             GpkgStore::check_layer(&mut *tx, &layer).await?;
-            schema::drop_triggers(&mut *tx, &layer).await?;
             suspended.push(layer);
         }
     }
@@ -650,50 +662,22 @@ async fn insert_rows(
         chunk_ids.sort_unstable();
         ids.extend(chunk_ids);
     }
-    let pairs: Vec<(i64, &Feature)> = ids.iter().copied().zip(features.iter()).collect();
-    index_features(tx, layer, &pairs).await?;
+    widen_extent(tx, layer, features).await?;
     Ok(ids)
 }
 
-/// Keep the R-tree and gpkg_contents in step with one written feature.
 /// Rows per multi-row INSERT: SQLite allows 32,766 parameters a statement,
 /// and one statement per row costs a round trip to sqlx's worker thread.
 const ROWS_PER_STATEMENT: usize = 500;
 
-/// Keep the R-tree and gpkg_contents in step with written features.
-async fn index_features(
+/// Grow the layer's extent in gpkg_contents to cover written features.
+/// (The R-tree is kept by the file's own triggers, see `functions`.)
+async fn widen_extent<'f>(
     conn: &mut SqliteConnection,
     layer: &LayerDef,
-    written: &[(i64, &Feature)],
+    written: impl IntoIterator<Item = &'f Feature>,
 ) -> Result<(), StoreError> {
-    let boxes: Vec<(i64, geo::Rect<f64>)> = written
-        .iter()
-        .filter_map(|(id, f)| f.geometry.bounding_rect().map(|r| (*id, r)))
-        .collect();
-    for chunk in boxes.chunks(ROWS_PER_STATEMENT) {
-        let rows = vec!["(?, ?, ?, ?, ?)"; chunk.len()].join(", ");
-        let sql = format!(
-            "INSERT OR REPLACE INTO \"{}\" (id, minx, maxx, miny, maxy) VALUES {rows}",
-            schema::rtree(layer)
-        );
-        let mut q = sqlx::query(&sql);
-        for (id, r) in chunk {
-            q = q
-                .bind(*id)
-                .bind(r.min().x)
-                .bind(r.max().x)
-                .bind(r.min().y)
-                .bind(r.max().y);
-        }
-        q.execute(&mut *conn)
-            .await
-            .map_err(StoreError::db(format!("indexing {}", layer.name)))?;
-    }
-    let Some(extent) = log::union(
-        boxes
-            .iter()
-            .map(|(_, r)| Some([r.min().x, r.min().y, r.max().x, r.max().y])),
-    ) else {
+    let Some(extent) = log::union(written.into_iter().map(|f| log::envelope(&f.geometry))) else {
         return Ok(());
     };
     // The extent only grows on writes; it is informative in the spec and
@@ -721,7 +705,7 @@ async fn touch(conn: &mut SqliteConnection, layer: &LayerDef) -> Result<(), Stor
     .execute(&mut *conn)
     .await
     .map_err(StoreError::db(format!("stamping {}", layer.name)))?;
-    schema::create_triggers(conn, layer).await
+    Ok(())
 }
 
 /// Features in flight between the reading task and a streaming answer.
@@ -888,26 +872,18 @@ impl Store for GpkgStore {
             .begin()
             .await
             .map_err(StoreError::db("starting a transaction"))?;
+        // Renamed values are rewritten without a log entry.
+        schema::mark_own_write(&mut tx).await?;
         for layer in layers {
             if schema::ensure_layer(&mut tx, layer).await? {
-                // A table another tool made without an index: index its rows.
-                let rows = sqlx::query(&format!("{} ORDER BY fid", Self::select_sql(layer)))
-                    .fetch_all(&mut *tx)
-                    .await
-                    .map_err(StoreError::db(format!("reading {}", layer.name)))?;
-                for row in &rows {
-                    // A row that cannot be read stays out of the file's
-                    // R-tree; the spatial index skips and reports it too.
-                    match read_feature(layer, row) {
-                        Ok(f) => {
-                            index_features(&mut tx, layer, &[(f.id.unwrap_or_default(), &f)])
-                                .await?
-                        }
-                        Err(e) => tracing::warn!(error = %e, "not indexing an unreadable row"),
-                    }
-                }
+                // A table another tool made without an index: index its
+                // rows. A row that cannot be read stays out of the R-tree
+                // (the functions answer NULL); the spatial index skips and
+                // reports it too.
+                schema::index_existing_rows(&mut tx, layer).await?;
             }
         }
+        schema::unmark_own_write(&mut tx).await?;
         tx.commit()
             .await
             .map_err(StoreError::db("committing the schema"))?;
@@ -947,7 +923,6 @@ impl Store for GpkgStore {
         use super::ImportBatch;
         let _writer = self.write_lock.lock().await;
         let mut tx = self.begin_write(layer).await?;
-        schema::drop_triggers(&mut tx, layer).await?;
         let mut errors = crate::layers::ValidationErrors::new(&layer.name);
         let mut ids: Vec<i64> = Vec::new();
         let mut bbox: Option<[f64; 4]> = None;
@@ -1128,13 +1103,12 @@ impl Store for GpkgStore {
         let Some(current) = Self::current(&mut tx, layer, id, if_match).await? else {
             return Ok(None);
         };
-        schema::drop_triggers(&mut tx, layer).await?;
         bind_feature(sqlx::query(&sql), layer, &f)?
             .bind(id)
             .execute(&mut *tx)
             .await
             .map_err(StoreError::db(format!("updating {} {id}", layer.name)))?;
-        index_features(&mut tx, layer, &[(id, &f)]).await?;
+        widen_extent(&mut tx, layer, [&f]).await?;
         Self::finish(
             tx,
             layer,
@@ -1168,20 +1142,11 @@ impl Store for GpkgStore {
         let Some(current) = Self::current(&mut tx, layer, id, if_match).await? else {
             return Ok(None);
         };
-        schema::drop_triggers(&mut tx, layer).await?;
         sqlx::query(&format!("DELETE FROM \"{}\" WHERE fid = ?", layer.name))
             .bind(id)
             .execute(&mut *tx)
             .await
             .map_err(StoreError::db(format!("deleting {} {id}", layer.name)))?;
-        sqlx::query(&format!(
-            "DELETE FROM \"{}\" WHERE id = ?",
-            schema::rtree(layer)
-        ))
-        .bind(id)
-        .execute(&mut *tx)
-        .await
-        .map_err(StoreError::db(format!("unindexing {} {id}", layer.name)))?;
         Self::finish(
             tx,
             layer,

@@ -152,11 +152,45 @@ async fn ensure_rtree(conn: &mut SqliteConnection, layer: &LayerDef) -> Result<b
     Ok(exists.is_none())
 }
 
+/// Fill a new R-tree from the rows already in the table (a layer another
+/// tool made), and widen the extent to them. Rows whose geometry cannot be
+/// read stay out: the trigger functions answer NULL for them.
+pub async fn index_existing_rows(
+    conn: &mut SqliteConnection,
+    layer: &LayerDef,
+) -> Result<(), StoreError> {
+    let (t, c, rt) = (&layer.name, GEOM, rtree(layer));
+    sqlx::query(&format!(
+        "INSERT OR REPLACE INTO \"{rt}\" (id, minx, maxx, miny, maxy) \
+         SELECT fid, ST_MinX(\"{c}\"), ST_MaxX(\"{c}\"), ST_MinY(\"{c}\"), ST_MaxY(\"{c}\") \
+         FROM \"{t}\" WHERE \"{c}\" NOT NULL AND ST_IsEmpty(\"{c}\") = 0"
+    ))
+    .execute(&mut *conn)
+    .await
+    .map_err(StoreError::db(format!("indexing the rows of {t}")))?;
+    let unreadable: i64 = sqlx::query_scalar(&format!(
+        "SELECT count(*) FROM \"{t}\" WHERE \"{c}\" NOT NULL AND ST_IsEmpty(\"{c}\") IS NULL"
+    ))
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(StoreError::db(format!("checking the rows of {t}")))?;
+    if unreadable > 0 {
+        tracing::warn!(layer = %t, rows = unreadable, "not indexing unreadable geometries");
+    }
+    sqlx::query(&format!(
+        "UPDATE gpkg_contents SET (min_x, min_y, max_x, max_y) = \
+         (SELECT min(minx), min(miny), max(maxx), max(maxy) FROM \"{rt}\") WHERE table_name = ?"
+    ))
+    .bind(t)
+    .execute(&mut *conn)
+    .await
+    .map_err(StoreError::db(format!("measuring {t}")))?;
+    Ok(())
+}
+
 /// Rewrite values an earlier catalog used (`renamed_values`) in the stored
-/// features. Triggers are suspended around it as for every onemap write
-/// (their spatial functions do not exist here); geometries do not change,
-/// so the R-tree stays right. Not logged: it changes what a value is
-/// called, not what the one map shows.
+/// features, under `prepare`'s own-write mark. Not logged: it changes what
+/// a value is called, not what the one map shows.
 async fn rename_values(conn: &mut SqliteConnection, layer: &LayerDef) -> Result<(), StoreError> {
     let t = &layer.name;
     let renames: Vec<(&str, &String, &String)> = layer
@@ -183,7 +217,6 @@ async fn rename_values(conn: &mut SqliteConnection, layer: &LayerDef) -> Result<
     if !stale {
         return Ok(());
     }
-    drop_triggers(conn, layer).await?;
     for (column, old, new) in renames {
         let done = sqlx::query(&format!(
             "UPDATE \"{t}\" SET \"{column}\" = ? WHERE \"{column}\" = ?"
@@ -197,7 +230,7 @@ async fn rename_values(conn: &mut SqliteConnection, layer: &LayerDef) -> Result<
             tracing::info!(layer = %t, column, old = %old, new = %new, rows = done.rows_affected(), "renamed stored values");
         }
     }
-    create_triggers(conn, layer).await
+    Ok(())
 }
 
 /// The layer's row in `onemap_layers`.
@@ -262,16 +295,6 @@ async fn describe_columns(conn: &mut SqliteConnection, layer: &LayerDef) -> Resu
     Ok(())
 }
 
-fn trigger_names(layer: &LayerDef) -> [String; 9] {
-    let rt = rtree(layer);
-    let [a, b, c] = log_trigger_names(layer);
-    let [d, e, f, g, h, i] = [
-        "insert", "update1", "update2", "update3", "update4", "delete",
-    ]
-    .map(|s| format!("{rt}_{s}"));
-    [d, e, f, g, h, i, a, b, c]
-}
-
 fn log_trigger_names(layer: &LayerDef) -> [String; 3] {
     ["insert", "update", "delete"].map(|s| format!("onemap_log_{}_{s}", layer.name))
 }
@@ -286,9 +309,9 @@ pub const OTHER_WRITER: &str = "another program (GDAL, QGIS, …)";
 /// index, the tiles and the event stream up to date from it alone.
 ///
 /// They use only core SQL (no JSON or spatial functions), which every
-/// SQLite that opens the file has. onemap's own writes drop them with the
-/// R-tree triggers and log a fuller entry (actor, properties before and
-/// after) themselves.
+/// SQLite that opens the file has. onemap's own writes log a fuller entry
+/// (actor, properties before and after) themselves, and the triggers skip
+/// their rows: see [`mark_own_write`].
 pub async fn create_log_triggers(
     conn: &mut SqliteConnection,
     layer: &LayerDef,
@@ -297,19 +320,38 @@ pub async fn create_log_triggers(
     let literal = t.replace('\'', "''");
     let actor = OTHER_WRITER.replace('\'', "''");
     let [ins, upd, del] = log_trigger_names(layer);
+    // Triggers of files made before the mark existed log onemap's own
+    // writes twice: replace them.
+    let stale: Vec<String> = sqlx::query_scalar(
+        "SELECT name FROM sqlite_master WHERE type = 'trigger' AND name IN (?, ?, ?) \
+         AND instr(sql, 'onemap_own_write') = 0",
+    )
+    .bind(&ins)
+    .bind(&upd)
+    .bind(&del)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(StoreError::db(format!("reading the log triggers of {t}")))?;
+    for name in stale {
+        sqlx::query(&format!("DROP TRIGGER \"{name}\""))
+            .execute(&mut *conn)
+            .await
+            .map_err(StoreError::db(format!("replacing the log triggers of {t}")))?;
+    }
     let log = |op: &str, ids: &str| {
         format!(
             "INSERT INTO onemap_changes (at, actor, layer, op, feature_ids) VALUES \
              (strftime('%Y-%m-%dT%H:%M:%fZ','now'), '{actor}', '{literal}', '{op}', {ids});"
         )
     };
+    let others = "WHEN NOT EXISTS (SELECT 1 FROM onemap_own_write)";
     let statements = [
         format!(
-            "CREATE TRIGGER IF NOT EXISTS \"{ins}\" AFTER INSERT ON \"{t}\" BEGIN {} END",
+            "CREATE TRIGGER IF NOT EXISTS \"{ins}\" AFTER INSERT ON \"{t}\" {others} BEGIN {} END",
             log("create", "'[' || NEW.fid || ']'")
         ),
         format!(
-            "CREATE TRIGGER IF NOT EXISTS \"{upd}\" AFTER UPDATE ON \"{t}\" BEGIN {} END",
+            "CREATE TRIGGER IF NOT EXISTS \"{upd}\" AFTER UPDATE ON \"{t}\" {others} BEGIN {} END",
             log(
                 "update",
                 "CASE WHEN OLD.fid = NEW.fid THEN '[' || NEW.fid || ']' \
@@ -317,7 +359,7 @@ pub async fn create_log_triggers(
             )
         ),
         format!(
-            "CREATE TRIGGER IF NOT EXISTS \"{del}\" AFTER DELETE ON \"{t}\" BEGIN {} END",
+            "CREATE TRIGGER IF NOT EXISTS \"{del}\" AFTER DELETE ON \"{t}\" {others} BEGIN {} END",
             log("delete", "'[' || OLD.fid || ']'")
         ),
     ];
@@ -381,26 +423,26 @@ pub async fn create_triggers(
     create_log_triggers(conn, layer).await
 }
 
-/// Drop the R-tree and log triggers for the length of one of onemap's own
-/// write transactions.
+/// Mark the transaction as one of onemap's own writes, which log their
+/// change themselves: the log triggers skip the rows it writes. Call
+/// [`unmark_own_write`] before committing.
 ///
-/// The spec's triggers call ST_IsEmpty/ST_MinX/…, which SQLite lacks and
-/// which GDAL registers in its own connections; a statement that fires them
-/// cannot even be prepared here. onemap maintains the R-tree itself in the
-/// same transaction and puts the triggers back before commit, so every other
-/// reader and writer sees them in place (DDL is transactional in SQLite).
-pub async fn drop_triggers(
-    conn: &mut SqliteConnection,
-    layer: &LayerDef,
-) -> Result<(), StoreError> {
-    for name in trigger_names(layer) {
-        sqlx::query(&format!("DROP TRIGGER IF EXISTS \"{name}\""))
-            .execute(&mut *conn)
-            .await
-            .map_err(StoreError::db(format!(
-                "suspending R-tree triggers of {}",
-                layer.name
-            )))?;
-    }
+/// Why a row: a trigger of the file can only read the file's own tables,
+/// and the row, never committed, is seen by this transaction alone.
+pub async fn mark_own_write(conn: &mut SqliteConnection) -> Result<(), StoreError> {
+    sqlx::query("INSERT OR IGNORE INTO onemap_own_write (one) VALUES (1)")
+        .execute(&mut *conn)
+        .await
+        .map_err(StoreError::db("marking a write as onemap's own"))?;
+    Ok(())
+}
+
+/// Take the mark of [`mark_own_write`] out, so the commit leaves the log
+/// triggers armed for every other writer.
+pub async fn unmark_own_write(conn: &mut SqliteConnection) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM onemap_own_write")
+        .execute(&mut *conn)
+        .await
+        .map_err(StoreError::db("ending onemap's own write"))?;
     Ok(())
 }
