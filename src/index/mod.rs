@@ -5,6 +5,7 @@
 //! searches and planning read it, without touching the store.
 
 mod columns;
+pub mod dirty;
 mod mercator;
 mod nearest;
 mod packed;
@@ -14,10 +15,7 @@ pub mod snapshot;
 
 use std::{
     collections::{BTreeMap, HashMap},
-    sync::{
-        atomic::{AtomicU64, Ordering},
-        Arc, Mutex, RwLock,
-    },
+    sync::{Arc, Mutex, RwLock},
 };
 
 use futures_util::StreamExt;
@@ -107,22 +105,22 @@ fn interior_point(p: &geo::Polygon<f64>) -> Option<geo::Point<f64>> {
     best.map(|(_, point)| point)
 }
 
-/// One layer's rows and its version, the version outside the lock: every
-/// tile request reads it, and an atomic load does not contend as a
-/// read-lock does.
+/// One layer's rows and its tiles' versions, the versions outside the
+/// rows' lock: every tile request reads one, and a build of a big tile
+/// holds the rows' read lock for milliseconds.
 struct Slot {
     rows: RwLock<Rows>,
-    /// Bumped after every change, while the rows' write lock is held:
-    /// tile cache keys carry it, so whoever sees a new version builds from
-    /// the new rows.
-    version: AtomicU64,
+    /// Moved on for the tiles a change touched, after the rows changed
+    /// (with their write lock held): tile cache keys carry the version, so
+    /// whoever sees a new one builds from the new rows.
+    dirty: RwLock<dirty::Dirty>,
 }
 
 impl Slot {
     fn new(rows: Rows) -> Self {
         Self {
             rows: RwLock::new(rows),
-            version: AtomicU64::new(1),
+            dirty: RwLock::default(),
         }
     }
 
@@ -259,11 +257,17 @@ impl SpatialIndex {
             .clone()
     }
 
-    /// The current version of a layer (0 for an unknown one).
-    pub fn version(&self, layer: &str) -> u64 {
+    /// The current version of a layer's tile z/x/y (0 for an unknown
+    /// layer): it moves on when a change comes near the tile.
+    pub fn tile_version(&self, layer: &str, z: u8, x: u32, y: u32) -> u64 {
         self.layers
             .get(layer)
-            .map(|l| l.version.load(Ordering::Acquire))
+            .map(|l| {
+                l.dirty
+                    .read()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .version(z, x, y)
+            })
             .unwrap_or(0)
     }
 
@@ -440,7 +444,10 @@ impl SpatialIndex {
         for slice in ids.chunks(APPLY_SLICE) {
             {
                 let mut l = slot.rows.write().unwrap_or_else(|p| p.into_inner());
+                // Where each feature was and is: the tiles to rebuild.
+                let mut boxes = Vec::with_capacity(2 * slice.len());
                 for id in slice {
+                    boxes.extend(l.get(*id).map(|r| r.bbox()));
                     match found.remove(id) {
                         Some(f) => {
                             if !l.put(f) {
@@ -449,8 +456,12 @@ impl SpatialIndex {
                         }
                         None => l.remove(*id),
                     }
+                    boxes.extend(l.get(*id).map(|r| r.bbox()));
                 }
-                slot.version.fetch_add(1, Ordering::AcqRel);
+                slot.dirty
+                    .write()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .changed(&boxes);
             }
             tokio::task::yield_now().await;
         }

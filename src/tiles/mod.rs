@@ -1,8 +1,8 @@
 //! Vector tiles (`/tiles/{layers}/{z}/{x}/{y}.mvt`) and their TileJSON
 //! (`/tiles/{layers}.json`), cut from the in-memory index.
 //!
-//! Tiles are cached by bytes with keys that carry each layer's version, so
-//! an edit invalidates only the layers it touched; each tile is gzipped
+//! Tiles are cached by bytes with keys that carry each layer's version of
+//! that tile, so an edit invalidates only the tiles it came near; each tile is gzipped
 //! once, carries a strong ETag, and answers 304 to a matching If-None-Match.
 
 pub mod basemap;
@@ -208,7 +208,7 @@ async fn tile(
     let mut key = String::with_capacity(48 + 24 * filters.len());
     let _ = write!(key, "{spec}/{z}/{x}/{y}|{}", params.crs);
     for (l, f) in &filters {
-        let _ = write!(key, "|{}", state.index.version(&l.name));
+        let _ = write!(key, "|{}", state.index.tile_version(&l.name, z, x, y));
         if let Some(f) = f {
             let _ = write!(key, "?{f}");
         }

@@ -355,10 +355,26 @@ async fn an_edit_changes_the_tiles_that_cover_it_and_only_those() {
         before,
         "the covering tile changed at once"
     );
+    let builds = || async {
+        let text = app.get("/metrics").await.text().await.expect("metrics");
+        text.lines()
+            .find_map(|l| {
+                l.strip_prefix("onemap_tile_builds_total ")?
+                    .parse::<f64>()
+                    .ok()
+            })
+            .expect("onemap_tile_builds_total")
+    };
+    let built = builds().await;
     assert_eq!(
         etag(elsewhere.clone()).await,
         other_before,
         "a tile elsewhere did not"
+    );
+    assert_eq!(
+        builds().await,
+        built,
+        "… and was answered from the cache: the edit made only the tiles near it stale"
     );
 
     // A matching ETag answers 304.
