@@ -147,6 +147,7 @@ def main():
                  if l.startswith("16/")]
         stop = threading.Event()
         counts = {"tiles": 0, "writes": 0, "write_errors": 0}
+        statuses = {}  # of the refused writes, to tell why
         lock = threading.Lock()
 
         def tile_loop(seed):
@@ -164,6 +165,8 @@ def main():
                                  {"properties": {"employees": r.randint(1, 5000)}}, "application/merge-patch+json")
                 with lock:
                     counts["writes" if st == 200 else "write_errors"] += 1
+                    if st != 200:
+                        statuses[st] = statuses.get(st, 0) + 1
 
         def phase(loops):
             for k in counts:
@@ -182,7 +185,8 @@ def main():
         both = phase([tile_loop] * a.tile_conns + [write_loop] * a.writers)
         report["sustained"] = {"writers": a.writers, "tile_conns": a.tile_conns, "seconds": a.seconds,
                                "writes_per_s": both["writes"], "write_errors_per_s": both["write_errors"],
-                               "tiles_per_s": both["tiles"]}
+                               "tiles_per_s": both["tiles"],
+                               "refused_by_status": {str(k): v for k, v in sorted(statuses.items())}}
         print(json.dumps(report, indent=2))
     finally:
         proc.terminate()

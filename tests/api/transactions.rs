@@ -559,3 +559,62 @@ async fn a_collection_of_one_feature_is_answered_as_a_collection() {
     let body: Value = r.json().await.expect("json");
     assert_eq!(body["ids"], json!([1]), "{body}");
 }
+
+#[tokio::test]
+async fn writes_cut_off_by_their_clients_leave_no_transaction_open() {
+    // A client that gives up mid-write (a browser tab closed, a load
+    // balancer's timeout) drops the request's future at any await: in
+    // `BEGIN`, between statements, in `COMMIT`. None of it may leave a
+    // pooled connection inside a transaction holding the file's write lock,
+    // which wedged every later write of the server.
+    let app = spawn_app(true).await;
+    let token = app.token(Role::Dispatcher).await;
+    let impatient = reqwest::Client::new();
+    for round in 0..40u64 {
+        let mut cut = Vec::new();
+        for i in 0..8u64 {
+            let micros = 50 + (round * 8 + i) * 37 % 3000;
+            let r = impatient
+                .patch(app.url(&format!(
+                    "/ogc/collections/rescue_teams/items/{}",
+                    1 + i % 4
+                )))
+                .bearer_auth(&token)
+                .header("content-type", "application/merge-patch+json")
+                .body(json!({"properties": {"headcount": 10 + round}}).to_string())
+                .timeout(std::time::Duration::from_micros(micros))
+                .send();
+            cut.push(r);
+        }
+        // Answered or cut off: either is fine here.
+        let _ = futures_util::future::join_all(cut).await;
+    }
+    let started = std::time::Instant::now();
+    for id in 1..=4 {
+        let r = app
+            .client
+            .patch(app.url(&format!("/ogc/collections/rescue_teams/items/{id}")))
+            .bearer_auth(&token)
+            .header("content-type", "application/merge-patch+json")
+            .body(json!({"properties": {"headcount": 99}}).to_string())
+            .send()
+            .await
+            .expect("answers");
+        assert_eq!(r.status(), 200, "{}", r.text().await.unwrap_or_default());
+    }
+    let r = send(
+        &app,
+        reqwest::Method::POST,
+        "/ogc/collections/rescue_teams/items",
+        Some(&token),
+        Some(team("切断之后", "standby")),
+        &[],
+    )
+    .await;
+    assert_eq!(r.status(), 201);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "writes after the cut-off ones waited {:?} for a lock",
+        started.elapsed()
+    );
+}

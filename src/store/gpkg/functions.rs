@@ -72,6 +72,23 @@ pub async fn register(conn: &mut SqliteConnection) -> Result<(), sqlx::Error> {
     Ok(())
 }
 
+/// Whether the connection is outside any transaction (SQLite's autocommit
+/// mode), as it must be when it goes back to the pool.
+///
+/// Why: a request cut off by its client drops its future at any await,
+/// and sqlx has a window (the `BEGIN` answered but its reply dropped with
+/// the future) in which the connection goes back to the pool inside a
+/// transaction that nothing will end, holding the file's write lock: every
+/// later write then failed with "database is locked". The pool discards
+/// such a connection instead (closing it rolls the transaction back).
+pub async fn is_idle(conn: &mut SqliteConnection) -> Result<bool, sqlx::Error> {
+    let mut handle = conn.lock_handle().await?;
+    let db = handle.as_raw_handle().as_ptr();
+    // SAFETY: `db` is the live connection the lock holds; the call only
+    // reads its state.
+    Ok(unsafe { ffi::sqlite3_get_autocommit(db) } != 0)
+}
+
 /// What a function answers for one blob; `None` is SQL NULL.
 fn answer(which: usize, blob: Option<&[u8]>) -> Option<Answer> {
     // Not a geometry blob (NULL, text, garbage): NULL, as GDAL answers, so

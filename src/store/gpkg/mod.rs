@@ -83,6 +83,19 @@ impl GpkgStore {
             // The R-tree triggers' functions, on every connection that
             // may write (see `functions`).
             .after_connect(|conn, _| Box::pin(functions::register(conn)))
+            // A connection left inside a transaction by a cancelled
+            // request is closed, not reused (see `functions::is_idle`).
+            .after_release(|conn, _| {
+                Box::pin(async move {
+                    let idle = functions::is_idle(conn).await.unwrap_or(false);
+                    if !idle {
+                        tracing::warn!(
+                            "closing a connection a cancelled request left inside a transaction"
+                        );
+                    }
+                    Ok(idle)
+                })
+            })
             .connect_with(options.clone())
             .await
             .map_err(StoreError::db(format!("opening {url}")))?;
@@ -1293,5 +1306,38 @@ impl Store for GpkgStore {
         }
         self.health.close().await;
         self.pool.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_connection_released_inside_a_transaction_is_closed_not_reused() {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let path = dir.path().join("t.gpkg");
+        let store = GpkgStore::open(path.to_str().expect("utf-8"))
+            .await
+            .expect("opens");
+        {
+            // What a cancelled request can leave: a transaction sqlx does
+            // not know of, holding the write lock.
+            let mut conn = store.pool.acquire().await.expect("a connection");
+            sqlx::raw_sql("BEGIN IMMEDIATE")
+                .execute(&mut *conn)
+                .await
+                .expect("begins");
+        }
+        let started = std::time::Instant::now();
+        let tx = tokio::time::timeout(
+            Duration::from_secs(5),
+            store.pool.begin_with("BEGIN IMMEDIATE"),
+        )
+        .await
+        .expect("the write lock was released, not held until the busy timeout")
+        .expect("a write begins");
+        tx.rollback().await.expect("rolls back");
+        assert!(started.elapsed() < Duration::from_secs(2));
     }
 }
