@@ -33,7 +33,12 @@ const APPLICATION_ID: i32 = 0x4750_4B47;
 const USER_VERSION: i32 = 10300;
 
 pub struct GpkgStore {
+    /// Connections for reads.
     pool: SqlitePool,
+    /// Connections for write transactions, checked on release (a request
+    /// cut off mid-transaction must not leave one holding the write lock;
+    /// the check costs a round trip, which reads need not pay).
+    writer: SqlitePool,
     /// One connection of its own for `ping`: health must answer while user
     /// work holds every connection of the pool.
     health: SqlitePool,
@@ -78,10 +83,20 @@ impl GpkgStore {
             .foreign_keys(true)
             // CQL2 LIKE is case-sensitive; SQLite's is not unless told.
             .pragma("case_sensitive_like", "ON");
+        // Readers: features, the log, tokens and scenarios (single
+        // statements, no transactions).
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
-            // The R-tree triggers' functions, on every connection that
-            // may write (see `functions`).
+            .after_connect(|conn, _| Box::pin(functions::register(conn)))
+            .connect_with(options.clone())
+            .await
+            .map_err(StoreError::db(format!("opening {url}")))?;
+        // Writers: every transaction. SQLite takes one writer at a time, so
+        // two connections are plenty; the second lets a write begin while
+        // the first is being checked on its way back.
+        let writer = SqlitePoolOptions::new()
+            .max_connections(2)
+            // The R-tree triggers' functions (see `functions`).
             .after_connect(|conn, _| Box::pin(functions::register(conn)))
             // A connection left inside a transaction by a cancelled
             // request is closed, not reused (see `functions::is_idle`).
@@ -105,7 +120,7 @@ impl GpkgStore {
             .connect_with(options.read_only(true).busy_timeout(Duration::from_secs(1)))
             .await
             .map_err(StoreError::db(format!("opening {url} for health checks")))?;
-        sqlx::migrate!("migrations/sqlite").run(&pool).await?;
+        sqlx::migrate!("migrations/sqlite").run(&writer).await?;
         // The two header fields by which GDAL and others recognise a
         // GeoPackage (spec requirements 2 and 3).
         // Checkpointed at once: GDAL identifies the file by the header bytes
@@ -114,11 +129,12 @@ impl GpkgStore {
             "PRAGMA application_id = {APPLICATION_ID}; PRAGMA user_version = {USER_VERSION}; \
              PRAGMA wal_checkpoint(TRUNCATE)"
         ))
-        .execute(&pool)
+        .execute(&writer)
         .await
         .map_err(StoreError::db("writing the GeoPackage header"))?;
         Ok(Self {
             pool,
+            writer,
             health,
             write_lock: Arc::new(Mutex::new(())),
             waiting: std::sync::Mutex::new(Vec::new()),
@@ -169,7 +185,7 @@ impl GpkgStore {
         layer: &LayerDef,
     ) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, StoreError> {
         let mut tx = self
-            .pool
+            .writer
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(StoreError::db("starting a transaction"))?;
@@ -881,7 +897,7 @@ impl Store for GpkgStore {
     async fn prepare(&self, layers: &[Arc<LayerDef>]) -> Result<(), StoreError> {
         let _writer = self.write_lock.lock().await;
         let mut tx = self
-            .pool
+            .writer
             .begin()
             .await
             .map_err(StoreError::db("starting a transaction"))?;
@@ -1206,7 +1222,7 @@ impl Store for GpkgStore {
         let writer = Arc::clone(&self.write_lock).lock_owned().await;
         let batch = std::mem::take(&mut *self.waiting.lock().unwrap_or_else(|e| e.into_inner()));
         if !batch.is_empty() {
-            let pool = self.pool.clone();
+            let pool = self.writer.clone();
             tokio::spawn(async move {
                 commit_edits(pool, batch).await;
                 drop(writer);
@@ -1299,13 +1315,14 @@ impl Store for GpkgStore {
         // Fold the WAL back into the main file so the .gpkg alone is complete
         // for whoever copies it next.
         if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
         {
             tracing::warn!(error = %e, "could not checkpoint the GeoPackage");
         }
         self.health.close().await;
         self.pool.close().await;
+        self.writer.close().await;
     }
 }
 
@@ -1323,7 +1340,7 @@ mod tests {
         {
             // What a cancelled request can leave: a transaction sqlx does
             // not know of, holding the write lock.
-            let mut conn = store.pool.acquire().await.expect("a connection");
+            let mut conn = store.writer.acquire().await.expect("a connection");
             sqlx::raw_sql("BEGIN IMMEDIATE")
                 .execute(&mut *conn)
                 .await
@@ -1332,7 +1349,7 @@ mod tests {
         let started = std::time::Instant::now();
         let tx = tokio::time::timeout(
             Duration::from_secs(5),
-            store.pool.begin_with("BEGIN IMMEDIATE"),
+            store.writer.begin_with("BEGIN IMMEDIATE"),
         )
         .await
         .expect("the write lock was released, not held until the busy timeout")
