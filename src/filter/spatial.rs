@@ -202,6 +202,10 @@ impl<'a> Parts<'a> {
 struct Prepared {
     geometry: Geometry<f64>,
     bounds: Option<Rect<f64>>,
+    /// Set when the shape is an axis-aligned rectangle (every `bbox=`
+    /// query): a point then meets it iff its box holds it, which is most
+    /// of an items request's tests.
+    rect: Option<Rect<f64>>,
     points: Vec<Coord<f64>>,
     edges: Edges,
     probes: Vec<Coord<f64>>,
@@ -220,6 +224,7 @@ impl Shape {
         let (points, lines, probes) = (parts.points, parts.lines, parts.probes);
         Shape(Arc::new(Prepared {
             bounds: geometry.bounding_rect(),
+            rect: as_rectangle(&geometry),
             points,
             edges: Edges::new(lines),
             probes,
@@ -240,6 +245,10 @@ impl Shape {
     /// `intersects`).
     pub fn intersects(&self, other: &Geometry<f64>) -> bool {
         let me = &*self.0;
+        if let (Some(r), Geometry::Point(p)) = (me.rect, other) {
+            let (min, max) = (r.min(), r.max());
+            return min.x <= p.x() && p.x() <= max.x && min.y <= p.y() && p.y() <= max.y;
+        }
         let them = Parts::of(other);
         let (Some(mine), Some(theirs)) = (me.bounds, them.bounds()) else {
             return false;
@@ -272,6 +281,42 @@ impl Shape {
     }
 }
 
+/// The rectangle a geometry is, if it is one: a rectangle, or a polygon
+/// without holes whose ring runs along its own bounding box's four sides.
+fn as_rectangle(g: &Geometry<f64>) -> Option<Rect<f64>> {
+    let p = match g {
+        Geometry::Rect(r) => return Some(*r),
+        Geometry::Polygon(p) => p,
+        _ => return None,
+    };
+    if !p.interiors().is_empty() {
+        return None;
+    }
+    let r = p.bounding_rect()?;
+    let ring = &p.exterior().0;
+    // Closed, four corners: each on the box's corners, consecutive ones
+    // sharing an x or a y (so each side runs along the box).
+    if ring.len() != 5 || ring.first() != ring.last() {
+        return None;
+    }
+    let corner = |c: &Coord<f64>| {
+        (c.x == r.min().x || c.x == r.max().x) && (c.y == r.min().y || c.y == r.max().y)
+    };
+    let sides = ring
+        .windows(2)
+        .all(|w| (w[0].x == w[1].x) != (w[0].y == w[1].y));
+    let distinct = {
+        let mut cs: Vec<(u64, u64)> = ring[..4]
+            .iter()
+            .map(|c| (c.x.to_bits(), c.y.to_bits()))
+            .collect();
+        cs.sort_unstable();
+        cs.dedup();
+        cs.len() == 4
+    };
+    (ring.iter().all(corner) && sides && distinct).then_some(r)
+}
+
 impl PartialEq for Shape {
     fn eq(&self, other: &Self) -> bool {
         self.0.geometry == other.0.geometry
@@ -289,6 +334,62 @@ mod tests {
     use geo::{Relate, Translate};
 
     use super::*;
+
+    #[test]
+    fn a_bbox_answers_points_as_the_general_test_does() {
+        let rect = Rect::new(
+            geo::coord! { x: 118.2, y: 34.9 },
+            geo::coord! { x: 118.4, y: 35.1 },
+        );
+        let fast = Shape::new(rect.to_polygon().into());
+        assert_eq!(fast.0.rect, Some(rect), "a bbox polygon is seen as one");
+        // The same area with a fifth vertex mid-side: the general path.
+        let general = Shape::new(
+            Polygon::new(
+                LineString::from(vec![
+                    (118.2, 34.9),
+                    (118.3, 34.9),
+                    (118.4, 34.9),
+                    (118.4, 35.1),
+                    (118.2, 35.1),
+                    (118.2, 34.9),
+                ]),
+                vec![],
+            )
+            .into(),
+        );
+        assert!(general.0.rect.is_none());
+        let xs = [118.1, 118.2, 118.25, 118.3, 118.4, 118.4000001, 118.5];
+        let ys = [34.8, 34.9, 34.95, 35.0, 35.1, 35.1000001, 35.2];
+        for x in xs {
+            for y in ys {
+                let p: Geometry<f64> = geo::Point::new(x, y).into();
+                assert_eq!(fast.intersects(&p), general.intersects(&p), "({x}, {y})");
+            }
+        }
+        // Not rectangles: a rotated square, a triangle, a polygon with a hole.
+        let diamond = Polygon::new(
+            LineString::from(vec![
+                (0.0, 1.0),
+                (1.0, 0.0),
+                (0.0, -1.0),
+                (-1.0, 0.0),
+                (0.0, 1.0),
+            ]),
+            vec![],
+        );
+        assert!(as_rectangle(&diamond.into()).is_none());
+        let holed = Polygon::new(
+            rect.to_polygon().exterior().clone(),
+            vec![LineString::from(vec![
+                (118.25, 34.95),
+                (118.3, 34.95),
+                (118.3, 35.0),
+                (118.25, 34.95),
+            ])],
+        );
+        assert!(as_rectangle(&holed.into()).is_none());
+    }
 
     /// A star with `n` spikes around (118.3, 35.0): concave, many vertices.
     fn star(n: usize) -> Polygon<f64> {
