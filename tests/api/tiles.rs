@@ -304,6 +304,89 @@ async fn dense_points_cluster_and_every_point_is_drawn_or_counted() {
 }
 
 #[tokio::test]
+async fn a_tile_too_dense_to_draw_is_clustered_at_any_zoom_and_splits_deeper() {
+    let app = spawn_app(true).await;
+    let layer = app.catalog.get("cameras").expect("layer").clone();
+    // 6,400 cameras in a square of about 250 m around the middle of one
+    // z16 tile.
+    let (tx, ty) = tile_of(118.4005, 35.0505, 16);
+    let n = f64::from(1u32 << 16);
+    let mid_lon = (f64::from(tx) + 0.5) / n * 360.0 - 180.0;
+    let mid_lat = (std::f64::consts::PI * (1.0 - 2.0 * (f64::from(ty) + 0.5) / n))
+        .sinh()
+        .atan()
+        .to_degrees();
+    let (lon0, lat0) = (mid_lon - 0.0012, mid_lat - 0.0012);
+    let points: Vec<Feature> = (0..6400)
+        .map(|i| {
+            let (dx, dy) = ((i % 80) as f64 * 0.000_03, (i / 80) as f64 * 0.000_03);
+            Feature::new(
+                geo::point! { x: lon0 + dx, y: lat0 + dy },
+                json!({"name": format!("d{i}"), "channels": 2})
+                    .as_object()
+                    .cloned()
+                    .unwrap_or_default(),
+            )
+        })
+        .collect();
+    app.store
+        .insert(&layer, &points, "test")
+        .await
+        .expect("stored");
+    let dir = app.stop().await;
+    let app = crate::helpers::spawn_app_in(dir, false).await;
+    for z in [16u8, 17, 18, 20] {
+        let (x, y) = tile_of(mid_lon, mid_lat, z);
+        let path = format!("/tiles/cameras/{z}/{x}/{y}.mvt");
+        let bytes = app.get(&path).await.bytes().await.expect("tile").len();
+        let got = decode(&app, "cameras", z, x, y)
+            .await
+            .get("cameras")
+            .cloned()
+            .unwrap_or_default();
+        let area = buffered(z, x, y);
+        use geo::Intersects;
+        let expected = points
+            .iter()
+            .filter(|f| area.intersects(&project(&f.geometry)))
+            .count();
+        let counted: i64 = got
+            .iter()
+            .map(|f| {
+                f.properties
+                    .get("point_count")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(1)
+            })
+            .sum();
+        assert_eq!(
+            counted as usize, expected,
+            "zoom {z}: drawn + clustered = every point"
+        );
+        let clusters = got
+            .iter()
+            .filter(|f| f.properties.contains_key("point_count"))
+            .count();
+        if expected > onemap::tiles::build::DENSE_POINT_BUDGET {
+            assert!(clusters > 0, "zoom {z}: {expected} points are clustered");
+        } else {
+            assert_eq!(
+                (clusters, got.len()),
+                (0, expected),
+                "zoom {z}: every point drawn"
+            );
+        }
+        assert!(bytes < 500_000, "zoom {z}: {bytes} bytes");
+        if z == 16 {
+            assert!(expected > 6000, "the blob is in the z16 tile ({expected})");
+        }
+        if z == 20 {
+            assert!(expected > 0 && clusters == 0, "deep enough, points again");
+        }
+    }
+}
+
+#[tokio::test]
 async fn an_edit_changes_the_tiles_that_cover_it_and_only_those() {
     let app = spawn_app(true).await;
     let token = app.token(Role::Dispatcher).await;
