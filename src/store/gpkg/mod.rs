@@ -420,7 +420,7 @@ async fn commit_edits(pool: SqlitePool, batch: Vec<WaitingEdit>) {
         }
         return;
     }
-    let mut suspended: Vec<Arc<LayerDef>> = Vec::new();
+    let mut checked: Vec<Arc<LayerDef>> = Vec::new();
     let mut answers = Vec::with_capacity(batch.len());
     for w in batch {
         // Layers first: an edit's closure is not Sync, so no reference to
@@ -428,14 +428,14 @@ async fn commit_edits(pool: SqlitePool, batch: Vec<WaitingEdit>) {
         let layers: Vec<Arc<LayerDef>> = w.edits.iter().map(|e| Arc::clone(&e.layer)).collect();
         // Boxed: rustc cannot prove the unboxed futures Send for every
         // lifetime (rust-lang/rust#102211), which the spawned task needs.
-        let answer = match suspend(&mut tx, layers, &mut suspended).boxed().await {
+        let answer = match check_layers(&mut tx, layers, &mut checked).boxed().await {
             Ok(()) => one_edit(&mut tx, w.edits, &w.actor, w.action).boxed().await,
             Err(e) => Err(e),
         };
         answers.push((w.reply, answer));
     }
     let mut finished: Result<(), StoreError> = Ok(());
-    for layer in suspended {
+    for layer in checked {
         if finished.is_ok() {
             finished = touch_owned(&mut tx, layer).boxed().await;
         }
@@ -467,15 +467,15 @@ async fn touch_owned(
 
 /// Check the edits' layers not checked yet, and note them for their stamp.
 /// Outside the edit's savepoint: a refused edit must not undo it.
-async fn suspend(
+async fn check_layers(
     tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
     layers: Vec<Arc<LayerDef>>,
-    suspended: &mut Vec<Arc<LayerDef>>,
+    checked: &mut Vec<Arc<LayerDef>>,
 ) -> Result<(), StoreError> {
     for layer in layers {
-        if !suspended.iter().any(|l| l.name == layer.name) {
+        if !checked.iter().any(|l| l.name == layer.name) {
             GpkgStore::check_layer(&mut *tx, &layer).await?;
-            suspended.push(layer);
+            checked.push(layer);
         }
     }
     Ok(())
