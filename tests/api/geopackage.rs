@@ -251,6 +251,16 @@ async fn onemaps_own_writes_leave_the_schema_alone_keep_the_rtree_and_log_once()
             .expect("log");
     assert_eq!(actors, ["tester", "tester", "tester"]);
     assert_eq!(schema_version().await, version, "no DDL in a write");
+    // gpkg_contents' extent grew to both places the feature has been.
+    let (min_x, max_y): (f64, f64) = {
+        use sqlx::Connection;
+        let mut c = sqlx::SqliteConnection::connect(&url).await.expect("opens");
+        sqlx::query_as("SELECT min_x, max_y FROM gpkg_contents WHERE table_name = 'shelters'")
+            .fetch_one(&mut c)
+            .await
+            .expect("extent")
+    };
+    assert!(min_x <= 118.123 && max_y >= 35.654, "{min_x} {max_y}");
     let marks: i64 = sqlx::query_scalar("SELECT count(*) FROM onemap_own_write")
         .fetch_one(&pool)
         .await

@@ -193,8 +193,12 @@ impl GpkgStore {
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(StoreError::db("starting a transaction"))?;
-        Self::check_layer(&mut tx, layer).await?;
-        schema::mark_own_write(&mut tx).await?;
+        // The mark, taken only if the file holds the layer: one statement.
+        if !schema::mark_own_write_on(&mut tx, &layer.name).await? {
+            return Err(StoreError::UnknownLayer {
+                layer: layer.name.clone(),
+            });
+        }
         Ok(tx)
     }
 
@@ -235,7 +239,8 @@ impl GpkgStore {
         layer: &LayerDef,
         entry: log::Entry<'_>,
     ) -> Result<Written, StoreError> {
-        touch(&mut tx, layer).await?;
+        // The stamp and the grown extent in one statement.
+        touch(&mut tx, layer, entry.bbox_after).await?;
         let ids = entry.ids.clone();
         let change = log::append(&mut tx, entry).await?;
         if let Some(key) = key {
@@ -462,7 +467,8 @@ async fn touch_owned(
     tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
     layer: Arc<LayerDef>,
 ) -> Result<(), StoreError> {
-    touch(tx, &layer).await
+    // The edits grew the extent themselves (`write_edits`).
+    touch(tx, &layer, None).await
 }
 
 /// Check the edits' layers not checked yet, and note them for their stamp.
@@ -695,7 +701,7 @@ async fn insert_rows(
         chunk_ids.sort_unstable();
         ids.extend(chunk_ids);
     }
-    widen_extent(tx, layer, features).await?;
+    // The extent grows with the stamp, in `finish_keyed`.
     Ok(ids)
 }
 
@@ -730,10 +736,26 @@ async fn widen_extent<'f>(
     Ok(())
 }
 
-async fn touch(conn: &mut SqliteConnection, layer: &LayerDef) -> Result<(), StoreError> {
+/// Stamp the layer's `last_change` and grow its extent to cover `grown`
+/// (WGS84 `[min_lon, min_lat, max_lon, max_lat]`), in one statement.
+async fn touch(
+    conn: &mut SqliteConnection,
+    layer: &LayerDef,
+    grown: Option<[f64; 4]>,
+) -> Result<(), StoreError> {
+    // min(x, NULL) is NULL in SQLite: without a box, each bound stays.
+    let [a, b, c, d] = grown.map_or([None; 4], |g| g.map(Some));
     sqlx::query(
-        "UPDATE gpkg_contents SET last_change = strftime('%Y-%m-%dT%H:%M:%fZ','now') WHERE table_name = ?",
+        "UPDATE gpkg_contents SET last_change = strftime('%Y-%m-%dT%H:%M:%fZ','now'), \
+         min_x = coalesce(min(coalesce(min_x, ?1), ?1), min_x), \
+         min_y = coalesce(min(coalesce(min_y, ?2), ?2), min_y), \
+         max_x = coalesce(max(coalesce(max_x, ?3), ?3), max_x), \
+         max_y = coalesce(max(coalesce(max_y, ?4), ?4), max_y) WHERE table_name = ?5",
     )
+    .bind(a)
+    .bind(b)
+    .bind(c)
+    .bind(d)
     .bind(&layer.name)
     .execute(&mut *conn)
     .await
@@ -1035,8 +1057,15 @@ impl Store for GpkgStore {
 
     async fn feature(&self, layer: &LayerDef, id: i64) -> Result<Option<Feature>, StoreError> {
         let mut conn = self.conn().await?;
-        Self::check_layer(&mut conn, layer).await?;
-        Self::read_one(&mut conn, layer, id).await
+        // Read first and ask why only on failure: one statement, not two,
+        // on every item and every read-modify-write.
+        match Self::read_one(&mut conn, layer, id).await {
+            Ok(found) => Ok(found),
+            Err(e) => {
+                Self::check_layer(&mut conn, layer).await?;
+                Err(e)
+            }
+        }
     }
 
     fn stream(&self, layer: Arc<LayerDef>, query: Query) -> FeatureStream {
@@ -1141,7 +1170,6 @@ impl Store for GpkgStore {
             .execute(&mut *tx)
             .await
             .map_err(StoreError::db(format!("updating {} {id}", layer.name)))?;
-        widen_extent(&mut tx, layer, [&f]).await?;
         Self::finish(
             tx,
             layer,

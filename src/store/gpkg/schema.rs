@@ -437,6 +437,23 @@ pub async fn mark_own_write(conn: &mut SqliteConnection) -> Result<(), StoreErro
     Ok(())
 }
 
+/// [`mark_own_write`] if the file holds `layer` (its row in
+/// gpkg_contents); whether it does.
+pub async fn mark_own_write_on(
+    conn: &mut SqliteConnection,
+    layer: &str,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "INSERT OR IGNORE INTO onemap_own_write (one) \
+         SELECT 1 WHERE EXISTS (SELECT 1 FROM gpkg_contents WHERE table_name = ?)",
+    )
+    .bind(layer)
+    .execute(&mut *conn)
+    .await
+    .map_err(StoreError::db("marking a write as onemap's own"))?;
+    Ok(done.rows_affected() > 0)
+}
+
 /// Take the mark of [`mark_own_write`] out, so the commit leaves the log
 /// triggers armed for every other writer.
 pub async fn unmark_own_write(conn: &mut SqliteConnection) -> Result<(), StoreError> {
