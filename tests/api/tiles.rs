@@ -224,6 +224,47 @@ async fn polygons_are_clipped_to_the_buffered_tile_without_losing_area() {
     }
 }
 
+/// The cameras of tile z/x/y, after checking that every one of `points`
+/// in its buffered area is drawn or counted in a cluster: the features, how
+/// many points the area holds, how many features are clusters.
+async fn every_point_drawn_or_counted(
+    app: &TestApp,
+    points: &[Feature],
+    z: u8,
+    x: u32,
+    y: u32,
+) -> (Vec<Feature>, usize, usize) {
+    let got = decode(app, "cameras", z, x, y)
+        .await
+        .get("cameras")
+        .cloned()
+        .unwrap_or_default();
+    let area = buffered(z, x, y);
+    use geo::Intersects;
+    let expected = points
+        .iter()
+        .filter(|f| area.intersects(&project(&f.geometry)))
+        .count();
+    let counted: i64 = got
+        .iter()
+        .map(|f| {
+            f.properties
+                .get("point_count")
+                .and_then(Value::as_i64)
+                .unwrap_or(1)
+        })
+        .sum();
+    assert_eq!(
+        counted as usize, expected,
+        "zoom {z}: drawn + clustered = every point"
+    );
+    let clusters = got
+        .iter()
+        .filter(|f| f.properties.contains_key("point_count"))
+        .count();
+    (got, expected, clusters)
+}
+
 #[tokio::test]
 async fn dense_points_cluster_and_every_point_is_drawn_or_counted() {
     let app = spawn_app(false).await;
@@ -248,31 +289,7 @@ async fn dense_points_cluster_and_every_point_is_drawn_or_counted() {
     let app = crate::helpers::spawn_app_in(dir, false).await;
     for z in [4u8, 8, 10, 12, 14, 16] {
         let (x, y) = tile_of(118.28, 34.97, z);
-        let tile = decode(&app, "cameras", z, x, y).await;
-        let got = tile.get("cameras").cloned().unwrap_or_default();
-        let area = buffered(z, x, y);
-        use geo::Intersects;
-        let expected = points
-            .iter()
-            .filter(|f| area.intersects(&project(&f.geometry)))
-            .count();
-        let counted: i64 = got
-            .iter()
-            .map(|f| {
-                f.properties
-                    .get("point_count")
-                    .and_then(Value::as_i64)
-                    .unwrap_or(1)
-            })
-            .sum();
-        assert_eq!(
-            counted as usize, expected,
-            "zoom {z}: drawn + clustered = every point"
-        );
-        let clusters = got
-            .iter()
-            .filter(|f| f.properties.contains_key("point_count"))
-            .count();
+        let (got, expected, clusters) = every_point_drawn_or_counted(&app, &points, z, x, y).await;
         // The cluster grid has this many cells a side over the buffered
         // tile (one extra each way for the buffer, one for its far edge).
         let side = (4096.0 / onemap::tiles::build::CLUSTER_CELL) as usize + 3;
@@ -339,34 +356,7 @@ async fn a_tile_too_dense_to_draw_is_clustered_at_any_zoom_and_splits_deeper() {
         let (x, y) = tile_of(mid_lon, mid_lat, z);
         let path = format!("/tiles/cameras/{z}/{x}/{y}.mvt");
         let bytes = app.get(&path).await.bytes().await.expect("tile").len();
-        let got = decode(&app, "cameras", z, x, y)
-            .await
-            .get("cameras")
-            .cloned()
-            .unwrap_or_default();
-        let area = buffered(z, x, y);
-        use geo::Intersects;
-        let expected = points
-            .iter()
-            .filter(|f| area.intersects(&project(&f.geometry)))
-            .count();
-        let counted: i64 = got
-            .iter()
-            .map(|f| {
-                f.properties
-                    .get("point_count")
-                    .and_then(Value::as_i64)
-                    .unwrap_or(1)
-            })
-            .sum();
-        assert_eq!(
-            counted as usize, expected,
-            "zoom {z}: drawn + clustered = every point"
-        );
-        let clusters = got
-            .iter()
-            .filter(|f| f.properties.contains_key("point_count"))
-            .count();
+        let (got, expected, clusters) = every_point_drawn_or_counted(&app, &points, z, x, y).await;
         if expected > onemap::tiles::build::DENSE_POINT_BUDGET {
             assert!(clusters > 0, "zoom {z}: {expected} points are clustered");
         } else {
