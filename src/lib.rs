@@ -319,6 +319,14 @@ impl App {
         let store = self.state.store.clone();
         let feed = self.state.feed.clone();
         let feeding = tokio::spawn(feed::run(self.state.clone()));
+        // Another node's commit wakes the feed at once (PostgreSQL's
+        // LISTEN); the feed's poll covers whatever an announcement missed.
+        let woken = Arc::clone(&feed);
+        store.listen(Arc::new(move |seq| {
+            if seq == 0 || seq > woken.applied() {
+                woken.wake();
+            }
+        }));
         let snapshots = tokio::spawn(keep_snapshot(self.state.clone()));
         let limits = http::serve::Limits {
             header_timeout: self.state.settings.header_timeout,

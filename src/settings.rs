@@ -585,6 +585,8 @@ impl Settings {
                 .database
                 .clone()
                 .or(file.database)
+                // The variable every PostgreSQL tool reads, last.
+                .or_else(|| std::env::var("DATABASE_URL").ok().filter(|u| !u.is_empty()))
                 .unwrap_or_else(|| DEFAULT_DATABASE.into()),
             bind,
             demo: serve.demo || file.demo.unwrap_or(false),

@@ -36,7 +36,7 @@ pub enum StoreError {
     /// A unique name is taken.
     #[error("{what} already exists")]
     Duplicate { what: String },
-    #[error("no store understands the database URL `{url}` (expected sqlite://FILE.gpkg)")]
+    #[error("no store understands the database URL `{url}` (expected sqlite://FILE.gpkg or postgres://USER@HOST/DATABASE)")]
     UnsupportedUrl { url: String },
     #[error("cannot upgrade the database schema")]
     Migrate(#[from] sqlx::migrate::MigrateError),

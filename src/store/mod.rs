@@ -1,8 +1,10 @@
 //! Where features live. Handlers see only the [`Store`] trait; each backend
 //! is one folder (`gpkg/` today, `postgis/` for multi-node sites).
 
+mod entry;
 mod error;
 pub mod gpkg;
+pub mod postgis;
 
 use std::{pin::Pin, sync::Arc};
 
@@ -471,6 +473,14 @@ pub trait Store: Send + Sync + 'static {
     /// newest first, at most `limit`.
     async fn scenarios(&self, limit: u64) -> Result<Vec<ScenarioRecord>, StoreError>;
 
+    /// Call `wake` whenever a change may have been committed by someone
+    /// else (another node announcing its seq, or `0` when unsure), so the
+    /// feed reads the log at once rather than at its next poll. Stores
+    /// without announcements rely on the poll alone.
+    fn listen(&self, wake: Arc<dyn Fn(i64) + Send + Sync>) {
+        let _ = wake;
+    }
+
     /// Check that the store answers (for `/healthz`).
     async fn ping(&self) -> Result<(), StoreError>;
 
@@ -478,9 +488,12 @@ pub trait Store: Send + Sync + 'static {
     async fn close(&self);
 }
 
-/// Open the store a database URL names (`sqlite://file.gpkg`).
+/// Open the store a database URL names (`sqlite://file.gpkg` or
+/// `postgres://user@host/db`).
 pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
-    if url.starts_with("sqlite:") || url.ends_with(".gpkg") {
+    if postgis::is_postgres_url(url) {
+        Ok(Arc::new(postgis::PgStore::open(url).await?))
+    } else if url.starts_with("sqlite:") || url.ends_with(".gpkg") {
         Ok(Arc::new(gpkg::GpkgStore::open(url).await?))
     } else {
         Err(StoreError::UnsupportedUrl {

@@ -852,17 +852,12 @@ async fn the_supply_plan_takes_nearest_depots_first_and_names_the_shortfall() {
 }
 
 #[tokio::test]
-async fn two_servers_on_one_geopackage_let_exactly_one_assignment_win() {
+async fn two_servers_on_one_store_let_exactly_one_assignment_win() {
     // Two servers, each with its own pool and its own writer queue, on one
-    // file: only the store's transaction can decide between them.
+    // store (a GeoPackage file, or PostgreSQL): only the store's
+    // transaction can decide between them.
     let a = Arc::new(spawn_app(true).await);
-    let database = format!("sqlite://{}", a.db_path.display());
-    let b = Arc::new(
-        crate::helpers::spawn_app_with(tempfile::tempdir().expect("tempdir"), false, |s| {
-            s.database = database;
-        })
-        .await,
-    );
+    let b = Arc::new(crate::helpers::spawn_node(&a).await);
     let token = a.token(Role::Dispatcher).await;
     let incident = incident_at(&a, &token, 118.30, 34.99, json!(["water_rescue"])).await;
     let standby = a

@@ -1,4 +1,6 @@
-//! A real onemap server on 127.0.0.1:0 over a temporary GeoPackage.
+//! A real onemap server on 127.0.0.1:0 over a temporary GeoPackage, or,
+//! with `ONEMAP_TEST_STORE=postgis`, over a fresh schema of the PostgreSQL
+//! database `ONEMAP_TEST_POSTGRES_URL` names (see the README).
 
 use std::{path::PathBuf, sync::Arc};
 
@@ -10,6 +12,8 @@ pub struct TestApp {
     pub base_url: String,
     pub client: reqwest::Client,
     pub db_path: PathBuf,
+    /// The database URL the server runs on (a second node uses the same).
+    pub database: String,
     pub catalog: Arc<Catalog>,
     pub store: Arc<dyn Store>,
     shutdown: Option<oneshot::Sender<()>>,
@@ -77,13 +81,14 @@ pub async fn spawn_app_with(
     tweak: impl FnOnce(&mut Settings),
 ) -> TestApp {
     let db_path = dir.path().join("onemap.gpkg");
-    let mut settings = Settings::for_database(format!("sqlite://{}", db_path.display()));
+    let mut settings = Settings::for_database(database_url(&dir).await);
     settings.demo = demo;
     // The test's own (empty) basemap folder, not the checkout's `tiles/`,
     // which `make run` fills.
     settings.tiles_dir = dir.path().join("tiles");
     tweak(&mut settings);
     settings.web_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("web");
+    let database = settings.database.clone();
     let app = App::build(settings).await.expect("the server starts");
     let base_url = format!("http://{}", app.local_addr());
     let catalog = app.state().catalog.clone();
@@ -100,12 +105,27 @@ pub async fn spawn_app_with(
         base_url,
         client: reqwest::Client::new(),
         db_path,
+        database,
         catalog,
         store,
         shutdown: Some(tx),
         server: Some(server),
         dir,
     }
+}
+
+/// A second node on the same store as `first` (its own folder, pool,
+/// index, tile cache and event stream).
+pub async fn spawn_node(first: &TestApp) -> TestApp {
+    let database = first.database.clone();
+    spawn_app_with(
+        tempfile::tempdir().expect("a temporary folder"),
+        false,
+        |s| {
+            s.database = database;
+        },
+    )
+    .await
 }
 
 impl TestApp {
@@ -181,4 +201,78 @@ impl TestApp {
         assert!(took < within, "/healthz answered {took:?} after it was due");
         r.json().await.expect("health JSON")
     }
+}
+
+/// Whether this run of the suite is against PostGIS.
+pub fn on_postgis() -> bool {
+    std::env::var("ONEMAP_TEST_STORE").is_ok_and(|s| s == "postgis")
+}
+
+/// The PostgreSQL server of the PostGIS run.
+pub fn postgres_url() -> String {
+    std::env::var("ONEMAP_TEST_POSTGRES_URL")
+        .expect("ONEMAP_TEST_STORE=postgis needs ONEMAP_TEST_POSTGRES_URL (see the README)")
+}
+
+/// The store a test's folder stands for: its GeoPackage, or its own schema
+/// of the test database, made on first use and named in the folder, so a
+/// server restarted on the same folder (or a second node) finds the same
+/// data.
+pub async fn database_url(dir: &TempDir) -> String {
+    if !on_postgis() {
+        return format!("sqlite://{}", dir.path().join("onemap.gpkg").display());
+    }
+    let named = dir.path().join("postgres-schema");
+    let schema = match std::fs::read_to_string(&named) {
+        Ok(s) => s,
+        Err(_) => {
+            let schema = fresh_schema().await;
+            std::fs::write(&named, &schema).expect("the schema's name is kept");
+            schema
+        }
+    };
+    with_schema(&postgres_url(), &schema)
+}
+
+/// `url` with `search_path` set to `schema` (then PostGIS in `public`).
+pub fn with_schema(url: &str, schema: &str) -> String {
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}options=-c%20search_path%3D{schema},public")
+}
+
+/// A new empty schema, after dropping those left by runs more than an hour
+/// old (each test's schema is kept for its own restarts).
+async fn fresh_schema() -> String {
+    use sqlx::Connection;
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default();
+    let schema = format!(
+        "t_{now}_{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
+    let mut conn = sqlx::PgConnection::connect(&postgres_url())
+        .await
+        .expect("the test PostgreSQL answers (ONEMAP_TEST_POSTGRES_URL)");
+    let old: Vec<String> = sqlx::query_scalar(
+        "SELECT nspname::text FROM pg_namespace WHERE nspname ~ '^t_[0-9]+_[0-9]+_[0-9]+$' \
+         AND split_part(nspname, '_', 2)::bigint < $1",
+    )
+    .bind(i64::try_from(now).unwrap_or_default() - 3600)
+    .fetch_all(&mut conn)
+    .await
+    .expect("schemas listed");
+    for s in old {
+        let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS \"{s}\" CASCADE"))
+            .execute(&mut conn)
+            .await;
+    }
+    sqlx::query(&format!("CREATE SCHEMA \"{schema}\""))
+        .execute(&mut conn)
+        .await
+        .expect("a schema of its own");
+    schema
 }

@@ -450,7 +450,7 @@ async fn csv_exports_neutralise_formulas_over_http_and_the_cli() {
     );
     assert!(row.contains(",12"), "numbers stay numbers: {row}");
 
-    let db = format!("sqlite://{}", app.db_path.display());
+    let db = app.database.clone();
     let dir = app.stop().await;
     let out = dir.path().join("teams.csv");
     let o = onemap(&[

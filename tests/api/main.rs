@@ -14,6 +14,7 @@ mod helpers;
 mod hostile_files;
 mod hostile_filters;
 mod hostile_http;
+mod nodes;
 mod planning;
 mod replay;
 mod snapshot;

@@ -10,34 +10,7 @@ use crate::{
 
 pub use crate::store::bbox_union as union;
 
-pub fn envelope(g: &geo::Geometry<f64>) -> Option<[f64; 4]> {
-    use geo::BoundingRect;
-    g.bounding_rect()
-        .map(|r| [r.min().x, r.min().y, r.max().x, r.max().y])
-}
-
-/// A geometry as the log keeps it (GeoJSON).
-pub fn geometry_json(g: &geo::Geometry<f64>) -> Value {
-    serde_json::to_value(geojson::Geometry::new(geojson::Value::from(g))).unwrap_or(Value::Null)
-}
-
-/// What to log for one write.
-pub struct Entry<'a> {
-    pub layer: &'a str,
-    pub actor: &'a str,
-    pub op: Op,
-    pub ids: Vec<i64>,
-    pub bbox_before: Option<[f64; 4]>,
-    pub bbox_after: Option<[f64; 4]>,
-    pub before: Option<Value>,
-    pub after: Option<Value>,
-    /// The geometries replaced or deleted, one per id (GeoJSON).
-    pub geometry_before: Option<Value>,
-    /// The other layers the same transaction wrote, with their images.
-    pub also: Vec<Touched>,
-    /// What a dispatcher did, for the event stream and the audit trail.
-    pub action: Option<Value>,
-}
+pub use crate::store::entry::{envelope, geometry_json, Entry};
 
 /// Append one change inside the write's transaction.
 pub async fn append(conn: &mut SqliteConnection, e: Entry<'_>) -> Result<Change, StoreError> {

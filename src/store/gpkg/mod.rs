@@ -23,8 +23,8 @@ use sqlx::{
 use tokio::sync::{mpsc, Mutex};
 
 use super::{
-    AuditEntry, AuditQuery, Change, Edit, FeatureStream, Op, Query, ScenarioRecord, Store,
-    StoreError, TokenRecord, Touched, Written,
+    entry::EditedLayer, AuditEntry, AuditQuery, Change, Edit, FeatureStream, Op, Query,
+    ScenarioRecord, Store, StoreError, TokenRecord, Written,
 };
 use crate::layers::{Feature, LayerDef, PropertyDef, PropertyType, Role};
 
@@ -310,7 +310,7 @@ impl GpkgStore {
         tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
         edits: Vec<Edit>,
     ) -> Result<Vec<EditedLayer>, StoreError> {
-        let mut groups: Vec<EditedLayer> = Vec::new();
+        let mut groups = Vec::new();
         for edit in edits {
             let (layer, id) = (edit.layer, edit.id);
             let Some(current) = Self::read_one(&mut *tx, &layer, id).await? else {
@@ -333,35 +333,13 @@ impl GpkgStore {
                 .pop()
                 .expect("a valid batch of one yields one feature");
             f.id = Some(id);
-            let at = match groups.iter().position(|g| g.layer.name == layer.name) {
-                Some(at) => at,
-                None => {
-                    groups.push(EditedLayer {
-                        layer: Arc::clone(&layer),
-                        ids: Vec::new(),
-                        boxes_before: Vec::new(),
-                        boxes_after: Vec::new(),
-                        before: Vec::new(),
-                        after: Vec::new(),
-                        geometries_before: Vec::new(),
-                    });
-                    groups.len() - 1
-                }
-            };
             bind_feature(sqlx::query(&Self::update_sql(&layer)), &layer, &f)?
                 .bind(id)
                 .execute(&mut **tx)
                 .await
                 .map_err(StoreError::db(format!("updating {} {id}", layer.name)))?;
             widen_extent(&mut *tx, &layer, [&f]).await?;
-            let g = &mut groups[at];
-            g.ids.push(id);
-            g.boxes_before.push(log::envelope(&current.geometry));
-            g.boxes_after.push(log::envelope(&f.geometry));
-            g.geometries_before
-                .push(log::geometry_json(&current.geometry));
-            g.before.push(Value::Object(current.properties));
-            g.after.push(Value::Object(f.properties));
+            crate::store::entry::note_edit(&mut groups, &layer, id, current, &f);
         }
         Ok(groups)
     }
@@ -521,52 +499,13 @@ async fn edit_and_log(
     action: Option<Value>,
 ) -> Result<Option<Written>, StoreError> {
     let groups = GpkgStore::write_edits(tx, edits).await?;
-    if groups.is_empty() {
+    let Some((layer, mut entry)) = crate::store::entry::edit_entry(groups, actor, action) else {
         return Ok(None);
-    }
-    let mut groups = groups.into_iter();
-    let main = groups.next().expect("one group at least");
-    let also: Vec<Touched> = groups
-        .map(|g| Touched {
-            layer: g.layer.name.clone(),
-            ids: g.ids,
-            bbox_before: log::union(g.boxes_before),
-            bbox_after: log::union(g.boxes_after),
-            before: Some(Value::Array(g.before)),
-            after: Some(Value::Array(g.after)),
-            geometry_before: Some(Value::Array(g.geometries_before)),
-        })
-        .collect();
-    let ids = main.ids.clone();
-    let change = log::append(
-        &mut *tx,
-        log::Entry {
-            layer: &main.layer.name,
-            actor,
-            op: Op::Update,
-            ids: main.ids,
-            bbox_before: log::union(main.boxes_before),
-            bbox_after: log::union(main.boxes_after),
-            before: Some(Value::Array(main.before)),
-            after: Some(Value::Array(main.after)),
-            geometry_before: Some(Value::Array(main.geometries_before)),
-            also,
-            action,
-        },
-    )
-    .await?;
+    };
+    entry.layer = &layer.name;
+    let ids = entry.ids.clone();
+    let change = log::append(&mut *tx, entry).await?;
     Ok(Some(Written { ids, change }))
-}
-
-/// What the transaction wrote of one layer.
-struct EditedLayer {
-    layer: Arc<LayerDef>,
-    ids: Vec<i64>,
-    boxes_before: Vec<Option<[f64; 4]>>,
-    boxes_after: Vec<Option<[f64; 4]>>,
-    before: Vec<Value>,
-    after: Vec<Value>,
-    geometries_before: Vec<Value>,
 }
 
 /// The SQL to write a feature's geometry and properties, in schema order.

@@ -1,0 +1,205 @@
+//! Filter expressions as PostgreSQL WHERE clauses. Every value is a bound
+//! parameter (`$n`, typed); names are schema identifiers checked by the
+//! catalog.
+//!
+//! As in the GeoPackage (see `gpkg::sql`), a spatial predicate becomes an
+//! envelope test (`&&` on the GIST index) that selects a superset, and the
+//! store checks such filters exactly with [`Expr::matches`]: both stores
+//! then answer a filter with the same features, decided by the same code.
+//! Under NOT a superset turns into a subset, so each subexpression is
+//! translated both ways.
+
+use crate::filter::{Expr, Literal, ID};
+
+use super::schema::GEOM;
+
+/// A parameter value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Bind {
+    Text(String),
+    Integer(i64),
+    Real(f64),
+    Bool(bool),
+}
+
+impl Bind {
+    /// The cast that types the parameter, so that PostgreSQL never has to
+    /// guess (an untyped parameter beside an expression is an error).
+    fn cast(&self) -> &'static str {
+        match self {
+            Bind::Text(_) => "text",
+            Bind::Integer(_) => "bigint",
+            Bind::Real(_) => "double precision",
+            Bind::Bool(_) => "boolean",
+        }
+    }
+}
+
+impl From<&Literal> for Bind {
+    fn from(l: &Literal) -> Self {
+        match l {
+            Literal::Text(s) => Bind::Text(s.clone()),
+            Literal::Integer(i) => Bind::Integer(*i),
+            Literal::Number(n) => Bind::Real(*n),
+            Literal::Bool(b) => Bind::Bool(*b),
+        }
+    }
+}
+
+/// Push `b` and return its typed placeholder.
+pub fn param(binds: &mut Vec<Bind>, b: Bind) -> String {
+    let cast = b.cast();
+    binds.push(b);
+    format!("${}::{cast}", binds.len())
+}
+
+pub fn column(property: &str) -> String {
+    if property == ID {
+        "fid".into()
+    } else {
+        format!("\"{property}\"")
+    }
+}
+
+/// A WHERE condition selecting at least every feature `e` matches (exactly
+/// those when `e` has no spatial predicate). Placeholders continue after
+/// the `binds` already there.
+pub fn superset(e: &Expr, binds: &mut Vec<Bind>) -> String {
+    translate(e, binds, true)
+}
+
+fn translate(e: &Expr, binds: &mut Vec<Bind>, sup: bool) -> String {
+    // Atomic predicates are made two-valued (a missing value is false, not
+    // NULL) so that SQL and `Expr::matches` agree under NOT. The id is
+    // never NULL and stays bare, so the primary key answers it.
+    let two_valued = |sql: String| format!("coalesce(({sql}), false)");
+    let on_id = |property: &str, sql: String| {
+        if property == ID {
+            format!("({sql})")
+        } else {
+            two_valued(sql)
+        }
+    };
+    match e {
+        Expr::And(parts) | Expr::Or(parts) => {
+            let (op, empty) = if matches!(e, Expr::And(_)) {
+                (" AND ", "true")
+            } else {
+                (" OR ", "false")
+            };
+            let inner: Vec<String> = parts
+                .iter()
+                .map(|p| translate(p, binds, sup))
+                .collect();
+            if inner.is_empty() {
+                return empty.into();
+            }
+            balanced(&inner, op)
+        }
+        Expr::Not(inner) => match &**inner {
+            Expr::Not(x) => translate(x, binds, sup),
+            inner => format!("(NOT {})", translate(inner, binds, !sup)),
+        },
+        Expr::Const(b) => if *b { "true" } else { "false" }.into(),
+        Expr::Compare {
+            property,
+            op,
+            value,
+        } => {
+            let p = param(binds, value.into());
+            on_id(property, format!("{} {} {p}", column(property), op.sql()))
+        }
+        Expr::Contains { property, value } => {
+            // Array properties are jsonb arrays of strings.
+            let p = param(binds, Bind::Text(value.clone()));
+            two_valued(format!(
+                "jsonb_typeof({c}) = 'array' AND {c} @> jsonb_build_array({p})",
+                c = column(property)
+            ))
+        }
+        Expr::Like { property, pattern } => {
+            let p = param(binds, Bind::Text(pattern.clone()));
+            two_valued(format!("{} LIKE {p} ESCAPE '\\'", column(property)))
+        }
+        Expr::In { property, values } => {
+            let marks: Vec<String> = values.iter().map(|v| param(binds, Bind::from(v))).collect();
+            if marks.is_empty() {
+                return "false".into();
+            }
+            on_id(
+                property,
+                format!("{} IN ({})", column(property), marks.join(", ")),
+            )
+        }
+        Expr::IsNull { property } => {
+            if property == ID {
+                "false".into()
+            } else {
+                format!("({} IS NULL)", column(property))
+            }
+        }
+        Expr::Intersects(shape) => {
+            if !sup {
+                return "false".into();
+            }
+            match shape.bounding_rect() {
+                Some(r) => {
+                    let [a, b, c, d] = [r.min().x, r.min().y, r.max().x, r.max().y]
+                        .map(|v| param(binds, Bind::Real(v)));
+                    format!("(\"{GEOM}\" && ST_MakeEnvelope({a}, {b}, {c}, {d}, 4326))")
+                }
+                None => "false".into(),
+            }
+        }
+    }
+}
+
+/// `a op b op c op d` as `((a op b) op (c op d))`: a flat run of n terms
+/// nests n deep in the parser, the balanced form log2(n).
+fn balanced(parts: &[String], op: &str) -> String {
+    match parts {
+        [one] => one.clone(),
+        _ => {
+            let (left, right) = parts.split_at(parts.len() / 2);
+            format!("({}{op}{})", balanced(left, op), balanced(right, op))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{filter::parse_cql2, layers::Catalog};
+
+    #[test]
+    fn strings_are_bound_never_spliced_and_every_parameter_is_typed() {
+        let catalog = Catalog::builtin().expect("catalog");
+        let layer = catalog.get("rescue_teams").expect("layer");
+        let e = parse_cql2(
+            "name = 'x'' OR 1=1 --' AND leader LIKE '%王%' AND headcount > 3",
+            layer,
+        )
+        .expect("parses");
+        let mut binds = Vec::new();
+        let sql = superset(&e, &mut binds);
+        assert!(!sql.contains("OR 1=1"), "{sql}");
+        assert_eq!(binds[0], Bind::Text("x' OR 1=1 --".into()));
+        assert_eq!(sql.matches('$').count(), binds.len());
+        assert!(sql.contains("$3::bigint"), "{sql}");
+    }
+
+    #[test]
+    fn spatial_predicates_under_not_never_narrow_the_superset() {
+        let catalog = Catalog::builtin().expect("catalog");
+        let layer = catalog.get("rescue_teams").expect("layer");
+        let e = parse_cql2("NOT S_INTERSECTS(geometry, BBOX(118, 34, 119, 35))", layer)
+            .expect("parses");
+        let mut binds = Vec::new();
+        assert_eq!(superset(&e, &mut binds), "(NOT false)");
+        let e =
+            parse_cql2("S_INTERSECTS(geometry, BBOX(118, 34, 119, 35))", layer).expect("parses");
+        let sql = superset(&e, &mut binds);
+        assert!(sql.contains("&& ST_MakeEnvelope("), "{sql}");
+        assert_eq!(binds.len(), 4);
+    }
+}
