@@ -16,6 +16,7 @@ mod hostile_filters;
 mod hostile_http;
 mod nodes;
 mod planning;
+mod postgis;
 mod replay;
 mod snapshot;
 mod store_edit;

@@ -324,10 +324,7 @@ impl PgStore {
         tx: &mpsc::Sender<Result<Feature, StoreError>>,
     ) -> Result<(), StoreError> {
         let mut binds = Vec::new();
-        let condition = query
-            .filter
-            .as_ref()
-            .map(|e| sql::superset(e, &mut binds));
+        let condition = query.filter.as_ref().map(|e| sql::superset(e, &mut binds));
         let mut order: Vec<String> = query
             .sort
             .iter()

@@ -87,10 +87,7 @@ fn translate(e: &Expr, binds: &mut Vec<Bind>, sup: bool) -> String {
             } else {
                 (" OR ", "false")
             };
-            let inner: Vec<String> = parts
-                .iter()
-                .map(|p| translate(p, binds, sup))
-                .collect();
+            let inner: Vec<String> = parts.iter().map(|p| translate(p, binds, sup)).collect();
             if inner.is_empty() {
                 return empty.into();
             }
