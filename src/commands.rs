@@ -11,7 +11,7 @@ use crate::{
     formats::{self, Format},
     layers::ValidationErrors,
     open_store,
-    settings::{BasemapArgs, ExportArgs, ImportArgs, Settings, TokenCommand},
+    settings::{BasemapArgs, CopyArgs, ExportArgs, ImportArgs, Settings, TokenCommand},
     store::{self, ImportSource, StoreError},
     StartupError,
 };
@@ -68,6 +68,51 @@ pub async fn migrate(settings: &Settings) -> Result<(), CommandError> {
     let (_, store) = open_store(settings).await?;
     store.close().await;
     Ok(())
+}
+
+/// Copy the one map of `--from` (or `--database`) into the empty `--to`,
+/// then check that both hold the same number of features and changes.
+pub async fn copy(settings: &Settings, args: &CopyArgs) -> Result<store::Restored, CommandError> {
+    let from_url = args
+        .from
+        .clone()
+        .unwrap_or_else(|| settings.database.clone());
+    if from_url == args.to {
+        return Err(CommandError::BadArgument(
+            "--from and --to name the same store".into(),
+        ));
+    }
+    let mut from_settings = settings.clone();
+    from_settings.database = from_url;
+    let (catalog, from) = open_store(&from_settings).await?;
+    let mut to_settings = settings.clone();
+    to_settings.database = args.to.clone();
+    let (_, to) = open_store(&to_settings).await?;
+    let bar = Progress::new("copying", None);
+    let copied = store::copy::between(
+        std::sync::Arc::clone(&from),
+        to.as_ref(),
+        catalog.clone(),
+        &|n| bar.set(n),
+    )
+    .await;
+    bar.finish();
+    let copied = copied?;
+    for layer in catalog.layers() {
+        let (a, b) = (
+            from.count(layer, &store::Query::default()).await?,
+            to.count(layer, &store::Query::default()).await?,
+        );
+        if a != b {
+            return Err(CommandError::Unreadable(format!(
+                "the copy of {} holds {b} features, the source {a}",
+                layer.name
+            )));
+        }
+    }
+    from.close().await;
+    to.close().await;
+    Ok(copied)
 }
 
 /// What an import stored, and what its column map did.

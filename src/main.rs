@@ -74,6 +74,15 @@ async fn main() -> ExitCode {
             .await
             .map(|text| print!("{text}"))
             .map_err(|e| e.to_string()),
+        Command::Copy(args) => commands::copy(&settings, args)
+            .await
+            .map(|done| {
+                eprintln!(
+                    "onemap: copied {} features, {} changes, {} tokens and {} scenarios",
+                    done.features, done.changes, done.tokens, done.scenarios
+                )
+            })
+            .map_err(|e| e.to_string()),
         Command::Export(args) => commands::export(&settings, args)
             .await
             .map(|n| eprintln!("onemap: exported {n} features of {}", args.layer))

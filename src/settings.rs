@@ -89,6 +89,21 @@ pub enum Command {
     /// Manage API tokens (stored hashed; shown once).
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Copy a whole one map into an empty store: every layer's features
+    /// with their ids, the change log, tokens and scenarios (GeoPackage to
+    /// PostgreSQL and back), in one transaction.
+    Copy(CopyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CopyArgs {
+    /// The store to copy [default: --database].
+    #[arg(long)]
+    pub from: Option<String>,
+    /// The store to fill: `sqlite://FILE.gpkg` (created if absent) or
+    /// `postgres://USER@HOST/DB`; it must hold no data yet.
+    #[arg(long)]
+    pub to: String,
 }
 
 #[derive(Debug, Args)]

@@ -33,6 +33,9 @@ pub enum StoreError {
         #[source]
         reason: super::Refusal,
     },
+    /// A copy's target already holds data.
+    #[error("the target store is not empty: it already holds {what}")]
+    NotEmpty { what: String },
     /// A unique name is taken.
     #[error("{what} already exists")]
     Duplicate { what: String },

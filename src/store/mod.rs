@@ -1,6 +1,7 @@
 //! Where features live. Handlers see only the [`Store`] trait; each backend
 //! is one folder (`gpkg/` today, `postgis/` for multi-node sites).
 
+pub mod copy;
 mod entry;
 mod error;
 pub mod gpkg;
@@ -299,6 +300,77 @@ pub struct ScenarioRecord {
     pub results: Value,
 }
 
+/// An API token as `onemap copy` moves it: with its digest, which never
+/// leaves a store otherwise.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredToken {
+    pub record: TokenRecord,
+    pub digest: String,
+}
+
+/// An idempotency key as stored: the write it made once.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredKey {
+    pub key: String,
+    pub layer: String,
+    pub seq: i64,
+    pub at: String,
+}
+
+/// Everything a store keeps besides the features and the log.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Records {
+    pub tokens: Vec<StoredToken>,
+    pub keys: Vec<StoredKey>,
+    /// In full (inputs and results), by id.
+    pub scenarios: Vec<ScenarioRecord>,
+}
+
+/// One part of a whole one map being copied into a store
+/// ([`Store::restore`]), in the order sent.
+#[derive(Debug)]
+pub enum CopyPart {
+    /// Features of a layer with their ids.
+    Features {
+        layer: Arc<LayerDef>,
+        features: Vec<Feature>,
+    },
+    /// Log entries with their seqs and images, oldest first.
+    Log(Vec<AuditEntry>),
+    Records(Records),
+    /// The copy is complete: commit it.
+    End,
+    /// The source could not be read on: nothing is written.
+    Failed(StoreError),
+}
+
+/// What [`Store::restore`] wrote.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Restored {
+    pub features: u64,
+    pub changes: u64,
+    pub tokens: u64,
+    pub scenarios: u64,
+}
+
+/// The highest feature id each layer has ever had, as far as the log
+/// knows: a copy must not hand out again the id of a deleted feature.
+pub fn logged_ids(entries: &[AuditEntry], high: &mut std::collections::BTreeMap<String, i64>) {
+    for e in entries {
+        let c = &e.change;
+        let mut note = |layer: &str, ids: &[i64]| {
+            if let Some(m) = ids.iter().max() {
+                let h = high.entry(layer.to_owned()).or_insert(0);
+                *h = (*h).max(*m);
+            }
+        };
+        note(&c.layer, &c.ids);
+        for t in &c.also {
+            note(&t.layer, &t.ids);
+        }
+    }
+}
+
 /// The union of WGS84 boxes `[min_lon, min_lat, max_lon, max_lat]`.
 pub fn bbox_union(boxes: impl IntoIterator<Item = Option<[f64; 4]>>) -> Option<[f64; 4]> {
     boxes.into_iter().flatten().reduce(|a, b| {
@@ -472,6 +544,25 @@ pub trait Store: Send + Sync + 'static {
     /// Every scenario without its inputs and results (both `Null`),
     /// newest first, at most `limit`.
     async fn scenarios(&self, limit: u64) -> Result<Vec<ScenarioRecord>, StoreError>;
+
+    /// The log with every column (images included), oldest first: changes
+    /// after `seq`, at most `limit`. For `onemap copy`.
+    async fn log_page(&self, seq: i64, limit: u64) -> Result<Vec<AuditEntry>, StoreError>;
+
+    /// Tokens (with digests), idempotency keys and scenarios in full. For
+    /// `onemap copy`.
+    async fn records(&self) -> Result<Records, StoreError>;
+
+    /// Fill this store, which must hold no feature, change, token or
+    /// scenario yet, with a copy of another: features with their ids, the
+    /// log with its seqs, tokens, keys and scenarios, in one transaction
+    /// (all or nothing), ending at [`CopyPart::End`]. Ids and seqs handed
+    /// out afterwards continue after the highest copied or logged ones.
+    async fn restore(
+        &self,
+        parts: tokio::sync::mpsc::Receiver<CopyPart>,
+        progress: &(dyn Fn(u64) + Send + Sync),
+    ) -> Result<Restored, StoreError>;
 
     /// Call `wake` whenever a change may have been committed by someone
     /// else (another node announcing its seq, or `0` when unsure), so the

@@ -3,6 +3,7 @@
 
 mod cli;
 mod consistency;
+mod copy;
 mod demo;
 mod dispatch;
 mod events;

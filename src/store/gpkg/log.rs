@@ -382,3 +382,173 @@ fn scenario_of(row: &SqliteRow, full: bool) -> Result<ScenarioRecord, StoreError
         results: json("results")?,
     })
 }
+
+/// Every column of the log after `seq`, oldest first (for `onemap copy`).
+pub async fn page(
+    conn: &mut SqliteConnection,
+    seq: i64,
+    limit: u64,
+) -> Result<Vec<AuditEntry>, StoreError> {
+    let rows = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM onemap_changes WHERE seq > ? ORDER BY seq LIMIT ?"
+    ))
+    .bind(seq)
+    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(StoreError::db("reading the change log"))?;
+    rows.iter()
+        .map(|r| {
+            let props = |i: usize| -> Option<Value> {
+                r.try_get::<Option<String>, _>(i)
+                    .ok()
+                    .flatten()
+                    .and_then(|s| serde_json::from_str(&s).ok())
+            };
+            Ok(AuditEntry {
+                change: change(r, true)?,
+                before: props(10),
+                after: props(11),
+                geometry_before: props(12),
+            })
+        })
+        .collect()
+}
+
+/// Tokens with digests, keys and scenarios (for `onemap copy`).
+pub async fn records(conn: &mut SqliteConnection) -> Result<crate::store::Records, StoreError> {
+    let rows = sqlx::query(
+        "SELECT id, name, role, created_at, revoked_at, digest FROM onemap_tokens ORDER BY id",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(StoreError::db("reading tokens"))?;
+    let mut tokens = Vec::with_capacity(rows.len());
+    for r in &rows {
+        tokens.push(crate::store::StoredToken {
+            record: token(r)?,
+            digest: r.try_get(5).map_err(StoreError::db("reading tokens"))?,
+        });
+    }
+    let keys = sqlx::query_as::<_, (String, String, i64, String)>(
+        "SELECT key, layer, seq, at FROM onemap_idempotency ORDER BY id",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(StoreError::db("reading idempotency keys"))?
+    .into_iter()
+    .map(|(key, layer, seq, at)| crate::store::StoredKey {
+        key,
+        layer,
+        seq,
+        at,
+    })
+    .collect();
+    let rows = sqlx::query(
+        "SELECT id, name, actor, created_at, inputs, results FROM onemap_scenarios ORDER BY id",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(StoreError::db("reading scenarios"))?;
+    let scenarios = rows
+        .iter()
+        .map(|r| scenario_of(r, true))
+        .collect::<Result<_, _>>()?;
+    Ok(crate::store::Records {
+        tokens,
+        keys,
+        scenarios,
+    })
+}
+
+/// Whether the log, tokens and scenarios are empty (a copy's target).
+pub async fn holds_records(conn: &mut SqliteConnection) -> Result<Option<String>, StoreError> {
+    for (table, what) in [
+        ("onemap_changes", "changes"),
+        ("onemap_tokens", "tokens"),
+        ("onemap_scenarios", "scenarios"),
+    ] {
+        let n: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(StoreError::db("counting records"))?;
+        if n > 0 {
+            return Ok(Some(format!("{n} {what}")));
+        }
+    }
+    Ok(None)
+}
+
+/// Store a copied log entry under its own seq.
+pub async fn put_change(conn: &mut SqliteConnection, e: &AuditEntry) -> Result<(), StoreError> {
+    let json = |v: &Option<Value>| v.as_ref().map(Value::to_string);
+    let bbox = |b: &Option<[f64; 4]>| b.map(|b| serde_json::json!(b).to_string());
+    let c = &e.change;
+    sqlx::query(
+        "INSERT INTO onemap_changes (seq, at, actor, layer, op, feature_ids, bbox_before, bbox_after, before, after, also, action, geometry_before) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(c.seq)
+    .bind(&c.at)
+    .bind(&c.actor)
+    .bind(&c.layer)
+    .bind(c.op.as_str())
+    .bind(serde_json::json!(c.ids).to_string())
+    .bind(bbox(&c.bbox_before))
+    .bind(bbox(&c.bbox_after))
+    .bind(json(&e.before))
+    .bind(json(&e.after))
+    .bind((!c.also.is_empty()).then(|| serde_json::json!(c.also).to_string()))
+    .bind(json(&c.action))
+    .bind(json(&e.geometry_before))
+    .execute(&mut *conn)
+    .await
+    .map_err(StoreError::db(format!("copying change {}", c.seq)))?;
+    Ok(())
+}
+
+/// Store copied tokens, keys and scenarios under their own ids.
+pub async fn put_records(
+    conn: &mut SqliteConnection,
+    r: &crate::store::Records,
+) -> Result<(), StoreError> {
+    for t in &r.tokens {
+        sqlx::query(
+            "INSERT INTO onemap_tokens (id, name, role, digest, created_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(t.record.id)
+        .bind(&t.record.name)
+        .bind(t.record.role.as_str())
+        .bind(&t.digest)
+        .bind(&t.record.created_at)
+        .bind(&t.record.revoked_at)
+        .execute(&mut *conn)
+        .await
+        .map_err(StoreError::db("copying tokens"))?;
+    }
+    for k in &r.keys {
+        sqlx::query("INSERT INTO onemap_idempotency (key, layer, seq, at) VALUES (?, ?, ?, ?)")
+            .bind(&k.key)
+            .bind(&k.layer)
+            .bind(k.seq)
+            .bind(&k.at)
+            .execute(&mut *conn)
+            .await
+            .map_err(StoreError::db("copying idempotency keys"))?;
+    }
+    for s in &r.scenarios {
+        sqlx::query(
+            "INSERT INTO onemap_scenarios (id, name, actor, created_at, inputs, results) VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(s.id)
+        .bind(&s.name)
+        .bind(&s.actor)
+        .bind(&s.created_at)
+        .bind(s.inputs.to_string())
+        .bind(s.results.to_string())
+        .execute(&mut *conn)
+        .await
+        .map_err(StoreError::db("copying scenarios"))?;
+    }
+    Ok(())
+}

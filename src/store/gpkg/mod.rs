@@ -857,8 +857,161 @@ impl GpkgStore {
     }
 }
 
+/// Insert features with their own ids (a copy), in multi-row statements.
+async fn insert_with_ids(
+    tx: &mut SqliteConnection,
+    layer: &LayerDef,
+    features: &[Feature],
+) -> Result<(), StoreError> {
+    let cols: Vec<String> = layer
+        .properties
+        .iter()
+        .map(|p| format!("\"{}\"", p.name))
+        .collect();
+    let row = format!("({})", vec!["?"; cols.len() + 2].join(", "));
+    let per_statement = (30_000 / (cols.len() + 2)).clamp(1, ROWS_PER_STATEMENT);
+    for chunk in features.chunks(per_statement) {
+        let sql = format!(
+            "INSERT INTO \"{}\" (fid, \"{}\", {}) VALUES {}",
+            layer.name,
+            schema::GEOM,
+            cols.join(", "),
+            vec![row.as_str(); chunk.len()].join(", ")
+        );
+        let mut q = sqlx::query(&sql);
+        for f in chunk {
+            q = bind_feature(q.bind(f.id), layer, f)?;
+        }
+        q.execute(&mut *tx)
+            .await
+            .map_err(StoreError::db(format!("copying into {}", layer.name)))?;
+    }
+    Ok(())
+}
+
+/// Make the layer's next id come after `high` (a deleted feature's id is
+/// never handed out again, as AUTOINCREMENT promises).
+async fn raise_next_id(
+    tx: &mut SqliteConnection,
+    layer: &str,
+    high: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO sqlite_sequence (name, seq) SELECT ?1, ?2 \
+         WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = ?1) \
+         AND EXISTS (SELECT 1 FROM gpkg_contents WHERE table_name = ?1 AND data_type = 'features')",
+    )
+    .bind(layer)
+    .bind(high)
+    .execute(&mut *tx)
+    .await
+    .map_err(StoreError::db("keeping the next id"))?;
+    sqlx::query("UPDATE sqlite_sequence SET seq = max(seq, ?2) WHERE name = ?1")
+        .bind(layer)
+        .bind(high)
+        .execute(&mut *tx)
+        .await
+        .map_err(StoreError::db("keeping the next id"))?;
+    Ok(())
+}
+
 #[async_trait]
 impl Store for GpkgStore {
+    async fn log_page(&self, seq: i64, limit: u64) -> Result<Vec<AuditEntry>, StoreError> {
+        let mut conn = self.conn().await?;
+        log::page(&mut conn, seq, limit).await
+    }
+
+    async fn records(&self) -> Result<super::Records, StoreError> {
+        let mut conn = self.conn().await?;
+        log::records(&mut conn).await
+    }
+
+    async fn restore(
+        &self,
+        mut parts: mpsc::Receiver<super::CopyPart>,
+        progress: &(dyn Fn(u64) + Send + Sync),
+    ) -> Result<super::Restored, StoreError> {
+        use super::CopyPart;
+        let _writer = self.write_lock.lock().await;
+        let mut tx = self
+            .writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(StoreError::db("starting a transaction"))?;
+        // The copy's own log comes with it: the log triggers stay quiet.
+        schema::mark_own_write(&mut tx).await?;
+        if let Some(what) = log::holds_records(&mut tx).await? {
+            return Err(StoreError::NotEmpty { what });
+        }
+        let mut done = super::Restored::default();
+        let mut high: std::collections::BTreeMap<String, i64> = Default::default();
+        let mut seen: Vec<Arc<LayerDef>> = Vec::new();
+        let mut boxes: std::collections::BTreeMap<String, Option<[f64; 4]>> = Default::default();
+        loop {
+            let Some(part) = parts.recv().await else {
+                return Err(StoreError::Interrupted {
+                    context: "copying (the reader stopped)".into(),
+                });
+            };
+            match part {
+                CopyPart::Features { layer, features } => {
+                    if !seen.iter().any(|l| l.name == layer.name) {
+                        Self::check_layer(&mut tx, &layer).await?;
+                        let any: Option<i64> = sqlx::query_scalar(&format!(
+                            "SELECT fid FROM \"{}\" LIMIT 1",
+                            layer.name
+                        ))
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(StoreError::db(format!("reading {}", layer.name)))?;
+                        if any.is_some() {
+                            return Err(StoreError::NotEmpty {
+                                what: format!("features of {}", layer.name),
+                            });
+                        }
+                        seen.push(Arc::clone(&layer));
+                    }
+                    insert_with_ids(&mut tx, &layer, &features).await?;
+                    let b = boxes.entry(layer.name.clone()).or_default();
+                    *b = log::union(
+                        std::iter::once(*b)
+                            .chain(features.iter().map(|f| log::envelope(&f.geometry))),
+                    );
+                    let h = high.entry(layer.name.clone()).or_insert(0);
+                    *h = features.iter().filter_map(|f| f.id).fold(*h, i64::max);
+                    done.features += features.len() as u64;
+                }
+                CopyPart::Log(entries) => {
+                    super::logged_ids(&entries, &mut high);
+                    for e in &entries {
+                        log::put_change(&mut tx, e).await?;
+                    }
+                    done.changes += entries.len() as u64;
+                }
+                CopyPart::Records(r) => {
+                    log::put_records(&mut tx, &r).await?;
+                    done.tokens += r.tokens.len() as u64;
+                    done.scenarios += r.scenarios.len() as u64;
+                }
+                CopyPart::Failed(e) => return Err(e),
+                CopyPart::End => break,
+            }
+            progress(done.features + done.changes);
+        }
+        for layer in &seen {
+            touch(&mut tx, layer, boxes.get(&layer.name).copied().flatten()).await?;
+        }
+        for (layer, h) in &high {
+            raise_next_id(&mut tx, layer, *h).await?;
+        }
+        schema::unmark_own_write(&mut tx).await?;
+        tx.commit()
+            .await
+            .map_err(StoreError::db("committing the copy"))?;
+        Ok(done)
+    }
+
     async fn prepare(&self, layers: &[Arc<LayerDef>]) -> Result<(), StoreError> {
         let _writer = self.write_lock.lock().await;
         let mut tx = self

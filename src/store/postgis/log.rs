@@ -371,3 +371,190 @@ fn scenario_of(row: &PgRow, full: bool) -> Result<ScenarioRecord, StoreError> {
         results: json("results")?,
     })
 }
+
+/// Every column of the log after `seq`, oldest first (for `onemap copy`).
+pub async fn page(
+    conn: &mut PgConnection,
+    seq: i64,
+    limit: u64,
+) -> Result<Vec<AuditEntry>, StoreError> {
+    let rows = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM onemap_changes WHERE seq > $1 ORDER BY seq LIMIT $2"
+    ))
+    .bind(seq)
+    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(StoreError::db("reading the change log"))?;
+    rows.iter()
+        .map(|r| {
+            let image = |i: usize| r.try_get::<Option<Value>, _>(i).ok().flatten();
+            Ok(AuditEntry {
+                change: change(r, true)?,
+                before: image(10),
+                after: image(11),
+                geometry_before: image(12),
+            })
+        })
+        .collect()
+}
+
+/// Tokens with digests, keys and scenarios (for `onemap copy`).
+pub async fn records(conn: &mut PgConnection) -> Result<crate::store::Records, StoreError> {
+    let rows = sqlx::query(
+        "SELECT id, name, role, created_at, revoked_at, digest FROM onemap_tokens ORDER BY id",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(StoreError::db("reading tokens"))?;
+    let mut tokens = Vec::with_capacity(rows.len());
+    for r in &rows {
+        tokens.push(crate::store::StoredToken {
+            record: token(r)?,
+            digest: r.try_get(5).map_err(StoreError::db("reading tokens"))?,
+        });
+    }
+    let keys = sqlx::query_as::<_, (String, String, i64, String)>(
+        "SELECT key, layer, seq, at FROM onemap_idempotency ORDER BY id",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(StoreError::db("reading idempotency keys"))?
+    .into_iter()
+    .map(|(key, layer, seq, at)| crate::store::StoredKey {
+        key,
+        layer,
+        seq,
+        at,
+    })
+    .collect();
+    let rows = sqlx::query(
+        "SELECT id, name, actor, created_at, inputs, results FROM onemap_scenarios ORDER BY id",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(StoreError::db("reading scenarios"))?;
+    let scenarios = rows
+        .iter()
+        .map(|r| scenario_of(r, true))
+        .collect::<Result<_, _>>()?;
+    Ok(crate::store::Records {
+        tokens,
+        keys,
+        scenarios,
+    })
+}
+
+/// What of the log, tokens and scenarios is there (a copy's target must
+/// have none).
+pub async fn holds_records(conn: &mut PgConnection) -> Result<Option<String>, StoreError> {
+    for (table, what) in [
+        ("onemap_changes", "changes"),
+        ("onemap_tokens", "tokens"),
+        ("onemap_scenarios", "scenarios"),
+    ] {
+        let n: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(StoreError::db("counting records"))?;
+        if n > 0 {
+            return Ok(Some(format!("{n} {what}")));
+        }
+    }
+    Ok(None)
+}
+
+/// Store a copied log entry under its own seq.
+pub async fn put_change(conn: &mut PgConnection, e: &AuditEntry) -> Result<(), StoreError> {
+    let bbox = |b: &Option<[f64; 4]>| b.map(|b| json!(b));
+    let c = &e.change;
+    sqlx::query(
+        "INSERT INTO onemap_changes (seq, at, actor, layer, op, feature_ids, bbox_before, bbox_after, \
+           before, after, also, action, geometry_before) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+    )
+    .bind(c.seq)
+    .bind(&c.at)
+    .bind(&c.actor)
+    .bind(&c.layer)
+    .bind(c.op.as_str())
+    .bind(json!(c.ids))
+    .bind(bbox(&c.bbox_before))
+    .bind(bbox(&c.bbox_after))
+    .bind(&e.before)
+    .bind(&e.after)
+    .bind((!c.also.is_empty()).then(|| json!(c.also)))
+    .bind(&c.action)
+    .bind(&e.geometry_before)
+    .execute(&mut *conn)
+    .await
+    .map_err(StoreError::db(format!("copying change {}", c.seq)))?;
+    Ok(())
+}
+
+/// Store copied tokens, keys and scenarios under their own ids.
+pub async fn put_records(
+    conn: &mut PgConnection,
+    r: &crate::store::Records,
+) -> Result<(), StoreError> {
+    for t in &r.tokens {
+        sqlx::query(
+            "INSERT INTO onemap_tokens (id, name, role, digest, created_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(t.record.id)
+        .bind(&t.record.name)
+        .bind(t.record.role.as_str())
+        .bind(&t.digest)
+        .bind(&t.record.created_at)
+        .bind(&t.record.revoked_at)
+        .execute(&mut *conn)
+        .await
+        .map_err(StoreError::db("copying tokens"))?;
+    }
+    for k in &r.keys {
+        sqlx::query("INSERT INTO onemap_idempotency (key, layer, seq, at) VALUES ($1, $2, $3, $4)")
+            .bind(&k.key)
+            .bind(&k.layer)
+            .bind(k.seq)
+            .bind(&k.at)
+            .execute(&mut *conn)
+            .await
+            .map_err(StoreError::db("copying idempotency keys"))?;
+    }
+    for s in &r.scenarios {
+        sqlx::query(
+            "INSERT INTO onemap_scenarios (id, name, actor, created_at, inputs, results) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(s.id)
+        .bind(&s.name)
+        .bind(&s.actor)
+        .bind(&s.created_at)
+        .bind(&s.inputs)
+        .bind(&s.results)
+        .execute(&mut *conn)
+        .await
+        .map_err(StoreError::db("copying scenarios"))?;
+    }
+    // Identities continue after the copied ids; the log head after the
+    // copied seqs.
+    for table in ["onemap_tokens", "onemap_scenarios", "onemap_idempotency"] {
+        sqlx::query(&format!(
+            "SELECT setval(pg_get_serial_sequence('{table}', 'id'), max(id)) FROM {table} HAVING max(id) IS NOT NULL"
+        ))
+        .execute(&mut *conn)
+        .await
+        .map_err(StoreError::db("continuing the identities"))?;
+    }
+    Ok(())
+}
+
+/// The log head at the highest copied seq.
+pub async fn raise_head(conn: &mut PgConnection) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE onemap_log_head SET seq = greatest(seq, (SELECT coalesce(max(seq), 0) FROM onemap_changes))",
+    )
+    .execute(&mut *conn)
+    .await
+    .map_err(StoreError::db("moving the log head"))?;
+    Ok(())
+}

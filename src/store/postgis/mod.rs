@@ -541,6 +541,16 @@ async fn insert_rows(
     layer: &LayerDef,
     features: &[Feature],
 ) -> Result<Vec<i64>, StoreError> {
+    insert_batches(conn, layer, features, false).await
+}
+
+/// [`insert_rows`], or with `with_ids` each feature under its own id.
+async fn insert_batches(
+    conn: &mut PgConnection,
+    layer: &LayerDef,
+    features: &[Feature],
+    with_ids: bool,
+) -> Result<Vec<i64>, StoreError> {
     let cols = property_columns(layer);
     let mut unnest = vec!["$1::bytea[]".to_owned()];
     let mut names = vec!["g".to_owned()];
@@ -555,7 +565,14 @@ async fn insert_rows(
         unnest.push(format!("${}::{ty}", i + 2));
         names.push(format!("c{i}"));
     }
-    let values: Vec<String> = names[1..].to_vec();
+    let mut values: Vec<String> = names[1..].to_vec();
+    let mut cols: Vec<String> = cols;
+    if with_ids {
+        unnest.push(format!("${}::bigint[]", layer.properties.len() + 2));
+        names.push("id".into());
+        values.push("id".into());
+        cols.push("fid".into());
+    }
     let sql = format!(
         "INSERT INTO \"{t}\" (\"{GEOM}\"{cols}) \
          SELECT ST_GeomFromWKB(g, 4326){vals} FROM unnest({unnest}) WITH ORDINALITY AS u({names}, n) \
@@ -595,6 +612,9 @@ async fn insert_rows(
                     q.bind(vals.map(|v| v.cloned()).collect::<Vec<Option<Value>>>())
                 }
             };
+        }
+        if with_ids {
+            q = q.bind(chunk.iter().map(|f| f.id).collect::<Vec<Option<i64>>>());
         }
         let mut chunk_ids: Vec<i64> = q
             .fetch_all(&mut *conn)
@@ -667,8 +687,120 @@ fn read_value(row: &PgRow, i: usize, p: &PropertyDef) -> Result<Option<Value>, S
     })
 }
 
+/// Insert features with their own ids (a copy).
+async fn insert_with_ids(
+    conn: &mut PgConnection,
+    layer: &LayerDef,
+    features: &[Feature],
+) -> Result<(), StoreError> {
+    insert_batches(conn, layer, features, true).await.map(drop)
+}
+
 #[async_trait]
 impl Store for PgStore {
+    async fn log_page(&self, seq: i64, limit: u64) -> Result<Vec<AuditEntry>, StoreError> {
+        let mut conn = self.conn().await?;
+        log::page(&mut conn, seq, limit).await
+    }
+
+    async fn records(&self) -> Result<super::Records, StoreError> {
+        let mut conn = self.conn().await?;
+        log::records(&mut conn).await
+    }
+
+    async fn restore(
+        &self,
+        mut parts: mpsc::Receiver<super::CopyPart>,
+        progress: &(dyn Fn(u64) + Send + Sync),
+    ) -> Result<super::Restored, StoreError> {
+        use super::CopyPart;
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(StoreError::db("starting a transaction"))?;
+        // No other writer may log meanwhile: the head stays ours until
+        // commit.
+        sqlx::query("SELECT seq FROM onemap_log_head WHERE one = 1 FOR UPDATE")
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::db("locking the log"))?;
+        if let Some(what) = log::holds_records(&mut tx).await? {
+            return Err(StoreError::NotEmpty { what });
+        }
+        let mut done = super::Restored::default();
+        let mut high: std::collections::BTreeMap<String, i64> = Default::default();
+        let mut seen: Vec<String> = Vec::new();
+        loop {
+            let Some(part) = parts.recv().await else {
+                return Err(StoreError::Interrupted {
+                    context: "copying (the reader stopped)".into(),
+                });
+            };
+            match part {
+                CopyPart::Features { layer, features } => {
+                    if !seen.contains(&layer.name) {
+                        Self::check_layer(&mut tx, &layer).await?;
+                        let any: Option<i64> = sqlx::query_scalar(&format!(
+                            "SELECT fid FROM \"{}\" LIMIT 1",
+                            layer.name
+                        ))
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(StoreError::db(format!("reading {}", layer.name)))?;
+                        if any.is_some() {
+                            return Err(StoreError::NotEmpty {
+                                what: format!("features of {}", layer.name),
+                            });
+                        }
+                        seen.push(layer.name.clone());
+                    }
+                    insert_with_ids(&mut tx, &layer, &features).await?;
+                    let h = high.entry(layer.name.clone()).or_insert(0);
+                    *h = features.iter().filter_map(|f| f.id).fold(*h, i64::max);
+                    done.features += features.len() as u64;
+                }
+                CopyPart::Log(entries) => {
+                    super::logged_ids(&entries, &mut high);
+                    for e in &entries {
+                        log::put_change(&mut tx, e).await?;
+                    }
+                    done.changes += entries.len() as u64;
+                }
+                CopyPart::Records(r) => {
+                    log::put_records(&mut tx, &r).await?;
+                    done.tokens += r.tokens.len() as u64;
+                    done.scenarios += r.scenarios.len() as u64;
+                }
+                CopyPart::Failed(e) => return Err(e),
+                CopyPart::End => break,
+            }
+            progress(done.features + done.changes);
+        }
+        for (layer, h) in &high {
+            let known: Option<i32> =
+                sqlx::query_scalar("SELECT 1 FROM onemap_layers WHERE name = $1")
+                    .bind(layer)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(StoreError::db("looking up a layer"))?;
+            if known.is_some() && *h > 0 {
+                sqlx::query(&format!(
+                    "SELECT setval(pg_get_serial_sequence('\"{layer}\"', 'fid'), $1)"
+                ))
+                .bind(*h)
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::db(format!("continuing the ids of {layer}")))?;
+            }
+        }
+        log::raise_head(&mut tx).await?;
+        tx.commit()
+            .await
+            .map_err(StoreError::db("committing the copy"))?;
+        Ok(done)
+    }
+
     async fn prepare(&self, layers: &[Arc<LayerDef>]) -> Result<(), StoreError> {
         let mut tx = self
             .pool
