@@ -122,6 +122,21 @@ async fn apply(state: &AppState, mut page: Vec<Change>) {
             by_layer.entry(t.layer.as_str()).or_default().extend(&t.ids);
         }
     }
+    // Layers the store serves: their tiles' versions move where each change
+    // was and is (nothing of them is held to refresh).
+    for c in &page {
+        let parts = std::iter::once((&c.layer, c.bbox_before, c.bbox_after)).chain(
+            c.also
+                .iter()
+                .map(|t| (&t.layer, t.bbox_before, t.bbox_after)),
+        );
+        for (layer, before, after) in parts {
+            if state.index.in_store(layer) {
+                let boxes: Vec<[f64; 4]> = before.into_iter().chain(after).collect();
+                state.index.touch_in_store(layer, &boxes);
+            }
+        }
+    }
     for (name, ids) in by_layer {
         // A table onemap does not serve: nothing to index.
         let Some(layer) = state.catalog.get(name).cloned() else {

@@ -182,7 +182,9 @@ async fn load_index(
             }
         }
     }
-    let index = index::SpatialIndex::load(store, catalog).await?;
+    let index =
+        index::SpatialIndex::load_holding(store, catalog, Some(settings.index_max_features))
+            .await?;
     Ok((
         index,
         IndexOrigin {

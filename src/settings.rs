@@ -37,6 +37,9 @@ pub const DEFAULT_EVENTS_REPLAY: u64 = 10_000;
 /// Seconds between the keep-alive comments of `/api/events`: a client that
 /// hears nothing for two of them knows the stream is dead, not quiet.
 pub const DEFAULT_EVENTS_HEARTBEAT_SECS: u64 = 15;
+/// Features past which a PostgreSQL layer is served by the database
+/// rather than held (about 100 bytes a point: 500 MB).
+pub const DEFAULT_INDEX_MAX_FEATURES: u64 = 5_000_000;
 pub const DEFAULT_IMPORT_LIMIT: usize = 256 * 1024 * 1024;
 /// A client has this long to send a request's headers (also the longest a
 /// kept-alive connection may sit idle before its next request).
@@ -180,6 +183,11 @@ pub struct ServeArgs {
     /// Largest body of `POST /api/import/{layer}` in bytes [default: 256 MiB].
     #[arg(long, env = "ONEMAP_IMPORT_LIMIT")]
     pub import_limit: Option<usize>,
+    /// On PostgreSQL, a layer of more features than this is not held in
+    /// memory: the database cuts its tiles and answers its items
+    /// [default: 5000000]. The GeoPackage store holds every layer.
+    #[arg(long, env = "ONEMAP_INDEX_MAX_FEATURES")]
+    pub index_max_features: Option<u64>,
     /// An online basemap for sites that have one: a raster XYZ URL template
     /// such as Tianditu's with its key, or the TileJSON URL (`….json`) of a
     /// vector basemap on the operator's own tile server (drawn in the
@@ -298,6 +306,7 @@ struct FileSettings {
     events_replay: Option<u64>,
     events_heartbeat: Option<u64>,
     import_limit: Option<usize>,
+    index_max_features: Option<u64>,
     allowed_hosts: Option<Vec<String>>,
     metrics: Option<MetricsAccess>,
     header_timeout: Option<u64>,
@@ -523,6 +532,7 @@ pub struct Settings {
     #[serde(serialize_with = "secs")]
     pub events_heartbeat: Duration,
     pub import_limit: usize,
+    pub index_max_features: u64,
     pub allowed_hosts: Vec<String>,
     pub metrics: MetricsAccess,
     #[serde(serialize_with = "secs")]
@@ -657,6 +667,10 @@ impl Settings {
                 .import_limit
                 .or(file.import_limit)
                 .unwrap_or(DEFAULT_IMPORT_LIMIT),
+            index_max_features: serve
+                .index_max_features
+                .or(file.index_max_features)
+                .unwrap_or(DEFAULT_INDEX_MAX_FEATURES),
             allowed_hosts: serve
                 .allowed_hosts
                 .clone()
@@ -731,6 +745,7 @@ impl Settings {
             events_replay: DEFAULT_EVENTS_REPLAY,
             events_heartbeat: Duration::from_secs(DEFAULT_EVENTS_HEARTBEAT_SECS),
             import_limit: DEFAULT_IMPORT_LIMIT,
+            index_max_features: DEFAULT_INDEX_MAX_FEATURES,
             allowed_hosts: Vec::new(),
             metrics: MetricsAccess::Open,
             header_timeout: Duration::from_secs(DEFAULT_HEADER_TIMEOUT_SECS),

@@ -133,6 +133,10 @@ const MAX_LAT: f64 = 85.051_128_779_806_59;
 /// The page `query` asks for, from the index; `None` when the index cannot
 /// order it as the store would (a sort on a property).
 pub fn page(index: &SpatialIndex, layer: &str, query: &Query) -> Option<Page> {
+    // A layer the store serves is paged and counted by the store.
+    if index.in_store(layer) {
+        return None;
+    }
     let descending = match query.sort.as_slice() {
         [] => false,
         [k] if k.property == ID => k.descending,

@@ -114,6 +114,9 @@ struct Slot {
     /// (with their write lock held): tile cache keys carry the version, so
     /// whoever sees a new one builds from the new rows.
     dirty: RwLock<dirty::Dirty>,
+    /// A layer too big to hold, served by the store itself (its tiles,
+    /// items and filters): no rows here, only its tiles' versions.
+    in_store: bool,
 }
 
 impl Slot {
@@ -121,6 +124,7 @@ impl Slot {
         Self {
             rows: RwLock::new(rows),
             dirty: RwLock::default(),
+            in_store: false,
         }
     }
 
@@ -198,6 +202,17 @@ impl SpatialIndex {
     /// be loaded is skipped and reported ([`SpatialIndex::skipped`]), never
     /// fatal: one bad row must not keep the server from starting.
     pub async fn load(store: &dyn Store, catalog: &Catalog) -> Result<Self, StoreError> {
+        Self::load_holding(store, catalog, None).await
+    }
+
+    /// [`SpatialIndex::load`], except that a layer of more than
+    /// `hold_at_most` features is left to a store that can serve it
+    /// ([`Store::serves_tiles`]): no rows of it are held.
+    pub async fn load_holding(
+        store: &dyn Store,
+        catalog: &Catalog,
+        hold_at_most: Option<u64>,
+    ) -> Result<Self, StoreError> {
         let mut layers = HashMap::new();
         let mut skipped = BTreeMap::new();
         for layer in catalog.layers() {
@@ -206,6 +221,15 @@ impl SpatialIndex {
             // at once (a million of them as JSON maps were 2 GB).
             let mut rows = Rows::new(layer);
             let expected = store.count(layer, &Query::default()).await?;
+            if store.serves_tiles() && hold_at_most.is_some_and(|most| expected > most) {
+                tracing::info!(layer = %layer.name, features = expected, "layer served from the store, not held in memory");
+                rows.pack();
+                rows.lay_out();
+                let mut slot = Slot::new(rows);
+                slot.in_store = true;
+                layers.insert(layer.name.clone(), slot);
+                continue;
+            }
             rows.reserve(usize::try_from(expected).unwrap_or(0));
             let mut stream = store.stream(layer.clone(), Query::default());
             while let Some(row) = stream.next().await {
@@ -269,6 +293,32 @@ impl SpatialIndex {
                     .version(z, x, y)
             })
             .unwrap_or(0)
+    }
+
+    /// Whether `layer` is served by the store rather than held here (its
+    /// tiles and items come from SQL).
+    pub fn in_store(&self, layer: &str) -> bool {
+        self.layers.get(layer).is_some_and(|l| l.in_store)
+    }
+
+    /// A change came near these WGS84 boxes of a layer served by the
+    /// store: its tiles there get new versions.
+    pub fn touch_in_store(&self, layer: &str, boxes: &[[f64; 4]]) {
+        let Some(slot) = self.layers.get(layer).filter(|l| l.in_store) else {
+            return;
+        };
+        let projected: Vec<[f64; 4]> = boxes
+            .iter()
+            .map(|b| {
+                let (x0, y0) = lonlat_to_mercator(b[0], b[1]);
+                let (x1, y1) = lonlat_to_mercator(b[2], b[3]);
+                [x0, y0, x1, y1]
+            })
+            .collect();
+        slot.dirty
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .changed(&projected);
     }
 
     /// Features whose box meets the Web Mercator box, owned.
@@ -413,6 +463,11 @@ impl SpatialIndex {
         layer: &Arc<LayerDef>,
         ids: &[i64],
     ) -> Result<(), StoreError> {
+        // A layer the store serves has nothing here to refresh (the feed
+        // moves its tiles' versions from the change's boxes).
+        if self.in_store(&layer.name) {
+            return Ok(());
+        }
         // Read the written features back in chunks of ids (one query each),
         // not one by one: an import may write 100,000.
         let mut found: HashMap<i64, Feature> = HashMap::with_capacity(ids.len());

@@ -33,6 +33,9 @@ pub enum StoreError {
         #[source]
         reason: super::Refusal,
     },
+    /// This store cannot do what was asked.
+    #[error("this store does not serve {what}")]
+    Unsupported { what: String },
     /// A copy's target already holds data.
     #[error("the target store is not empty: it already holds {what}")]
     NotEmpty { what: String },

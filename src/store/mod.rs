@@ -371,6 +371,35 @@ pub fn logged_ids(entries: &[AuditEntry], high: &mut std::collections::BTreeMap<
     }
 }
 
+/// The cluster grid of one tile, for a store that cuts tiles of a layer
+/// it serves itself ([`Store::tile_grid`]): where a point lands is
+/// `tx = (x - min_x) / unit`, `ty = (max_y - y) / unit` in Web Mercator, and
+/// its cell `clamp(floor(t / cell) + 1, 0, side - 1)` each way.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TileGrid {
+    /// The buffered tile in WGS84 `[west, south, east, north]`.
+    pub lonlat: [f64; 4],
+    pub min_x: f64,
+    pub max_y: f64,
+    pub unit: f64,
+    pub cell: f64,
+    pub side: i32,
+}
+
+/// One occupied cell of a [`TileGrid`]: how many points, the sums of
+/// their tile positions, one of their ids, and whether every feature
+/// there is a point.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GridCell {
+    pub gx: i32,
+    pub gy: i32,
+    pub n: u64,
+    pub sx: f64,
+    pub sy: f64,
+    pub one: i64,
+    pub points_only: bool,
+}
+
 /// The union of WGS84 boxes `[min_lon, min_lat, max_lon, max_lat]`.
 pub fn bbox_union(boxes: impl IntoIterator<Item = Option<[f64; 4]>>) -> Option<[f64; 4]> {
     boxes.into_iter().flatten().reduce(|a, b| {
@@ -563,6 +592,43 @@ pub trait Store: Send + Sync + 'static {
         parts: tokio::sync::mpsc::Receiver<CopyPart>,
         progress: &(dyn Fn(u64) + Send + Sync),
     ) -> Result<Restored, StoreError>;
+
+    /// Whether this store can cut the tiles of a layer too big to hold in
+    /// memory ([`Store::tile_grid`], [`Store::tile_mvt`]) and answer its
+    /// items itself.
+    fn serves_tiles(&self) -> bool {
+        false
+    }
+
+    /// The features of `layer` in `grid`'s buffered tile that `filter`
+    /// selects (its spatial tests by their boxes), summed by cluster cell.
+    async fn tile_grid(
+        &self,
+        layer: &LayerDef,
+        grid: &TileGrid,
+        filter: Option<&Expr>,
+    ) -> Result<Vec<GridCell>, StoreError> {
+        let _ = (grid, filter);
+        Err(StoreError::Unsupported {
+            what: format!("tiles of {} from the store", layer.name),
+        })
+    }
+
+    /// Tile z/x/y of `layer` as one MVT layer named after it (extent 4096,
+    /// a 64-unit buffer), each feature with its id, an `id` property and
+    /// the `columns` given; empty when nothing is there.
+    async fn tile_mvt(
+        &self,
+        layer: &LayerDef,
+        zxy: (u8, u32, u32),
+        columns: &[&str],
+        filter: Option<&Expr>,
+    ) -> Result<Vec<u8>, StoreError> {
+        let _ = (zxy, columns, filter);
+        Err(StoreError::Unsupported {
+            what: format!("tiles of {} from the store", layer.name),
+        })
+    }
 
     /// Call `wake` whenever a change may have been committed by someone
     /// else (another node announcing its seq, or `0` when unsure), so the

@@ -548,3 +548,59 @@ fn ring(
     enc.complete_geom().ok()?;
     Some(true)
 }
+
+/// The cluster grid of tile z/x/y as a store that cuts tiles itself sums
+/// it (see [`crate::store::TileGrid`]): the same cells as [`clustered`].
+pub fn store_grid(z: u8, x: u32, y: u32) -> crate::store::TileGrid {
+    let (min, max) = tile_bounds(z, x, y);
+    let unit = (max[0] - min[0]) / f64::from(EXTENT);
+    let pad = BUFFER * unit;
+    let (w, s) = crate::index::mercator_to_lonlat(min[0] - pad, min[1] - pad);
+    let (e, n) = crate::index::mercator_to_lonlat(max[0] + pad, max[1] + pad);
+    crate::store::TileGrid {
+        lonlat: [w, s, e, n],
+        min_x: min[0],
+        max_y: max[1],
+        unit,
+        cell: CLUSTER_CELL,
+        side: i32::try_from(SIDE).unwrap_or(i32::MAX),
+    }
+}
+
+/// Whether `n` points meeting tile z (all points) are drawn as clusters,
+/// as [`add_layer`] decides for a layer held in memory.
+pub fn clusters_at(z: u8, n: u64) -> bool {
+    n > POINT_BUDGET as u64 && (z < CLUSTER_BELOW_ZOOM || n > DENSE_POINT_BUDGET as u64)
+}
+
+/// A tile of one clustered point layer from a store's grid sums, merged
+/// and encoded as for a layer held in memory; `singles` holds the features
+/// of the cells with one point, drawn as themselves.
+pub fn clustered_from_grid(
+    layer: &LayerDef,
+    cells: &[crate::store::GridCell],
+    singles: &Rows,
+) -> Option<Vec<u8>> {
+    let mut grid = empty_grid();
+    for c in cells {
+        let (Ok(gx), Ok(gy)) = (usize::try_from(c.gx), usize::try_from(c.gy)) else {
+            continue;
+        };
+        let Some(g) = grid.get_mut(gx * SIDE + gy) else {
+            continue;
+        };
+        g.n = c.n;
+        g.sx = c.sx;
+        g.sy = c.sy;
+        if c.n == 1 {
+            g.first = singles.get(c.one);
+        }
+    }
+    let mut tile = mvt::Tile::new(EXTENT);
+    let out = emit_clusters(tile.create_layer(&layer.name), layer, grid);
+    if out.num_features() == 0 {
+        return None;
+    }
+    tile.add_layer(out).ok()?;
+    tile.to_bytes().ok()
+}

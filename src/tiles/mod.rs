@@ -284,17 +284,31 @@ async fn build_and_cache(
     filters: &LayerFilters<'_>,
     crs: Crs,
 ) -> Result<Arc<Option<Built>>, AppError> {
-    let owned: Vec<(Arc<LayerDef>, Option<Expr>)> = filters
+    let (in_store, owned): (Vec<_>, Vec<_>) = filters
         .iter()
         .map(|(l, f)| (Arc::clone(l), f.clone()))
-        .collect();
+        .partition(|(l, _)| state.index.in_store(&l.name));
+    if !in_store.is_empty() && crs != Crs::Wgs84 {
+        return Err(AppError::BadRequest(format!(
+            "layer `{}` is served from the database, whose tiles are cut in WGS84 only (leave out `crs`)",
+            in_store[0].0.name
+        )));
+    }
     let index = state.index.clone();
     let metrics = state.metrics.clone();
+    let store = Arc::clone(&state.store);
     let built = state
         .tiles
         .try_get_with(key, async move {
-            tokio::task::spawn_blocking(move || {
-                let started = std::time::Instant::now();
+            let started = std::time::Instant::now();
+            // Layers the store serves, cut by the database; then the held
+            // ones from the index. An MVT tile is a list of layers, so the
+            // parts' bytes are joined as they are.
+            let mut parts: Vec<u8> = Vec::new();
+            for (layer, filter) in &in_store {
+                parts.extend(store_layer(store.as_ref(), layer, (z, x, y), filter.as_ref()).await?);
+            }
+            let held = tokio::task::spawn_blocking(move || {
                 let lookup = |l: &LayerDef| {
                     owned
                         .iter()
@@ -302,18 +316,75 @@ async fn build_and_cache(
                         .and_then(|(_, f)| f.clone())
                 };
                 let defs: Vec<&LayerDef> = owned.iter().map(|(l, _)| l.as_ref()).collect();
-                let bytes = build::build_tile(&index, &defs, (z, x, y), &lookup, crs);
-                let built = Arc::new(bytes.map(finish));
-                metrics.tile_built(started.elapsed().as_secs_f64());
-                built
+                if defs.is_empty() {
+                    return None;
+                }
+                build::build_tile(&index, &defs, (z, x, y), &lookup, crs)
             })
             .await
+            .map_err(|e| e.to_string())?;
+            if let Some(held) = held {
+                parts.extend(held);
+            }
+            let built = Arc::new((!parts.is_empty()).then(|| finish(parts)));
+            metrics.tile_built(started.elapsed().as_secs_f64());
+            Ok::<_, String>(built)
         })
         .await;
     built.map_err(|e| {
         tracing::error!(error = %e, tile = %format!("{z}/{x}/{y}"), "a tile build failed");
         AppError::Internal(format!("the tile {z}/{x}/{y} could not be built"))
     })
+}
+
+/// One layer's part of tile z/x/y, cut by the store that serves it: its
+/// points clustered exactly as a held layer's would be, else every
+/// feature through the database's own MVT encoder (`ST_AsMVT`).
+async fn store_layer(
+    store: &dyn crate::store::Store,
+    layer: &Arc<LayerDef>,
+    (z, x, y): (u8, u32, u32),
+    filter: Option<&Expr>,
+) -> Result<Vec<u8>, String> {
+    let grid = build::store_grid(z, x, y);
+    let cells = store
+        .tile_grid(layer, &grid, filter)
+        .await
+        .map_err(|e| e.to_string())?;
+    let total: u64 = cells.iter().map(|c| c.n).sum();
+    if total == 0 {
+        return Ok(Vec::new());
+    }
+    if cells.iter().all(|c| c.points_only) && build::clusters_at(z, total) {
+        let ones: Vec<filter::Literal> = cells
+            .iter()
+            .filter(|c| c.n == 1)
+            .map(|c| filter::Literal::Integer(c.one))
+            .collect();
+        let singles = store
+            .features(
+                layer,
+                &crate::store::Query {
+                    filter: Some(Expr::In {
+                        property: filter::ID.into(),
+                        values: ones,
+                    }),
+                    ..crate::store::Query::default()
+                },
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        let (rows, _) = crate::index::Rows::load(layer, singles);
+        return Ok(build::clustered_from_grid(layer, &cells, &rows).unwrap_or_default());
+    }
+    let columns: Vec<&str> = build::tile_fields(layer)
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    store
+        .tile_mvt(layer, (z, x, y), &columns, filter)
+        .await
+        .map_err(|e| e.to_string())
 }
 
 impl Built {

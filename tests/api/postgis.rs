@@ -153,3 +153,154 @@ async fn gdal_reads_the_layers_as_postgis_tables() {
     );
     assert!(text.contains("headcount: Integer64"), "{text}");
 }
+
+/// The points of a tile drawn as themselves, by id with their properties.
+type Drawn = Vec<(i64, serde_json::Map<String, serde_json::Value>)>;
+
+/// A layer's features in a decoded tile: the drawn ones, how many points
+/// its clusters count, and how many clusters.
+fn drawn(
+    tile: &std::collections::BTreeMap<String, Vec<onemap::layers::Feature>>,
+    layer: &str,
+) -> (Drawn, u64, usize) {
+    let (mut points, mut counted, mut clusters) = (Vec::new(), 0, 0);
+    for f in tile.get(layer).into_iter().flatten() {
+        if f.properties.get("cluster").is_some() {
+            clusters += 1;
+            counted += f.properties["point_count"].as_u64().unwrap_or(0);
+        } else {
+            let id = f.properties["id"].as_i64().unwrap_or(-1);
+            points.push((id, f.properties.clone()));
+        }
+    }
+    points.sort_by_key(|p| p.0);
+    (points, counted, clusters)
+}
+
+#[tokio::test]
+async fn a_layer_too_big_to_hold_is_served_by_postgis_as_if_it_were_held() {
+    // Node A holds nothing (every layer is "too big"), node B everything,
+    // on the same database: their tiles and items must agree.
+    let held = spawn_app(true).await;
+    let database = held.database.clone();
+    let in_db = crate::helpers::spawn_app_with(tempfile::tempdir().expect("tempdir"), false, |s| {
+        s.database = database;
+        s.index_max_features = 0;
+    })
+    .await;
+    let points: Vec<String> = held
+        .catalog
+        .layers()
+        .iter()
+        .filter(|l| l.geometry == [onemap::layers::GeometryKind::Point])
+        .map(|l| l.name.clone())
+        .collect();
+    assert!(points.len() >= 4, "{points:?}");
+    // Enough points in one place to cluster (generated: 1,500 teams in a
+    // 5 km square).
+    let teams = held.catalog.get("rescue_teams").expect("teams");
+    let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(13);
+    let extra: Vec<onemap::layers::Feature> = (0..1_500)
+        .map(|i| {
+            use rand::Rng;
+            let (dx, dy): (f64, f64) = (rng.random(), rng.random());
+            feature(
+                geo::Point::new(118.28 + dx * 0.05, 35.02 + dy * 0.05),
+                json!({"name": format!("生成队{i}"), "team_type": "volunteer", "status": "standby", "headcount": 3 + i % 40}),
+            )
+        })
+        .collect();
+    held.store
+        .insert(teams, &extra, "test")
+        .await
+        .expect("stored");
+    for _ in 0..100 {
+        if held
+            .get_json("/ogc/collections/rescue_teams/items?limit=1")
+            .await["numberMatched"]
+            == in_db
+                .get_json("/ogc/collections/rescue_teams/items?limit=1")
+                .await["numberMatched"]
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut compared = 0;
+    let mut clustered = 0;
+    for z in [9u8, 11, 13, 15, 17] {
+        let (x, y) = crate::tiles::tile_of(118.30, 35.03, z);
+        let a = crate::tiles::decode(&in_db, "onemap", z, x, y).await;
+        let b = crate::tiles::decode(&held, "onemap", z, x, y).await;
+        for layer in &points {
+            let (pa, ca, ka) = drawn(&a, layer);
+            let (pb, cb, kb) = drawn(&b, layer);
+            assert_eq!(
+                pa, pb,
+                "{layer} at {z}/{x}/{y}: the same points, properties and all"
+            );
+            assert_eq!(
+                (ca, ka),
+                (cb, kb),
+                "{layer} at {z}/{x}/{y}: the same clusters"
+            );
+            compared += pa.len();
+            clustered += ka;
+        }
+    }
+    assert!(
+        compared > 50 && clustered > 5,
+        "{compared} points, {clustered} clusters compared"
+    );
+
+    // Items and filters from SQL, the same as from the index.
+    for q in [
+        "/ogc/collections/rescue_teams/items?limit=7&offset=3",
+        "/ogc/collections/rescue_teams/items?status=standby&limit=50",
+        "/ogc/collections/rescue_teams/items?bbox=118.2,34.95,118.35,35.1&limit=1000",
+        "/ogc/collections/rescue_teams/items?filter=headcount%20%3E%2020%20AND%20S_INTERSECTS(geometry,BBOX(118.2,34.9,118.4,35.1))",
+    ] {
+        let (a, b) = (in_db.get_json(q).await, held.get_json(q).await);
+        assert_eq!(a["numberMatched"], b["numberMatched"], "{q}");
+        assert_eq!(a["features"], b["features"], "{q}");
+    }
+
+    // An edit moves the tiles of a layer the store serves, too.
+    let token = held.token(onemap::auth::Role::Dispatcher).await;
+    let z = 14;
+    let to = [118.345, 35.071];
+    let (nx, ny) = crate::tiles::tile_of(to[0], to[1], z);
+    let before = drawn(
+        &crate::tiles::decode(&in_db, "rescue_teams", z, nx, ny).await,
+        "rescue_teams",
+    )
+    .0;
+    assert!(!before.iter().any(|(id, _)| *id == 5));
+    let r = held
+        .client
+        .patch(held.url("/ogc/collections/rescue_teams/items/5"))
+        .bearer_auth(&token)
+        .header("content-type", "application/merge-patch+json")
+        .body(serde_json::json!({"geometry": {"type": "Point", "coordinates": to}}).to_string())
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(r.status(), 200);
+    let mut shown = false;
+    for _ in 0..50 {
+        let now = drawn(
+            &crate::tiles::decode(&in_db, "rescue_teams", z, nx, ny).await,
+            "rescue_teams",
+        )
+        .0;
+        if now.iter().any(|(id, _)| *id == 5) {
+            shown = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        shown,
+        "the edit shows in the database-cut tile within a second"
+    );
+}

@@ -1197,6 +1197,97 @@ impl Store for PgStore {
         log::scenarios(&mut conn, limit).await
     }
 
+    fn serves_tiles(&self) -> bool {
+        true
+    }
+
+    async fn tile_grid(
+        &self,
+        layer: &LayerDef,
+        grid: &super::TileGrid,
+        filter: Option<&crate::filter::Expr>,
+    ) -> Result<Vec<super::GridCell>, StoreError> {
+        let mut binds = Vec::new();
+        let p = |b: Bind, binds: &mut Vec<Bind>| sql::param(binds, b);
+        let [w, s, e, n] = grid.lonlat.map(|v| p(Bind::Real(v), &mut binds));
+        let (min_x, max_y, unit, cell) = (
+            p(Bind::Real(grid.min_x), &mut binds),
+            p(Bind::Real(grid.max_y), &mut binds),
+            p(Bind::Real(grid.unit), &mut binds),
+            p(Bind::Real(grid.cell), &mut binds),
+        );
+        let last = p(Bind::Integer(i64::from(grid.side - 1)), &mut binds);
+        let condition = filter
+            .map(|f| format!(" AND {}", sql::superset(f, &mut binds)))
+            .unwrap_or_default();
+        // Web Mercator as the index computes it (`index::mercator`), so a
+        // point lands in the same cell either way.
+        let sql = format!(
+            "SELECT gx, gy, count(*), sum(tx), sum(ty), min(fid), bool_and(point) FROM (                SELECT fid, tx, ty, point,                  least(greatest(floor(tx / {cell}) + 1, 0), {last})::int AS gx,                  least(greatest(floor(ty / {cell}) + 1, 0), {last})::int AS gy                FROM (SELECT fid, GeometryType(\"{GEOM}\") = 'POINT' AS point,                    (6378137.0 * radians(ST_X(ST_PointOnSurface(\"{GEOM}\"))) - {min_x}) / {unit} AS tx,                    ({max_y} - 6378137.0 * ln(tan(pi() / 4 + radians(least(greatest(ST_Y(ST_PointOnSurface(\"{GEOM}\")), -85.05112877980659), 85.05112877980659)) / 2))) / {unit} AS ty                  FROM \"{t}\" WHERE \"{GEOM}\" && ST_MakeEnvelope({w}, {s}, {e}, {n}, 4326){condition}) a              ) b GROUP BY gx, gy",
+            t = layer.name
+        );
+        let mut conn = self.conn().await?;
+        let rows = bind_all(sqlx::query(&sql), binds)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(StoreError::db(format!("summing a tile of {}", layer.name)))?;
+        rows.iter()
+            .map(|r| {
+                let get = |e| StoreError::db(format!("summing a tile of {}", layer.name))(e);
+                Ok(super::GridCell {
+                    gx: r.try_get(0).map_err(&get)?,
+                    gy: r.try_get(1).map_err(&get)?,
+                    n: u64::try_from(r.try_get::<i64, _>(2).map_err(&get)?).unwrap_or(0),
+                    sx: r.try_get(3).map_err(&get)?,
+                    sy: r.try_get(4).map_err(&get)?,
+                    one: r.try_get(5).map_err(&get)?,
+                    points_only: r
+                        .try_get::<Option<bool>, _>(6)
+                        .map_err(get)?
+                        .unwrap_or(false),
+                })
+            })
+            .collect()
+    }
+
+    async fn tile_mvt(
+        &self,
+        layer: &LayerDef,
+        (z, x, y): (u8, u32, u32),
+        columns: &[&str],
+        filter: Option<&crate::filter::Expr>,
+    ) -> Result<Vec<u8>, StoreError> {
+        let mut binds = Vec::new();
+        let (pz, px, py) = (
+            sql::param(&mut binds, Bind::Integer(i64::from(z))),
+            sql::param(&mut binds, Bind::Integer(i64::from(x))),
+            sql::param(&mut binds, Bind::Integer(i64::from(y))),
+        );
+        let condition = filter
+            .map(|f| format!(" AND {}", sql::superset(f, &mut binds)))
+            .unwrap_or_default();
+        let props: String = columns
+            .iter()
+            .filter(|c| layer.property(c).is_some())
+            .map(|c| format!(", \"{c}\""))
+            .collect();
+        // The envelope in WGS84 for the index, buffered like the tile (64
+        // of 4096 units each side).
+        let sql = format!(
+            "WITH env AS (SELECT ST_TileEnvelope({pz}::int, {px}::int, {py}::int) AS m),              box AS (SELECT ST_Transform(ST_Expand(m, (ST_XMax(m) - ST_XMin(m)) * 64.0 / 4096.0), 4326) AS b FROM env)              SELECT ST_AsMVT(q, '{t}', 4096, 'g', 'onemap_fid') FROM (                SELECT fid AS onemap_fid, fid AS id{props},                  ST_AsMVTGeom(ST_Transform(\"{GEOM}\", 3857), env.m, 4096, 64, true) AS g                FROM \"{t}\", env, box WHERE \"{GEOM}\" && box.b{condition}              ) q WHERE q.g IS NOT NULL",
+            t = layer.name
+        );
+        let mut conn = self.conn().await?;
+        let row = bind_all(sqlx::query(&sql), binds)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(StoreError::db(format!("cutting a tile of {}", layer.name)))?;
+        let bytes: Option<Vec<u8>> = row
+            .try_get(0)
+            .map_err(StoreError::db(format!("cutting a tile of {}", layer.name)))?;
+        Ok(bytes.unwrap_or_default())
+    }
+
     fn listen(&self, wake: Arc<dyn Fn(i64) + Send + Sync>) {
         let (pool, closed) = (self.pool.clone(), self.closed.clone());
         tokio::spawn(async move {
