@@ -55,7 +55,21 @@ pub async fn ensure_layer(conn: &mut PgConnection, layer: &LayerDef) -> Result<(
         .execute(&mut *conn)
         .await
         .map_err(StoreError::db(format!("creating table {t}")))?;
+    // Only what is missing is altered: ALTER TABLE and CREATE INDEX lock
+    // the table even when there is nothing to do, and a node starting
+    // must not stall the nodes serving from it.
+    let existing: Vec<String> = sqlx::query_scalar(
+        "SELECT column_name::text FROM information_schema.columns \
+         WHERE table_schema = current_schema() AND table_name = $1",
+    )
+    .bind(t)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(StoreError::db(format!("reading columns of {t}")))?;
     for p in &layer.properties {
+        if existing.iter().any(|c| c == &p.name) {
+            continue;
+        }
         sqlx::query(&format!(
             "ALTER TABLE \"{t}\" ADD COLUMN IF NOT EXISTS \"{}\" {}",
             p.name,
@@ -65,12 +79,22 @@ pub async fn ensure_layer(conn: &mut PgConnection, layer: &LayerDef) -> Result<(
         .await
         .map_err(StoreError::db(format!("adding column {} to {t}", p.name)))?;
     }
-    sqlx::query(&format!(
-        "CREATE INDEX IF NOT EXISTS \"{t}_{GEOM}_gist\" ON \"{t}\" USING gist (\"{GEOM}\")"
-    ))
-    .execute(&mut *conn)
+    let index = format!("{t}_{GEOM}_gist");
+    let indexed: Option<i32> = sqlx::query_scalar(
+        "SELECT 1 FROM pg_indexes WHERE schemaname = current_schema() AND indexname = $1",
+    )
+    .bind(&index)
+    .fetch_optional(&mut *conn)
     .await
-    .map_err(StoreError::db(format!("indexing {t}")))?;
+    .map_err(StoreError::db(format!("reading indexes of {t}")))?;
+    if indexed.is_none() {
+        sqlx::query(&format!(
+            "CREATE INDEX IF NOT EXISTS \"{index}\" ON \"{t}\" USING gist (\"{GEOM}\")"
+        ))
+        .execute(&mut *conn)
+        .await
+        .map_err(StoreError::db(format!("indexing {t}")))?;
+    }
     rename_values(conn, layer).await?;
     catalog_entry(conn, layer).await
 }
