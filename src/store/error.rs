@@ -59,6 +59,24 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// Whether the database cannot be reached now (down, restarting,
+    /// every connection busy, the store closing), as opposed to a failure
+    /// of what was asked: worth trying again later or on another node.
+    pub fn is_unreachable(&self) -> bool {
+        let StoreError::Database { source, .. } = self else {
+            return false;
+        };
+        match source {
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => true,
+            // PostgreSQL's "operator intervention" (57P: shutting down,
+            // cannot connect now) and "connection exception" (08) classes.
+            sqlx::Error::Database(d) => d
+                .code()
+                .is_some_and(|c| c.starts_with("57P") || c.starts_with("08")),
+            _ => false,
+        }
+    }
+
     pub(crate) fn db(context: impl Into<String>) -> impl FnOnce(sqlx::Error) -> StoreError {
         let context = context.into();
         move |source| StoreError::Database { context, source }

@@ -12,6 +12,23 @@ async fn healthz_answers_ok_while_the_store_answers() {
 }
 
 #[tokio::test]
+async fn a_store_that_cannot_be_reached_is_a_503_problem_not_a_500() {
+    let app = spawn_app(true).await;
+    // What a PostgreSQL restart (or a closing GeoPackage) looks like to a
+    // request: the store's connections are gone.
+    app.store.close().await;
+    for path in ["/ogc/collections/rescue_teams/items/1", "/healthz"] {
+        let r = app.get(path).await;
+        assert_eq!(r.status(), 503, "{path}");
+        assert_eq!(
+            r.headers()["content-type"],
+            "application/problem+json",
+            "{path}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn metrics_count_requests_by_route_and_status_and_features_by_layer() {
     let app = spawn_app(true).await;
     for _ in 0..3 {
