@@ -990,17 +990,31 @@ impl Store for PgStore {
     }
 
     async fn count(&self, layer: &LayerDef, query: &Query) -> Result<u64, StoreError> {
-        let unpaged = Query {
-            limit: None,
-            offset: 0,
-            sort: Vec::new(),
-            filter: query.filter.clone(),
-        };
-        if query.filter.as_ref().is_some_and(|e| e.is_spatial()) {
+        if let Some(exact) = query.filter.as_ref().filter(|e| e.is_spatial()) {
+            // One unordered pass over the envelope's candidates, each
+            // tested exactly: paging them by id in chunks re-ran the index
+            // scan and its sort per chunk (a dense box of 20,000 points
+            // cost 40 scans).
+            let mut conn = self.conn().await?;
+            Self::check_layer(&mut conn, layer).await?;
+            let mut binds = Vec::new();
+            let sql = format!(
+                "{} WHERE {}",
+                Self::select_sql(layer),
+                sql::superset(exact, &mut binds)
+            );
+            let mut rows = bind_all(sqlx::query(&sql), binds).fetch(&mut *conn);
             let mut n = 0;
-            let mut features = self.stream(Arc::new(layer.clone()), unpaged);
-            while features.try_next().await?.is_some() {
-                n += 1;
+            while let Some(row) = rows
+                .try_next()
+                .await
+                .map_err(StoreError::db(format!("counting {}", layer.name)))?
+            {
+                // A row that cannot be read is not counted (as the stream
+                // reports and skips it).
+                if read_feature(layer, &row).is_ok_and(|f| exact.matches(&f)) {
+                    n += 1;
+                }
             }
             return Ok(n);
         }
