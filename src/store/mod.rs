@@ -697,6 +697,36 @@ pub fn validate_batch(
     }
 }
 
+/// Validate one batch of an [`ImportBatch::Features`] off the async
+/// workers: the valid features in normal form, and the violations, each
+/// with its line in the file. Shared by every store's `import_stream`.
+pub async fn validate_numbered(
+    layer: &LayerDef,
+    features: Vec<Feature>,
+    indices: Vec<usize>,
+    lines: Vec<Option<usize>>,
+) -> Result<(Vec<Feature>, Vec<crate::layers::Violation>), StoreError> {
+    let owned = layer.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut valid = Vec::with_capacity(features.len());
+        let mut violations = Vec::new();
+        for ((f, i), line) in features.iter().zip(&indices).zip(&lines) {
+            match owned.validate(*i, f) {
+                Ok(f) => valid.push(f),
+                Err(vs) => violations.extend(vs.into_iter().map(|mut v| {
+                    v.line = *line;
+                    v
+                })),
+            }
+        }
+        (valid, violations)
+    })
+    .await
+    .map_err(|e| StoreError::Interrupted {
+        context: format!("validating {} ({e})", layer.name),
+    })
+}
+
 /// True when no layer of `catalog` holds a feature.
 pub async fn is_empty(store: &dyn Store, catalog: &Catalog) -> Result<bool, StoreError> {
     for layer in catalog.layers() {

@@ -872,25 +872,8 @@ impl Store for PgStore {
                 } => (features, indices, lines, unreadable),
             };
             errors.extend(unreadable);
-            let owned = layer.clone();
-            let (valid, violations) = tokio::task::spawn_blocking(move || {
-                let mut valid = Vec::with_capacity(features.len());
-                let mut violations = Vec::new();
-                for ((f, i), line) in features.iter().zip(&indices).zip(&lines) {
-                    match owned.validate(*i, f) {
-                        Ok(f) => valid.push(f),
-                        Err(vs) => violations.extend(vs.into_iter().map(|mut v| {
-                            v.line = *line;
-                            v
-                        })),
-                    }
-                }
-                (valid, violations)
-            })
-            .await
-            .map_err(|e| StoreError::Interrupted {
-                context: format!("validating {} ({e})", layer.name),
-            })?;
+            let (valid, violations) =
+                super::validate_numbered(layer, features, indices, lines).await?;
             errors.extend(violations);
             if !errors.is_empty() {
                 continue;
