@@ -63,6 +63,7 @@ impl From<StoreError> for AppError {
                 "{e}: read it again and retry with its current ETag"
             )),
             e @ StoreError::Duplicate { .. } => AppError::Conflict(e.to_string()),
+            e @ StoreError::TooMuch { .. } => AppError::BadRequest(e.to_string()),
             // The database is down, unreachable or closing (a PostgreSQL
             // server restarting, every connection busy): the request may
             // succeed later or on another node, so 503, not 500.

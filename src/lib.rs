@@ -182,8 +182,10 @@ async fn load_index(
             }
         }
     }
+    let mut held: Vec<String> = dispatch::HELD.iter().map(|l| (*l).to_owned()).collect();
+    held.extend(planning::held_layers(&settings.planning));
     let index =
-        index::SpatialIndex::load_holding(store, catalog, Some(settings.index_max_features))
+        index::SpatialIndex::load_holding(store, catalog, Some(settings.index_max_features), &held)
             .await?;
     Ok((
         index,

@@ -63,23 +63,30 @@ pub async fn near(
     Ok(Json(json!({ "results": results })))
 }
 
-/// Features of `layer` within `r` metres of `p`, nearest first.
-fn inside(
-    index: &SpatialIndex,
+/// Features of `layer` within `r` metres of `p`, nearest first (from the
+/// database when the layer is too big to hold).
+async fn inside(
+    state: &AppState,
     layer: &str,
     p: [f64; 2],
     r: f64,
     keep: impl Fn(&Feature) -> bool,
-) -> Vec<Value> {
+) -> Result<Vec<Value>, AppError> {
     let mut out = Vec::new();
-    index.nearest(layer, p, r, |e, d| {
-        let f = e.feature();
-        if keep(&f) {
-            out.push(json!({ "id": e.id(), "name": f.name(), "distance_m": round1(d), "feature": feature_json(&f) }));
-        }
-        ControlFlow::<()>::Continue(())
-    });
-    out
+    let Some(def) = state.catalog.get(layer) else {
+        return Ok(out);
+    };
+    state
+        .index
+        .nearest_from(state.store.as_ref(), def, p, r, |e, d| {
+            let f = e.feature();
+            if keep(&f) {
+                out.push(json!({ "id": e.id(), "name": f.name(), "distance_m": round1(d), "feature": feature_json(&f) }));
+            }
+            ControlFlow::<()>::Continue(())
+        })
+        .await?;
+    Ok(out)
 }
 
 /// `GET /api/hazards/{id}/exposure`: shelters, enterprises, cameras, open
@@ -106,21 +113,26 @@ pub async fn exposure(
     // are 1 km or finer, so the edge error is half a cell at most).
     let mut population = 0i64;
     let mut cells = 0usize;
-    state.index.nearest("population_grid", p, r, |e, _| {
-        population += match e.scalar("population") {
-            Some(crate::index::Scalar::Integer(n)) => n,
-            _ => 0,
-        };
-        cells += 1;
-        ControlFlow::<()>::Continue(())
-    });
+    if let Some(grid) = state.catalog.get("population_grid") {
+        state
+            .index
+            .nearest_from(state.store.as_ref(), grid, p, r, |e, _| {
+                population += match e.scalar("population") {
+                    Some(crate::index::Scalar::Integer(n)) => n,
+                    _ => 0,
+                };
+                cells += 1;
+                ControlFlow::<()>::Continue(())
+            })
+            .await?;
+    }
     Ok(Json(json!({
         "hazard": feature_json(&hazard.feature),
         "radius_m": r,
-        "shelters": inside(&state.index, "shelters", p, r, all),
-        "enterprises": inside(&state.index, "enterprises", p, r, all),
-        "cameras": inside(&state.index, "cameras", p, r, all),
-        "incidents": inside(&state.index, INCIDENTS, p, r, |f| text(f, "status").is_some_and(|s| OPEN.contains(&s))),
+        "shelters": inside(&state, "shelters", p, r, all).await?,
+        "enterprises": inside(&state, "enterprises", p, r, all).await?,
+        "cameras": inside(&state, "cameras", p, r, all).await?,
+        "incidents": inside(&state, INCIDENTS, p, r, |f| text(f, "status").is_some_and(|s| OPEN.contains(&s))).await?,
         "population": population,
         "population_cells": cells,
     })))

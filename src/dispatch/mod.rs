@@ -31,6 +31,10 @@ pub const INCIDENTS: &str = "incidents";
 pub const TEAMS: &str = "rescue_teams";
 pub const DEPOTS: &str = "supply_depots";
 pub const HAZARDS: &str = "hazard_sources";
+/// The layers dispatch reads whole (lists, stock, summaries, the district
+/// outline): a node always holds them, whatever their size, so no answer
+/// is computed over a layer it cannot see.
+pub const HELD: &[&str] = &[INCIDENTS, TEAMS, DEPOTS, HAZARDS, "districts"];
 
 pub fn router() -> Router<AppState> {
     Router::new()

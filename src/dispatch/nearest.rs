@@ -54,24 +54,72 @@ pub fn nearest(
     radius_m: f64,
     keep: impl Fn(&Feature) -> bool,
 ) -> Vec<Found> {
-    let mut best: Vec<Found> = Vec::with_capacity(limit + 1);
-    if limit == 0 {
-        return best;
+    let mut ranking = Ranking::new(travel, layer, limit, keep);
+    if limit > 0 {
+        index.nearest(layer, p, radius_m, |e, d| ranking.offer(e, d));
     }
-    let by_type = layer == TEAMS;
-    index.nearest(layer, p, radius_m, |e, d| {
-        if best.len() == limit
-            && best
+    ranking.best
+}
+
+/// [`nearest`] over a layer held or served by the store (a layer too big
+/// to hold is searched in the database, ring by ring).
+pub async fn nearest_in(
+    state: &AppState,
+    travel: &Travel<'_>,
+    layer: &LayerDef,
+    p: [f64; 2],
+    limit: usize,
+    radius_m: f64,
+    keep: impl Fn(&Feature) -> bool,
+) -> Result<Vec<Found>, AppError> {
+    let mut ranking = Ranking::new(travel, &layer.name, limit, keep);
+    if limit > 0 {
+        state
+            .index
+            .nearest_from(state.store.as_ref(), layer, p, radius_m, |e, d| {
+                ranking.offer(e, d)
+            })
+            .await?;
+    }
+    Ok(ranking.best)
+}
+
+/// The best `limit` features offered so far, in rank order.
+struct Ranking<'a, K> {
+    travel: &'a Travel<'a>,
+    limit: usize,
+    by_type: bool,
+    keep: K,
+    best: Vec<Found>,
+}
+
+impl<'a, K: Fn(&Feature) -> bool> Ranking<'a, K> {
+    fn new(travel: &'a Travel<'a>, layer: &str, limit: usize, keep: K) -> Self {
+        Self {
+            travel,
+            limit,
+            by_type: layer == TEAMS,
+            keep,
+            best: Vec::with_capacity(limit + 1),
+        }
+    }
+
+    /// Take the feature `e`, `d` metres away (offered in increasing `d`);
+    /// breaks once nothing further could rank among the best.
+    fn offer(&mut self, e: crate::index::Row<'_>, d: f64) -> ControlFlow<()> {
+        if self.best.len() == self.limit
+            && self
+                .best
                 .last()
-                .is_some_and(|worst| worst.eta_min < travel.least_eta_min(d))
+                .is_some_and(|worst| worst.eta_min < self.travel.least_eta_min(d))
         {
             return ControlFlow::Break(());
         }
         let feature = e.feature();
-        if !keep(&feature) {
+        if !(self.keep)(&feature) {
             return ControlFlow::Continue(());
         }
-        let team_type = if by_type {
+        let team_type = if self.by_type {
             text(&feature, "team_type")
         } else {
             None
@@ -80,15 +128,14 @@ pub fn nearest(
             id: e.id(),
             name: feature.name().map(str::to_owned),
             distance_m: d,
-            eta_min: travel.eta_min(d, team_type),
+            eta_min: self.travel.eta_min(d, team_type),
             feature: Arc::new(feature),
         };
-        let at = best.partition_point(|b| rank(b) <= rank(&found));
-        best.insert(at, found);
-        best.truncate(limit);
+        let at = self.best.partition_point(|b| rank(b) <= rank(&found));
+        self.best.insert(at, found);
+        self.best.truncate(self.limit);
         ControlFlow::Continue(())
-    });
-    best
+    }
 }
 
 fn rank(f: &Found) -> (f64, f64, i64) {
@@ -230,6 +277,14 @@ pub async fn find(
         None => f64::INFINITY,
     };
     let f = filters(&layer, &q)?;
+    if state.index.in_store(&layer.name) {
+        let travel = Travel::new(&state.settings.dispatch);
+        let found = nearest_in(&state, &travel, &layer, p, limit, radius_m, |x| {
+            f.keep(&layer, x)
+        })
+        .await?;
+        return Ok(Json(json!({ "results": results(&found) })));
+    }
     let results = super::off_workers(move || {
         let travel = Travel::new(&state.settings.dispatch);
         let found = nearest(

@@ -7,15 +7,23 @@ use axum::{extract::State, Json};
 use serde_json::{json, Value};
 
 use super::{incidents::OPEN, text, DEPOTS, INCIDENTS, TEAMS};
-use crate::{layers::Feature, AppState};
+use crate::{error::AppError, layers::Feature, AppState};
 
-pub async fn show(State(state): State<AppState>) -> Json<Value> {
-    let counts: BTreeMap<String, usize> = state
-        .catalog
-        .layers()
-        .iter()
-        .map(|l| (l.name.clone(), state.index.len(&l.name)))
-        .collect();
+pub async fn show(State(state): State<AppState>) -> Result<Json<Value>, AppError> {
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for l in state.catalog.layers() {
+        // A layer too big to hold is counted where it is.
+        let n = if state.index.in_store(&l.name) {
+            let n = state
+                .store
+                .count(l, &crate::store::Query::default())
+                .await?;
+            usize::try_from(n).unwrap_or(usize::MAX)
+        } else {
+            state.index.len(&l.name)
+        };
+        counts.insert(l.name.clone(), n);
+    }
     let mut s = summarize(&counts, &|layer, visit| {
         state.index.each(layer, |all| {
             for e in all {
@@ -27,7 +35,7 @@ pub async fn show(State(state): State<AppState>) -> Json<Value> {
         o.insert("as_of".into(), json!(super::now()));
         o.insert("seq".into(), json!(state.feed.applied()));
     }
-    Json(s)
+    Ok(Json(s))
 }
 
 /// Calls its second argument with every feature of the layer named.

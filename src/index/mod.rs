@@ -202,16 +202,19 @@ impl SpatialIndex {
     /// be loaded is skipped and reported ([`SpatialIndex::skipped`]), never
     /// fatal: one bad row must not keep the server from starting.
     pub async fn load(store: &dyn Store, catalog: &Catalog) -> Result<Self, StoreError> {
-        Self::load_holding(store, catalog, None).await
+        Self::load_holding(store, catalog, None, &[]).await
     }
 
     /// [`SpatialIndex::load`], except that a layer of more than
     /// `hold_at_most` features is left to a store that can serve it
-    /// ([`Store::serves_tiles`]): no rows of it are held.
+    /// ([`Store::serves_tiles`]): no rows of it are held. The layers
+    /// `always_held` (those dispatch and planning read whole) are held
+    /// whatever their size.
     pub async fn load_holding(
         store: &dyn Store,
         catalog: &Catalog,
         hold_at_most: Option<u64>,
+        always_held: &[String],
     ) -> Result<Self, StoreError> {
         let mut layers = HashMap::new();
         let mut skipped = BTreeMap::new();
@@ -221,7 +224,8 @@ impl SpatialIndex {
             // at once (a million of them as JSON maps were 2 GB).
             let mut rows = Rows::new(layer);
             let expected = store.count(layer, &Query::default()).await?;
-            if store.serves_tiles() && hold_at_most.is_some_and(|most| expected > most) {
+            let pinned = always_held.contains(&layer.name);
+            if store.serves_tiles() && !pinned && hold_at_most.is_some_and(|most| expected > most) {
                 tracing::info!(layer = %layer.name, features = expected, "layer served from the store, not held in memory");
                 rows.pack();
                 rows.lay_out();

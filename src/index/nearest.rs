@@ -15,7 +15,11 @@ use std::{cmp::Ordering, collections::BinaryHeap, f64::consts::FRAC_PI_2, ops::C
 use super::{
     mercator_to_lonlat,
     packed::{Box2, Children, NodeRef},
-    Row, SpatialIndex,
+    Row, Rows, SpatialIndex,
+};
+use crate::{
+    layers::LayerDef,
+    store::{Query, Store, StoreError},
 };
 
 /// The mean Earth radius (IUGG), for great-circle distances.
@@ -177,6 +181,96 @@ impl SpatialIndex {
     }
 }
 
+/// The first ring a walk over a layer the store serves reads, in metres:
+/// a dispatcher's "nearest ten" is usually found inside it.
+const FIRST_RING_M: f64 = 2_000.0;
+/// The most features one ring of such a walk reads: past it the search
+/// is refused (narrow it) rather than hold a province's worth of rows.
+pub const STORE_RING_LIMIT: u64 = 200_000;
+/// Half the Earth's circumference: every point lies within it.
+const HALF_EARTH_M: f64 = std::f64::consts::PI * EARTH_RADIUS_M;
+
+impl SpatialIndex {
+    /// [`SpatialIndex::nearest`] for any layer, held or not. A layer the
+    /// store serves (too big to hold) is read ring by ring, each ring's
+    /// radius twice the last, from the database's spatial index: the
+    /// features of one ring come in increasing distance after the ring
+    /// before, so `visit` sees the same order as on a held layer and a
+    /// walk that breaks early reads only the rings it needed. A line or an
+    /// area is placed, as in the held rows, by its anchor.
+    pub async fn nearest_from<B>(
+        &self,
+        store: &dyn Store,
+        layer: &LayerDef,
+        p: [f64; 2],
+        max_distance_m: f64,
+        mut visit: impl FnMut(Row<'_>, f64) -> ControlFlow<B>,
+    ) -> Result<Option<B>, StoreError> {
+        if !self.in_store(&layer.name) {
+            return Ok(self.nearest(&layer.name, p, max_distance_m, visit));
+        }
+        let last = max_distance_m.min(HALF_EARTH_M);
+        let (mut inner, mut outer) = (0.0, FIRST_RING_M.min(last));
+        loop {
+            let query = Query {
+                limit: Some(STORE_RING_LIMIT + 1),
+                ..Query::bbox(box_around(p, outer))
+            };
+            let found = store.features(layer, &query).await?;
+            if found.len() as u64 > STORE_RING_LIMIT {
+                return Err(StoreError::TooMuch {
+                    what: format!(
+                        "more than {STORE_RING_LIMIT} features of `{}` lie within {:.0} m of the point: narrow the search (a smaller radius or limit)",
+                        layer.name, outer
+                    ),
+                });
+            }
+            let (rows, _) = Rows::load(layer, found);
+            let closing = outer >= last;
+            let mut ring: Vec<(f64, Row<'_>)> = rows
+                .iter()
+                .map(|r| (haversine_m(p, r.anchor()), r))
+                .filter(|(d, _)| *d >= inner && (*d < outer || (closing && *d <= outer)))
+                .collect();
+            ring.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.id().cmp(&b.1.id())));
+            for (d, r) in ring {
+                if let ControlFlow::Break(b) = visit(r, d) {
+                    return Ok(Some(b));
+                }
+            }
+            if closing {
+                return Ok(None);
+            }
+            (inner, outer) = (outer, (outer * 2.0).min(last));
+        }
+    }
+}
+
+/// A WGS84 `[west, south, east, north]` holding every point within `r`
+/// metres of `p`: the whole span of longitudes when the circle reaches a
+/// pole or the antimeridian.
+fn box_around(p: [f64; 2], r: f64) -> [f64; 4] {
+    let dlat = (r / EARTH_RADIUS_M).to_degrees();
+    let (south, north) = (p[1] - dlat, p[1] + dlat);
+    if south <= -90.0 || north >= 90.0 {
+        return [-180.0, south.max(-90.0), 180.0, north.min(90.0)];
+    }
+    // A cap of angular radius δ about latitude φ spans asin(sin δ / cos φ)
+    // of longitude each side; taking φ at the cap's poleward edge widens
+    // that a little, so rounding never leaves a point outside.
+    let farthest = south.abs().max(north.abs()).to_radians();
+    let s = (r / EARTH_RADIUS_M).sin() / farthest.cos();
+    if s >= 1.0 {
+        return [-180.0, south, 180.0, north];
+    }
+    let dlon = s.asin().to_degrees() + 1e-9;
+    let (west, east) = (p[0] - dlon, p[0] + dlon);
+    if west < -180.0 || east > 180.0 {
+        return [-180.0, south, 180.0, north];
+    }
+    [west, south, east, north]
+}
+
 #[cfg(test)]
 mod tests {
     use rand::{Rng, SeedableRng};
@@ -192,6 +286,44 @@ mod tests {
         // Linyi → Jinan, about 220 km as the crow flies.
         let d = haversine_m([118.356, 35.104], [117.000, 36.651]);
         assert!((200_000.0..230_000.0).contains(&d), "{d}");
+    }
+
+    #[test]
+    fn the_box_around_a_circle_holds_every_point_of_it() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        for _ in 0..5_000 {
+            let p = [
+                rng.random_range(-179.0..179.0),
+                rng.random_range(-85.0..85.0),
+            ];
+            let r = 10f64.powf(rng.random_range(1.0..7.3));
+            let [w, s, e, n] = box_around(p, r);
+            assert!(w <= e && s <= n && (-180.0..=180.0).contains(&w) && e <= 180.0);
+            // Points on the circle (and just inside it) in every direction.
+            for k in 0..72 {
+                let bearing = f64::from(k) * 5f64.to_radians();
+                let q = destination(p, bearing, r * 0.999_999);
+                assert!(
+                    q[0] >= w && q[0] <= e && q[1] >= s && q[1] <= n,
+                    "{q:?} ({r} m from {p:?}) outside {:?}",
+                    [w, s, e, n]
+                );
+            }
+        }
+        // Near the antimeridian or a pole the box spans every longitude.
+        assert_eq!(box_around([179.9, 0.0], 50_000.0)[0], -180.0);
+        assert_eq!(box_around([10.0, 89.9], 50_000.0)[3], 90.0);
+    }
+
+    /// The point `d` metres from `p` on the initial bearing `b` (radians).
+    fn destination(p: [f64; 2], b: f64, d: f64) -> [f64; 2] {
+        let (phi, lambda) = (p[1].to_radians(), p[0].to_radians());
+        let delta = d / EARTH_RADIUS_M;
+        let phi2 = (phi.sin() * delta.cos() + phi.cos() * delta.sin() * b.cos()).asin();
+        let lambda2 = lambda
+            + (b.sin() * delta.sin() * phi.cos()).atan2(delta.cos() - phi.sin() * phi2.sin());
+        let lon = (lambda2.to_degrees() + 540.0).rem_euclid(360.0) - 180.0;
+        [lon, phi2.to_degrees()]
     }
 
     #[test]

@@ -424,6 +424,12 @@ fn candidates(
                     format!("`{name}` is neither \"grid\" nor a layer of the catalog"),
                 ));
             }
+            if state.index.in_store(name) {
+                return Err(PlanningError::invalid(
+                    "candidates",
+                    format!("layer `{name}` is too big to hold in memory (it is served from the database); candidates come from a held layer"),
+                ));
+            }
             let per_person = r.siting.figures.area_per_person_m2;
             let mut out: Vec<Candidate> = state.index.each(name, |it| {
                 it.take(siting::MAX_CANDIDATES + 1)

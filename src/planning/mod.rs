@@ -28,6 +28,17 @@ use axum::{
 
 use crate::{error::AppError, store::StoreError, AppState};
 
+/// The layers planning reads whole (demand, shelters, exclusions): a node
+/// always holds them, whatever their size.
+pub fn held_layers(settings: &crate::settings::PlanningSettings) -> Vec<String> {
+    vec![
+        settings.population_layer.clone(),
+        settings.shelters_layer.clone(),
+        data::FLOOD_ZONES.to_owned(),
+        data::HAZARDS.to_owned(),
+    ]
+}
+
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/planning/coverage", get(api::coverage))

@@ -36,6 +36,9 @@ pub enum StoreError {
     /// This store cannot do what was asked.
     #[error("this store does not serve {what}")]
     Unsupported { what: String },
+    /// A read would return more than a request may hold.
+    #[error("{what}")]
+    TooMuch { what: String },
     /// A copy's target already holds data.
     #[error("the target store is not empty: it already holds {what}")]
     NotEmpty { what: String },

@@ -196,9 +196,10 @@ async fn a_layer_too_big_to_hold_is_served_by_postgis_as_if_it_were_held() {
         .map(|l| l.name.clone())
         .collect();
     assert!(points.len() >= 4, "{points:?}");
-    // Enough points in one place to cluster (generated: 1,500 teams in a
-    // 5 km square).
-    let teams = held.catalog.get("rescue_teams").expect("teams");
+    // Enough points in one place to cluster (generated: 1,500 enterprises
+    // in a 5 km square). Enterprises, not teams: the layers dispatch and
+    // planning read whole are held whatever their size.
+    let enterprises = held.catalog.get("enterprises").expect("enterprises");
     let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(13);
     let extra: Vec<onemap::layers::Feature> = (0..1_500)
         .map(|i| {
@@ -206,20 +207,20 @@ async fn a_layer_too_big_to_hold_is_served_by_postgis_as_if_it_were_held() {
             let (dx, dy): (f64, f64) = (rng.random(), rng.random());
             feature(
                 geo::Point::new(118.28 + dx * 0.05, 35.02 + dy * 0.05),
-                json!({"name": format!("生成队{i}"), "team_type": "volunteer", "status": "standby", "headcount": 3 + i % 40}),
+                json!({"name": format!("生成企业{i}"), "industry": "化工", "risk_level": (["low", "medium", "high"][i % 3]), "supervision": "town"}),
             )
         })
         .collect();
     held.store
-        .insert(teams, &extra, "test")
+        .insert(enterprises, &extra, "test")
         .await
         .expect("stored");
     for _ in 0..100 {
         if held
-            .get_json("/ogc/collections/rescue_teams/items?limit=1")
+            .get_json("/ogc/collections/enterprises/items?limit=1")
             .await["numberMatched"]
             == in_db
-                .get_json("/ogc/collections/rescue_teams/items?limit=1")
+                .get_json("/ogc/collections/enterprises/items?limit=1")
                 .await["numberMatched"]
         {
             break;
@@ -255,10 +256,10 @@ async fn a_layer_too_big_to_hold_is_served_by_postgis_as_if_it_were_held() {
 
     // Items and filters from SQL, the same as from the index.
     for q in [
-        "/ogc/collections/rescue_teams/items?limit=7&offset=3",
-        "/ogc/collections/rescue_teams/items?status=standby&limit=50",
-        "/ogc/collections/rescue_teams/items?bbox=118.2,34.95,118.35,35.1&limit=1000",
-        "/ogc/collections/rescue_teams/items?filter=headcount%20%3E%2020%20AND%20S_INTERSECTS(geometry,BBOX(118.2,34.9,118.4,35.1))",
+        "/ogc/collections/enterprises/items?limit=7&offset=3",
+        "/ogc/collections/enterprises/items?risk_level=high&limit=50",
+        "/ogc/collections/enterprises/items?bbox=118.2,34.95,118.35,35.1&limit=1000",
+        "/ogc/collections/enterprises/items?filter=risk_level%20%3D%20%27medium%27%20AND%20S_INTERSECTS(geometry,BBOX(118.2,34.9,118.4,35.1))",
     ] {
         let (a, b) = (in_db.get_json(q).await, held.get_json(q).await);
         assert_eq!(a["numberMatched"], b["numberMatched"], "{q}");
@@ -271,14 +272,14 @@ async fn a_layer_too_big_to_hold_is_served_by_postgis_as_if_it_were_held() {
     let to = [118.345, 35.071];
     let (nx, ny) = crate::tiles::tile_of(to[0], to[1], z);
     let before = drawn(
-        &crate::tiles::decode(&in_db, "rescue_teams", z, nx, ny).await,
-        "rescue_teams",
+        &crate::tiles::decode(&in_db, "enterprises", z, nx, ny).await,
+        "enterprises",
     )
     .0;
     assert!(!before.iter().any(|(id, _)| *id == 5));
     let r = held
         .client
-        .patch(held.url("/ogc/collections/rescue_teams/items/5"))
+        .patch(held.url("/ogc/collections/enterprises/items/5"))
         .bearer_auth(&token)
         .header("content-type", "application/merge-patch+json")
         .body(serde_json::json!({"geometry": {"type": "Point", "coordinates": to}}).to_string())
@@ -289,8 +290,8 @@ async fn a_layer_too_big_to_hold_is_served_by_postgis_as_if_it_were_held() {
     let mut shown = false;
     for _ in 0..50 {
         let now = drawn(
-            &crate::tiles::decode(&in_db, "rescue_teams", z, nx, ny).await,
-            "rescue_teams",
+            &crate::tiles::decode(&in_db, "enterprises", z, nx, ny).await,
+            "enterprises",
         )
         .0;
         if now.iter().any(|(id, _)| *id == 5) {
@@ -303,4 +304,138 @@ async fn a_layer_too_big_to_hold_is_served_by_postgis_as_if_it_were_held() {
         shown,
         "the edit shows in the database-cut tile within a second"
     );
+}
+
+#[tokio::test]
+async fn dispatch_sees_a_layer_too_big_to_hold_as_if_it_were_held() {
+    // Node A holds every layer, node B only those dispatch and planning
+    // read whole (the limit is 0), on the same database: what a dispatcher
+    // asks of a layer B leaves in the database must come out the same.
+    let held = spawn_app(true).await;
+    let database = held.database.clone();
+    let in_db = crate::helpers::spawn_app_with(tempfile::tempdir().expect("tempdir"), false, |s| {
+        s.database = database;
+        s.index_max_features = 0;
+    })
+    .await;
+    // Generated: 600 enterprises spread over 40 km around the hazard with
+    // the widest evacuation radius, so some fall inside it and the rings
+    // of the database walk are crossed several times.
+    let hazards = held
+        .get_json("/ogc/collections/hazard_sources/items?limit=1000")
+        .await;
+    let widest = hazards["features"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .max_by(|a, b| {
+            let r = |h: &serde_json::Value| {
+                h["properties"]["evacuation_radius_m"]
+                    .as_f64()
+                    .unwrap_or(0.0)
+            };
+            r(a).total_cmp(&r(b))
+        })
+        .cloned()
+        .expect("the demo has hazard sources");
+    let hazard = widest["id"].as_i64().expect("an id");
+    let at = [
+        widest["geometry"]["coordinates"][0].as_f64().expect("lon"),
+        widest["geometry"]["coordinates"][1].as_f64().expect("lat"),
+    ];
+    let enterprises = held.catalog.get("enterprises").expect("enterprises");
+    let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(29);
+    let extra: Vec<onemap::layers::Feature> = (0..600)
+        .map(|i| {
+            use rand::Rng;
+            // Denser near the hazard: distance grows with the square.
+            let (u, a): (f64, f64) = (rng.random(), rng.random::<f64>() * std::f64::consts::TAU);
+            let d = u * u * 0.4;
+            feature(
+                geo::Point::new(at[0] + d * a.cos(), at[1] + d * a.sin()),
+                json!({"name": format!("生成企业{i}"), "industry": "化工", "risk_level": (["low", "high"][i % 2])}),
+            )
+        })
+        .collect();
+    held.store
+        .insert(enterprises, &extra, "test")
+        .await
+        .expect("stored");
+    let count = "/ogc/collections/enterprises/items?limit=1";
+    for _ in 0..100 {
+        if held.get_json(count).await["numberMatched"]
+            == in_db.get_json(count).await["numberMatched"]
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let exposure = format!("/api/hazards/{hazard}/exposure");
+    let (a, b) = (
+        in_db.get_json(&exposure).await,
+        held.get_json(&exposure).await,
+    );
+    let exposed = a["enterprises"].as_array().map_or(0, Vec::len);
+    assert!(exposed >= 5, "{exposed} enterprises exposed: {a}");
+    assert_eq!(a, b, "the exposure from the database equals the held one");
+
+    for q in [
+        format!(
+            "/api/nearest?layer=enterprises&lon={}&lat={}&limit=25",
+            at[0], at[1]
+        ),
+        // Past the first ring (2 km) and the second.
+        format!(
+            "/api/nearest?layer=enterprises&lon={}&lat={}&limit=100&radius_m=30000",
+            at[0] + 0.1,
+            at[1]
+        ),
+        // Nothing but the far ones pass: the walk goes out ring by ring.
+        format!(
+            "/api/nearest?layer=cameras&lon={}&lat={}&limit=3",
+            at[0] + 2.0,
+            at[1] + 2.0
+        ),
+        format!(
+            "/api/nearest?layer=rescue_teams&lon={}&lat={}&limit=5",
+            at[0], at[1]
+        ),
+    ] {
+        let (a, b) = (in_db.get_json(&q).await, held.get_json(&q).await);
+        assert!(
+            a["results"].as_array().is_some_and(|r| !r.is_empty()),
+            "{q}: {a}"
+        );
+        assert_eq!(a, b, "{q}");
+    }
+
+    // The summary counts every layer, wherever it lives.
+    let (mut a, mut b) = (
+        in_db.get_json("/api/summary").await,
+        held.get_json("/api/summary").await,
+    );
+    for s in [&mut a, &mut b] {
+        if let Some(o) = s.as_object_mut() {
+            o.remove("as_of");
+            o.remove("seq");
+        }
+    }
+    assert_eq!(a, b, "the summaries agree");
+
+    // Planning reads held layers only, and says so.
+    let r = in_db
+        .client
+        .post(in_db.url("/api/planning/siting"))
+        .json(&json!({"k": 1, "radius_m": 500, "candidates": "enterprises"}))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(r.status(), 400);
+    assert_eq!(
+        r.headers()["content-type"].to_str().unwrap_or(""),
+        "application/problem+json"
+    );
+    let body = r.text().await.unwrap_or_default();
+    assert!(body.contains("enterprises"), "{body}");
 }
