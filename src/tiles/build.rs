@@ -67,6 +67,13 @@ fn build_named(
     filter: &dyn Fn(&LayerDef) -> Option<Expr>,
     crs: Crs,
 ) -> Option<Vec<u8>> {
+    with_cut((z, x, y), |cut, bmin, bmax| {
+        build_layers(index, layers, (z, x, y), filter, crs, cut, bmin, bmax)
+    })
+}
+
+/// Call `f` with how tile z/x/y is cut and its buffered Web Mercator box.
+fn with_cut<R>((z, x, y): (u8, u32, u32), f: impl FnOnce(&Cut, [f64; 2], [f64; 2]) -> R) -> R {
     let (min, max) = tile_bounds(z, x, y);
     let size = max[0] - min[0];
     let unit = size / f64::from(EXTENT);
@@ -79,8 +86,6 @@ fn build_named(
     let clip_polygon = clip_rect.to_polygon();
     let to_tile =
         |c: geo::Coord<f64>| -> (f64, f64) { ((c.x - min[0]) / unit, (max[1] - c.y) / unit) };
-
-    let mut tile = mvt::Tile::new(EXTENT);
     let cut = Cut {
         z,
         bounds: (min, max),
@@ -89,12 +94,27 @@ fn build_named(
         unit,
         to_tile: &to_tile,
     };
+    f(&cut, bmin, bmax)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn build_layers(
+    index: &SpatialIndex,
+    layers: &[(&LayerDef, &str)],
+    (z, x, y): (u8, u32, u32),
+    filter: &dyn Fn(&LayerDef) -> Option<Expr>,
+    crs: Crs,
+    cut: &Cut,
+    bmin: [f64; 2],
+    bmax: [f64; 2],
+) -> Option<Vec<u8>> {
+    let mut tile = mvt::Tile::new(EXTENT);
     for &(layer, mvt_name) in layers {
         let condition = filter(layer);
         let keep = |e: &Row| condition.as_ref().is_none_or(|c| c.matches(e));
         if crs == Crs::Wgs84 && condition.is_none() {
             let counted = index.with_rows(&layer.name, |rows| {
-                clustered_from_counts(rows?, layer, mvt_name, &mut tile, (z, x, y), &cut)
+                clustered_from_counts(rows?, layer, mvt_name, &mut tile, (z, x, y), cut)
             });
             if counted.is_some() {
                 continue;
@@ -103,13 +123,15 @@ fn build_named(
         if crs == Crs::Wgs84 {
             index.visit(&layer.name, bmin, bmax, |found| {
                 let entries: Vec<Row> = found.into_iter().filter(keep).collect();
-                add_layer(&mut tile, layer, mvt_name, &entries, &cut);
+                add_layer(&mut tile, layer, mvt_name, &entries, cut);
             });
         } else {
-            // The datums differ by well under 1 km here: look that much
-            // further, then place each feature on the datum's grid (as rows
-            // of their own, so the same code cuts them).
-            let slack = 1_000.0;
+            // The datums differ from WGS84 by up to about 1.3 km in China
+            // (BD-09: GCJ-02's shift and Baidu's own), 2.2 km of Web
+            // Mercator in the north: look 3 km further, then place each
+            // feature on the datum's grid (as rows of their own, so the
+            // same code cuts them). 1 km missed Baidu's edge features.
+            let slack = 3_000.0;
             let shifted: Vec<Feature> = index.visit(
                 &layer.name,
                 [bmin[0] - slack, bmin[1] - slack],
@@ -128,7 +150,7 @@ fn build_named(
             );
             let (rows, _) = Rows::load(layer, shifted);
             let entries = rows.search(&[bmin[0], bmin[1], bmax[0], bmax[1]]);
-            add_layer(&mut tile, layer, mvt_name, &entries, &cut);
+            add_layer(&mut tile, layer, mvt_name, &entries, cut);
         }
     }
     if tile.num_layers() == 0 {
@@ -551,20 +573,87 @@ fn ring(
 
 /// The cluster grid of tile z/x/y as a store that cuts tiles itself sums
 /// it (see [`crate::store::TileGrid`]): the same cells as [`clustered`].
-pub fn store_grid(z: u8, x: u32, y: u32) -> crate::store::TileGrid {
+///
+/// With a `crs` other than WGS84 the tile is on that datum's grid while
+/// the store holds WGS84: the grid is moved by the datum shift at the
+/// tile's centre, so each stored point is summed where the datum places
+/// it. The shift varies by metres across a tile a cluster cell is
+/// kilometres wide on (clusters are cut below z15), so a cell differs
+/// from the held layer's only for a point within metres of its edge.
+pub fn store_grid(z: u8, x: u32, y: u32, crs: Crs) -> crate::store::TileGrid {
     let (min, max) = tile_bounds(z, x, y);
     let unit = (max[0] - min[0]) / f64::from(EXTENT);
     let pad = BUFFER * unit;
-    let (w, s) = crate::index::mercator_to_lonlat(min[0] - pad, min[1] - pad);
-    let (e, n) = crate::index::mercator_to_lonlat(max[0] + pad, max[1] + pad);
+    let (lonlat, [dx, dy]) = if crs == Crs::Wgs84 {
+        let (w, s) = crate::index::mercator_to_lonlat(min[0] - pad, min[1] - pad);
+        let (e, n) = crate::index::mercator_to_lonlat(max[0] + pad, max[1] + pad);
+        ([w, s, e, n], [0.0, 0.0])
+    } else {
+        let centre = [(min[0] + max[0]) / 2.0, (min[1] + max[1]) / 2.0];
+        let (lon, lat) = crate::index::mercator_to_lonlat(centre[0], centre[1]);
+        let (wlon, wlat) = crs.to_wgs84(lon, lat);
+        let (wx, wy) = crate::index::lonlat_to_mercator(wlon, wlat);
+        (
+            wgs84_box_of(min, max, pad, crs),
+            [centre[0] - wx, centre[1] - wy],
+        )
+    };
     crate::store::TileGrid {
-        lonlat: [w, s, e, n],
-        min_x: min[0],
-        max_y: max[1],
+        lonlat,
+        min_x: min[0] - dx,
+        max_y: max[1] - dy,
         unit,
         cell: CLUSTER_CELL,
         side: i32::try_from(SIDE).unwrap_or(i32::MAX),
     }
+}
+
+/// The WGS84 box of the stored features that can reach the buffered tile
+/// `min`..`max` (Web Mercator) of datum `crs`: the datums differ by under
+/// 0.02° in China (none outside it); 0.03° is looked further.
+pub fn wgs84_box_of(min: [f64; 2], max: [f64; 2], pad: f64, crs: Crs) -> [f64; 4] {
+    let (w, s) = crate::index::mercator_to_lonlat(min[0] - pad, min[1] - pad);
+    let (e, n) = crate::index::mercator_to_lonlat(max[0] + pad, max[1] + pad);
+    let slack = if crs == Crs::Wgs84 { 0.0 } else { 0.03 };
+    [
+        (w - slack).max(-180.0),
+        (s - slack).max(-90.0),
+        (e + slack).min(180.0),
+        (n + slack).min(90.0),
+    ]
+}
+
+/// The WGS84 box a store reads for one layer of tile z/x/y of datum `crs`.
+pub fn store_box(z: u8, x: u32, y: u32, crs: Crs) -> [f64; 4] {
+    let (min, max) = tile_bounds(z, x, y);
+    let pad = BUFFER * (max[0] - min[0]) / f64::from(EXTENT);
+    wgs84_box_of(min, max, pad, crs)
+}
+
+/// One layer's tile cut from features a store read (the WGS84 features of
+/// [`store_box`]), exactly as a held layer's: placed on the datum `crs`,
+/// clipped, simplified, labelled and clustered by the same code.
+pub fn build_from_features(
+    layer: &LayerDef,
+    mut features: Vec<Feature>,
+    (z, x, y): (u8, u32, u32),
+    crs: Crs,
+) -> Option<Vec<u8>> {
+    if crs != Crs::Wgs84 {
+        for f in &mut features {
+            f.geometry = crs.geometry_from_wgs84(&f.geometry);
+        }
+    }
+    let (rows, _) = Rows::load(layer, features);
+    with_cut((z, x, y), |cut, bmin, bmax| {
+        let mut tile = mvt::Tile::new(EXTENT);
+        let entries = rows.search(&[bmin[0], bmin[1], bmax[0], bmax[1]]);
+        add_layer(&mut tile, layer, &layer.name, &entries, cut);
+        if tile.num_layers() == 0 {
+            return None;
+        }
+        tile.to_bytes().ok()
+    })
 }
 
 /// Whether `n` points meeting tile z (all points) are drawn as clusters,

@@ -288,12 +288,6 @@ async fn build_and_cache(
         .iter()
         .map(|(l, f)| (Arc::clone(l), f.clone()))
         .partition(|(l, _)| state.index.in_store(&l.name));
-    if !in_store.is_empty() && crs != Crs::Wgs84 {
-        return Err(AppError::BadRequest(format!(
-            "layer `{}` is served from the database, whose tiles are cut in WGS84 only (leave out `crs`)",
-            in_store[0].0.name
-        )));
-    }
     let index = state.index.clone();
     let metrics = state.metrics.clone();
     let store = Arc::clone(&state.store);
@@ -306,7 +300,9 @@ async fn build_and_cache(
             // parts' bytes are joined as they are.
             let mut parts: Vec<u8> = Vec::new();
             for (layer, filter) in &in_store {
-                parts.extend(store_layer(store.as_ref(), layer, (z, x, y), filter.as_ref()).await?);
+                parts.extend(
+                    store_layer(store.as_ref(), layer, (z, x, y), filter.as_ref(), crs).await?,
+                );
             }
             let held = tokio::task::spawn_blocking(move || {
                 let lookup = |l: &LayerDef| {
@@ -322,46 +318,61 @@ async fn build_and_cache(
                 build::build_tile(&index, &defs, (z, x, y), &lookup, crs)
             })
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| TileError::Build(e.to_string()))?;
             if let Some(held) = held {
                 parts.extend(held);
             }
             let built = Arc::new((!parts.is_empty()).then(|| finish(parts)));
             metrics.tile_built(started.elapsed().as_secs_f64());
-            Ok::<_, String>(built)
+            Ok::<_, TileError>(built)
         })
         .await;
-    built.map_err(|e| {
-        tracing::error!(error = %e, tile = %format!("{z}/{x}/{y}"), "a tile build failed");
-        AppError::Internal(format!("the tile {z}/{x}/{y} could not be built"))
+    built.map_err(|e| match e.as_ref() {
+        TileError::TooDense { .. } => AppError::BadRequest(e.to_string()),
+        TileError::Store(s) if s.is_unreachable() => {
+            AppError::unavailable("the database does not answer", s)
+        }
+        _ => {
+            tracing::error!(error = %e, tile = %format!("{z}/{x}/{y}"), "a tile build failed");
+            AppError::Internal(format!("the tile {z}/{x}/{y} could not be built"))
+        }
     })
 }
 
+/// The most features a layer the store serves gives one tile cut by
+/// onemap's own code (labels, simplification, a datum other than WGS84);
+/// past it a WGS84 tile comes from the database's encoder.
+const STORE_CUT_HERE: u64 = build::DENSE_POINT_BUDGET as u64;
+/// … and the most one tile on another datum is cut from (the database
+/// cannot shift to GCJ-02 or BD-09, so those tiles are always cut here).
+const STORE_CUT_SHIFTED: u64 = 50_000;
+
 /// One layer's part of tile z/x/y, cut by the store that serves it: its
-/// points clustered exactly as a held layer's would be, else every
-/// feature through the database's own MVT encoder (`ST_AsMVT`).
+/// points clustered exactly as a held layer's would be; a tile of few
+/// features, or one on another datum, cut by the same code as a held
+/// layer's from the features the store reads; else every feature through
+/// the database's own MVT encoder (`ST_AsMVT`).
 async fn store_layer(
     store: &dyn crate::store::Store,
     layer: &Arc<LayerDef>,
     (z, x, y): (u8, u32, u32),
     filter: Option<&Expr>,
-) -> Result<Vec<u8>, String> {
-    let grid = build::store_grid(z, x, y);
-    let cells = store
-        .tile_grid(layer, &grid, filter)
-        .await
-        .map_err(|e| e.to_string())?;
+    crs: Crs,
+) -> Result<Vec<u8>, TileError> {
+    let grid = build::store_grid(z, x, y, crs);
+    let cells = store.tile_grid(layer, &grid, filter).await?;
     let total: u64 = cells.iter().map(|c| c.n).sum();
     if total == 0 {
         return Ok(Vec::new());
     }
-    if cells.iter().all(|c| c.points_only) && build::clusters_at(z, total) {
+    let points_only = cells.iter().all(|c| c.points_only);
+    if points_only && build::clusters_at(z, total) {
         let ones: Vec<filter::Literal> = cells
             .iter()
             .filter(|c| c.n == 1)
             .map(|c| filter::Literal::Integer(c.one))
             .collect();
-        let singles = store
+        let mut singles = store
             .features(
                 layer,
                 &crate::store::Query {
@@ -372,19 +383,57 @@ async fn store_layer(
                     ..crate::store::Query::default()
                 },
             )
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
+        for f in &mut singles {
+            f.geometry = crs.geometry_from_wgs84(&f.geometry);
+        }
         let (rows, _) = crate::index::Rows::load(layer, singles);
         return Ok(build::clustered_from_grid(layer, &cells, &rows).unwrap_or_default());
+    }
+    let shifted = crs != Crs::Wgs84;
+    if shifted && total > STORE_CUT_SHIFTED {
+        return Err(TileError::TooDense {
+            layer: layer.name.clone(),
+            features: total,
+            most: STORE_CUT_SHIFTED,
+        });
+    }
+    if shifted || (!points_only && total <= STORE_CUT_HERE) {
+        let mut query = crate::store::Query::bbox(build::store_box(z, x, y, crs));
+        if let Some(f) = filter {
+            query.filter = Some(match query.filter.take() {
+                Some(b) => Expr::And(vec![b, f.clone()]),
+                None => f.clone(),
+            });
+        }
+        let features = store.features(layer, &query).await?;
+        let owned = Arc::clone(layer);
+        return tokio::task::spawn_blocking(move || {
+            build::build_from_features(&owned, features, (z, x, y), crs).unwrap_or_default()
+        })
+        .await
+        .map_err(|e| TileError::Build(e.to_string()));
     }
     let columns: Vec<&str> = build::tile_fields(layer)
         .into_iter()
         .map(|(n, _)| n)
         .collect();
-    store
-        .tile_mvt(layer, (z, x, y), &columns, filter)
-        .await
-        .map_err(|e| e.to_string())
+    Ok(store.tile_mvt(layer, (z, x, y), &columns, filter).await?)
+}
+
+/// Why a part of a tile a store serves was not cut.
+#[derive(Debug, thiserror::Error)]
+enum TileError {
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error("layer `{layer}` has {features} features in this tile, more than the {most} a tile on another datum is cut from: zoom in, or leave out `crs`")]
+    TooDense {
+        layer: String,
+        features: u64,
+        most: u64,
+    },
+    #[error("cutting the tile failed: {0}")]
+    Build(String),
 }
 
 impl Built {

@@ -439,3 +439,141 @@ async fn dispatch_sees_a_layer_too_big_to_hold_as_if_it_were_held() {
     let body = r.text().await.unwrap_or_default();
     assert!(body.contains("enterprises"), "{body}");
 }
+
+#[tokio::test]
+async fn database_served_areas_and_shifted_datums_are_cut_as_if_held() {
+    // An operator's own area layer (named, so labelled) and the demo's
+    // point layers, left in the database on node B, held on node A: their
+    // tiles, on WGS84 and on AMap's GCJ-02, must be the same.
+    let reservoirs: onemap::layers::LayerDef = toml::from_str(
+        r#"
+name = "reservoirs"
+title_zh = "水库"
+title_en = "Reservoirs"
+geometry = ["Polygon"]
+group = "planning"
+properties = [{ name = "storage_m3", type = "number", minimum = 0 }]
+"#,
+    )
+    .expect("a layer declaration");
+    let extra = vec![reservoirs];
+    let layers = extra.clone();
+    let held = crate::helpers::spawn_app_with(tempfile::tempdir().expect("tempdir"), true, |s| {
+        s.layers = layers;
+    })
+    .await;
+    let (database, layers) = (held.database.clone(), extra.clone());
+    let in_db = crate::helpers::spawn_app_with(tempfile::tempdir().expect("tempdir"), false, |s| {
+        s.database = database;
+        s.layers = layers;
+        s.index_max_features = 0;
+    })
+    .await;
+    // Generated: 40 reservoirs, irregular hexagons 300–900 m across.
+    let def = held.catalog.get("reservoirs").expect("declared");
+    let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(31);
+    let shapes: Vec<onemap::layers::Feature> = (0..40)
+        .map(|i| {
+            use rand::Rng;
+            let c = [
+                118.25 + rng.random::<f64>() * 0.12,
+                34.98 + rng.random::<f64>() * 0.1,
+            ];
+            let ring: Vec<(f64, f64)> = (0..6)
+                .map(|k| {
+                    let a = f64::from(k) * std::f64::consts::TAU / 6.0;
+                    let r = 0.0015 + rng.random::<f64>() * 0.003;
+                    (c[0] + r * a.cos(), c[1] + r * a.sin())
+                })
+                .collect();
+            feature(
+                geo::Polygon::new(geo::LineString::from(ring), vec![]),
+                json!({"name": format!("生成水库{i}"), "storage_m3": 1000 * i}),
+            )
+        })
+        .collect();
+    held.store
+        .insert(def, &shapes, "test")
+        .await
+        .expect("stored");
+    let count = "/ogc/collections/reservoirs/items?limit=1";
+    for _ in 0..100 {
+        if held.get_json(count).await["numberMatched"]
+            == in_db.get_json(count).await["numberMatched"]
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let mut areas = 0;
+    let mut labels = 0;
+    for (z, crs) in [
+        (11u8, ""),
+        (13, ""),
+        (15, ""),
+        (11, "?crs=gcj02"),
+        (14, "?crs=gcj02"),
+        (13, "?crs=bd09"),
+    ] {
+        let (x, y) = crate::tiles::tile_of(118.31, 35.03, z);
+        let path = format!("/tiles/onemap/{z}/{x}/{y}.mvt{crs}");
+        let a = crate::tiles::decode_path(&in_db, &path, (z, x, y)).await;
+        let b = crate::tiles::decode_path(&held, &path, (z, x, y)).await;
+        assert_eq!(
+            a.keys().collect::<Vec<_>>(),
+            b.keys().collect::<Vec<_>>(),
+            "{path}: the same layers"
+        );
+        for (layer, features) in &b {
+            let norm = |fs: &[onemap::layers::Feature]| {
+                let mut v: Vec<String> = fs
+                    .iter()
+                    .map(|f| {
+                        format!(
+                            "{:?} {}",
+                            f.geometry,
+                            serde_json::Value::Object(f.properties.clone())
+                        )
+                    })
+                    .collect();
+                v.sort();
+                v
+            };
+            assert_eq!(norm(&a[layer]), norm(features), "{path}: {layer}");
+        }
+        areas += b.get("reservoirs").map_or(0, Vec::len);
+        // The label points, as GDAL reads them.
+        let q = if crs.is_empty() { "" } else { crs };
+        let label_lines = |text: String| {
+            let mut v: Vec<String> = text
+                .lines()
+                .map(str::trim)
+                .filter(|l| l.starts_with("name (String) = ") || l.starts_with("POINT"))
+                .map(str::to_owned)
+                .collect();
+            v.sort();
+            v
+        };
+        let la = label_lines(
+            crate::tiles::ogrinfo_tile(
+                &in_db,
+                "reservoirs",
+                (z, x, y),
+                q,
+                Some("reservoirs_label"),
+            )
+            .await,
+        );
+        let lb = label_lines(
+            crate::tiles::ogrinfo_tile(&held, "reservoirs", (z, x, y), q, Some("reservoirs_label"))
+                .await,
+        );
+        assert_eq!(la, lb, "{path}: the same labels");
+        labels += lb.iter().filter(|l| l.starts_with("name")).count();
+    }
+    assert!(
+        areas > 10 && labels > 10,
+        "{areas} areas, {labels} labels compared"
+    );
+}

@@ -754,7 +754,7 @@ async fn the_offline_basemap_is_written_served_and_styled() {
 
 /// A tile (`/tiles/{layers}/{z}/{x}/{y}.mvt` plus `query`) as GDAL's
 /// `ogrinfo` prints it: one MVT layer, or all with `None`; empty for a 204.
-async fn ogrinfo_tile(
+pub(crate) async fn ogrinfo_tile(
     app: &TestApp,
     layers: &str,
     (z, x, y): (u8, u32, u32),
