@@ -241,6 +241,12 @@ impl Shape {
         self.0.bounds
     }
 
+    /// The box this shape is, when it is an axis-aligned rectangle: a point
+    /// meets it exactly when each coordinate lies within the box's range.
+    pub fn rectangle(&self) -> Option<Rect<f64>> {
+        self.0.rect
+    }
+
     /// Whether `other` meets this shape, touching included (DE-9IM
     /// `intersects`).
     pub fn intersects(&self, other: &Geometry<f64>) -> bool {

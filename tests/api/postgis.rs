@@ -211,6 +211,15 @@ async fn a_layer_too_big_to_hold_is_served_by_postgis_as_if_it_were_held() {
             )
         })
         .collect();
+    // One on a box's edge, one a hair outside it (PostGIS' index boxes are
+    // float4, rounded outward: only the coordinates can tell them apart).
+    let mut extra = extra;
+    for (lon, name) in [(118.3, "边上企业"), (118.3 + 1e-9, "边外企业")] {
+        extra.push(feature(
+            geo::Point::new(lon, 35.05),
+            json!({"name": name, "industry": "化工"}),
+        ));
+    }
     held.store
         .insert(enterprises, &extra, "test")
         .await
@@ -259,11 +268,23 @@ async fn a_layer_too_big_to_hold_is_served_by_postgis_as_if_it_were_held() {
         "/ogc/collections/enterprises/items?limit=7&offset=3",
         "/ogc/collections/enterprises/items?risk_level=high&limit=50",
         "/ogc/collections/enterprises/items?bbox=118.2,34.95,118.35,35.1&limit=1000",
+        "/ogc/collections/enterprises/items?bbox=118.25,35.0,118.3,35.1&limit=10&offset=20",
+        "/ogc/collections/enterprises/items?bbox=118.3,35.04,118.4,35.06&limit=1000&risk_level=high",
+        "/ogc/collections/enterprises/items?bbox=118.2999,35.0499,118.3,35.0501",
         "/ogc/collections/enterprises/items?filter=risk_level%20%3D%20%27medium%27%20AND%20S_INTERSECTS(geometry,BBOX(118.2,34.9,118.4,35.1))",
     ] {
         let (a, b) = (in_db.get_json(q).await, held.get_json(q).await);
         assert_eq!(a["numberMatched"], b["numberMatched"], "{q}");
         assert_eq!(a["features"], b["features"], "{q}");
+        if q.contains("118.2999") {
+            let names: Vec<&str> = a["features"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|f| f["properties"]["name"].as_str())
+                .collect();
+            assert_eq!(names, ["边上企业"], "the edge is in, a hair past it out");
+        }
     }
 
     // An edit moves the tiles of a layer the store serves, too.

@@ -324,7 +324,11 @@ impl PgStore {
         tx: &mpsc::Sender<Result<Feature, StoreError>>,
     ) -> Result<(), StoreError> {
         let mut binds = Vec::new();
-        let condition = query.filter.as_ref().map(|e| sql::superset(e, &mut binds));
+        let points = points_only(layer);
+        let condition = query
+            .filter
+            .as_ref()
+            .map(|e| sql::condition(e, points, &mut binds));
         let mut order: Vec<String> = query
             .sort
             .iter()
@@ -344,7 +348,7 @@ impl PgStore {
         let order = order.join(", ");
         // A spatial filter is only approximated in SQL: its exact test, and
         // so the offset and limit, are applied here.
-        let exact = query.filter.as_ref().filter(|e| e.is_spatial());
+        let exact = query.filter.as_ref().filter(|e| !sql::is_exact(e, points));
         let by_id = query.sort.is_empty();
         let clamp = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
         let (mut sql_offset, mut sql_remaining) = match exact {
@@ -429,6 +433,12 @@ impl PgStore {
             }
         }
     }
+}
+
+/// Whether the layer's geometry column holds points only (its type says
+/// so, and PostGIS enforces it), so a box is tested exactly in SQL.
+fn points_only(layer: &LayerDef) -> bool {
+    layer.geometry == [crate::layers::GeometryKind::Point]
 }
 
 /// Wake the feed on every change another node (or this one) commits; on a
@@ -973,7 +983,8 @@ impl Store for PgStore {
     }
 
     async fn count(&self, layer: &LayerDef, query: &Query) -> Result<u64, StoreError> {
-        if let Some(exact) = query.filter.as_ref().filter(|e| e.is_spatial()) {
+        let points = points_only(layer);
+        if let Some(exact) = query.filter.as_ref().filter(|e| !sql::is_exact(e, points)) {
             // One unordered pass over the envelope's candidates, each
             // tested exactly: paging them by id in chunks re-ran the index
             // scan and its sort per chunk (a dense box of 20,000 points
@@ -1005,7 +1016,7 @@ impl Store for PgStore {
         Self::check_layer(&mut conn, layer).await?;
         let mut binds = Vec::new();
         let condition = match &query.filter {
-            Some(e) => format!(" WHERE {}", sql::superset(e, &mut binds)),
+            Some(e) => format!(" WHERE {}", sql::condition(e, points, &mut binds)),
             None => String::new(),
         };
         let sql = format!("SELECT count(*) FROM \"{}\"{condition}", layer.name);
@@ -1215,7 +1226,7 @@ impl Store for PgStore {
         );
         let last = p(Bind::Integer(i64::from(grid.side - 1)), &mut binds);
         let condition = filter
-            .map(|f| format!(" AND {}", sql::superset(f, &mut binds)))
+            .map(|f| format!(" AND {}", sql::condition(f, points_only(layer), &mut binds)))
             .unwrap_or_default();
         // Web Mercator as the index computes it (`index::mercator`), so a
         // point lands in the same cell either way.
@@ -1261,7 +1272,7 @@ impl Store for PgStore {
             sql::param(&mut binds, Bind::Integer(i64::from(y))),
         );
         let condition = filter
-            .map(|f| format!(" AND {}", sql::superset(f, &mut binds)))
+            .map(|f| format!(" AND {}", sql::condition(f, points_only(layer), &mut binds)))
             .unwrap_or_default();
         let props: String = columns
             .iter()

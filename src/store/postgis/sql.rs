@@ -7,7 +7,9 @@
 //! store checks such filters exactly with [`Expr::matches`]: both stores
 //! then answer a filter with the same features, decided by the same code.
 //! Under NOT a superset turns into a subset, so each subexpression is
-//! translated both ways.
+//! translated both ways. One spatial test is exact in SQL: a point against
+//! a box (a bbox query of a point layer, the commonest), by its
+//! coordinates, so such a query is counted and paged by the database.
 
 use crate::filter::{Expr, Literal, ID};
 
@@ -65,10 +67,27 @@ pub fn column(property: &str) -> String {
 /// those when `e` has no spatial predicate). Placeholders continue after
 /// the `binds` already there.
 pub fn superset(e: &Expr, binds: &mut Vec<Bind>) -> String {
-    translate(e, binds, true)
+    translate(e, binds, true, false)
 }
 
-fn translate(e: &Expr, binds: &mut Vec<Bind>, sup: bool) -> String {
+/// [`superset`] for a layer of `points` only (its geometry column holds
+/// nothing but points), where a box is tested exactly.
+pub fn condition(e: &Expr, points: bool, binds: &mut Vec<Bind>) -> String {
+    translate(e, binds, true, points)
+}
+
+/// Whether [`condition`] selects exactly the features `e` matches, so no
+/// feature need be tested again by [`Expr::matches`].
+pub fn is_exact(e: &Expr, points: bool) -> bool {
+    match e {
+        Expr::Intersects(shape) => points && shape.rectangle().is_some(),
+        Expr::And(v) | Expr::Or(v) => v.iter().all(|x| is_exact(x, points)),
+        Expr::Not(x) => is_exact(x, points),
+        _ => true,
+    }
+}
+
+fn translate(e: &Expr, binds: &mut Vec<Bind>, sup: bool, points: bool) -> String {
     // Atomic predicates are made two-valued (a missing value is false, not
     // NULL) so that SQL and `Expr::matches` agree under NOT. The id is
     // never NULL and stays bare, so the primary key answers it.
@@ -87,15 +106,18 @@ fn translate(e: &Expr, binds: &mut Vec<Bind>, sup: bool) -> String {
             } else {
                 (" OR ", "false")
             };
-            let inner: Vec<String> = parts.iter().map(|p| translate(p, binds, sup)).collect();
+            let inner: Vec<String> = parts
+                .iter()
+                .map(|p| translate(p, binds, sup, points))
+                .collect();
             if inner.is_empty() {
                 return empty.into();
             }
             balanced(&inner, op)
         }
         Expr::Not(inner) => match &**inner {
-            Expr::Not(x) => translate(x, binds, sup),
-            inner => format!("(NOT {})", translate(inner, binds, !sup)),
+            Expr::Not(x) => translate(x, binds, sup, points),
+            inner => format!("(NOT {})", translate(inner, binds, !sup, points)),
         },
         Expr::Const(b) => if *b { "true" } else { "false" }.into(),
         Expr::Compare {
@@ -136,6 +158,17 @@ fn translate(e: &Expr, binds: &mut Vec<Bind>, sup: bool) -> String {
             }
         }
         Expr::Intersects(shape) => {
+            if let Some(r) = shape.rectangle().filter(|_| points) {
+                // Exact either way: the envelope test finds the candidates
+                // on the GIST index (its boxes are rounded outward to
+                // float4), the coordinates decide, as `Shape::intersects`
+                // does for a point.
+                let [a, b, c, d] = [r.min().x, r.min().y, r.max().x, r.max().y]
+                    .map(|v| param(binds, Bind::Real(v)));
+                return format!(
+                    "coalesce((\"{GEOM}\" && ST_MakeEnvelope({a}, {b}, {c}, {d}, 4326) AND ST_X(\"{GEOM}\") BETWEEN {a} AND {c} AND ST_Y(\"{GEOM}\") BETWEEN {b} AND {d}), false)"
+                );
+            }
             if !sup {
                 return "false".into();
             }
@@ -198,5 +231,33 @@ mod tests {
         let sql = superset(&e, &mut binds);
         assert!(sql.contains("&& ST_MakeEnvelope("), "{sql}");
         assert_eq!(binds.len(), 4);
+    }
+
+    #[test]
+    fn a_box_is_exact_for_points_only() {
+        let catalog = Catalog::builtin().expect("catalog");
+        let layer = catalog.get("rescue_teams").expect("layer");
+        let boxed = parse_cql2(
+            "NOT S_INTERSECTS(geometry, BBOX(118, 34, 119, 35)) AND headcount > 3",
+            layer,
+        )
+        .expect("parses");
+        let mut binds = Vec::new();
+        let sql = condition(&boxed, true, &mut binds);
+        assert!(is_exact(&boxed, true));
+        assert!(
+            sql.contains("ST_X(") && sql.starts_with("((NOT coalesce("),
+            "{sql}"
+        );
+        assert!(!is_exact(&boxed, false), "a box is a superset for areas");
+        let polygon = parse_cql2(
+            "S_INTERSECTS(geometry, POLYGON((118 34, 119 34, 118.5 35, 118 34)))",
+            layer,
+        )
+        .expect("parses");
+        assert!(
+            !is_exact(&polygon, true),
+            "a triangle is tested by the store"
+        );
     }
 }
