@@ -152,6 +152,34 @@ async fn gdal_reads_the_layers_as_postgis_tables() {
         "{text}"
     );
     assert!(text.contains("headcount: Integer64"), "{text}");
+
+    // GDAL writing to the table, as another program: the server sees it.
+    let out = tokio::process::Command::new("ogrinfo")
+        .arg(format!(
+            "PG:host=127.0.0.1 port=5432 user=postgres dbname={dbname} active_schema={schema}"
+        ))
+        .args([
+            "-sql",
+            "UPDATE rescue_teams SET headcount = 977 WHERE fid = 1",
+        ])
+        .output()
+        .await
+        .expect("ogrinfo runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut seen = false;
+    for _ in 0..50 {
+        let f = app.get_json("/ogc/collections/rescue_teams/items/1").await;
+        if f["properties"]["headcount"] == 977 {
+            seen = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(seen, "GDAL's edit shows within a second");
 }
 
 /// The points of a tile drawn as themselves, by id with their properties.
@@ -597,4 +625,129 @@ properties = [{ name = "storage_m3", type = "number", minimum = 0 }]
         areas > 10 && labels > 10,
         "{areas} areas, {labels} labels compared"
     );
+}
+
+#[tokio::test]
+async fn another_programs_writes_to_the_tables_are_logged_and_reach_every_node() {
+    // QGIS or ogr2ogr edits the PostGIS tables directly: each statement is
+    // logged by the tables' triggers, so a node holding the layer and one
+    // leaving it in the database both show it, and the event stream
+    // announces it; onemap's own writes are not logged twice.
+    let held = spawn_app(true).await;
+    let database = held.database.clone();
+    let in_db = crate::helpers::spawn_app_with(tempfile::tempdir().expect("tempdir"), false, |s| {
+        s.database = database;
+        s.index_max_features = 0;
+    })
+    .await;
+    let before = held.store.last_seq().await.expect("a seq");
+    // Another program: a plain connection, without onemap's startup option.
+    let options: sqlx::postgres::PgConnectOptions =
+        held.database.parse().expect("the test database URL");
+    let mut other = sqlx::ConnectOptions::connect(&options.application_name("QGIS"))
+        .await
+        .expect("a connection");
+    let inserted: Vec<i64> = sqlx::query_scalar(
+        "INSERT INTO enterprises (geom, name, industry) VALUES \
+         (ST_SetSRID(ST_MakePoint(118.31, 35.05), 4326), '外部新增一', '化工'), \
+         (ST_SetSRID(ST_MakePoint(118.32, 35.06), 4326), '外部新增二', '化工') RETURNING fid",
+    )
+    .fetch_all(&mut other)
+    .await
+    .expect("inserted");
+    sqlx::query("UPDATE enterprises SET name = '外部改名' WHERE fid = $1")
+        .bind(inserted[0])
+        .execute(&mut other)
+        .await
+        .expect("updated");
+    sqlx::query("DELETE FROM enterprises WHERE fid = $1")
+        .bind(inserted[1])
+        .execute(&mut other)
+        .await
+        .expect("deleted");
+    // A statement that writes nothing logs nothing.
+    sqlx::query("UPDATE enterprises SET name = 'x' WHERE fid = -1")
+        .execute(&mut other)
+        .await
+        .expect("updated none");
+
+    let changes = held
+        .store
+        .changes_since(before, 100)
+        .await
+        .expect("the log");
+    let seen: Vec<(String, &str, Vec<i64>, bool, bool)> = changes
+        .iter()
+        .map(|c| {
+            (
+                c.actor.clone(),
+                c.op.as_str(),
+                c.ids.clone(),
+                c.bbox_before.is_some(),
+                c.bbox_after.is_some(),
+            )
+        })
+        .collect();
+    let actor = "another program (postgres, QGIS)".to_owned();
+    assert_eq!(
+        seen,
+        [
+            (actor.clone(), "create", inserted.clone(), false, true),
+            (actor.clone(), "update", vec![inserted[0]], true, true),
+            (actor, "delete", vec![inserted[1]], true, false),
+        ],
+        "one entry per statement, with ids and boxes"
+    );
+    let (kept, gone) = (
+        format!("/ogc/collections/enterprises/items/{}", inserted[0]),
+        format!("/ogc/collections/enterprises/items/{}", inserted[1]),
+    );
+    for node in [&held, &in_db] {
+        let mut shown = false;
+        for _ in 0..50 {
+            let f = node.get(&kept).await;
+            if f.status() == 200 {
+                let f: serde_json::Value = f.json().await.expect("json");
+                if f["properties"]["name"] == "外部改名" && node.get(&gone).await.status() == 404
+                {
+                    shown = true;
+                    break;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(
+            shown,
+            "{}: the external edit shows within a second",
+            node.base_url
+        );
+    }
+    // The node holding the layer has it in its tiles too.
+    let z = 16;
+    let (x, y) = crate::tiles::tile_of(118.31, 35.05, z);
+    let tile = crate::tiles::decode(&held, "enterprises", z, x, y).await;
+    assert!(
+        tile.get("enterprises")
+            .into_iter()
+            .flatten()
+            .any(|f| f.properties["name"] == "外部改名"),
+        "{tile:?}"
+    );
+
+    // onemap's own write: one entry, by its actor, not a second one.
+    let head = held.store.last_seq().await.expect("a seq");
+    let token = held.token(onemap::auth::Role::Dispatcher).await;
+    let r = held
+        .client
+        .patch(held.url(&kept))
+        .bearer_auth(&token)
+        .header("content-type", "application/merge-patch+json")
+        .body(json!({"properties": {"industry": "仓储"}}).to_string())
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(r.status(), 200);
+    let own = held.store.changes_since(head, 100).await.expect("the log");
+    assert_eq!(own.len(), 1, "{own:?}");
+    assert!(!own[0].actor.starts_with("another program"), "{own:?}");
 }

@@ -66,7 +66,10 @@ impl PgStore {
     pub async fn open(url: &str) -> Result<Self, StoreError> {
         let options = PgConnectOptions::from_str(url)
             .map_err(StoreError::db("parsing the PostgreSQL URL"))?
-            .application_name("onemap");
+            .application_name("onemap")
+            // Writes on these connections are logged by onemap itself; the
+            // layer tables' triggers log everyone else's.
+            .options([schema::WRITER_OPTION]);
         let pool = PgPoolOptions::new()
             .max_connections(POOL)
             .acquire_timeout(Duration::from_secs(30))

@@ -96,7 +96,45 @@ pub async fn ensure_layer(conn: &mut PgConnection, layer: &LayerDef) -> Result<(
         .map_err(StoreError::db(format!("indexing {t}")))?;
     }
     rename_values(conn, layer).await?;
+    log_triggers(conn, layer).await?;
     catalog_entry(conn, layer).await
+}
+
+/// What a connection says to be onemap's own (a startup option): the log
+/// triggers skip its writes, which onemap logs itself.
+pub const WRITER_OPTION: (&str, &str) = ("onemap.writer", "onemap");
+
+/// The triggers that log other programs' writes to the layer's table
+/// (`onemap_log_external`, see migration 0002), created when missing.
+async fn log_triggers(conn: &mut PgConnection, layer: &LayerDef) -> Result<(), StoreError> {
+    let t = &layer.name;
+    for (event, referencing) in [
+        ("insert", "NEW TABLE AS new_rows"),
+        ("update", "OLD TABLE AS old_rows NEW TABLE AS new_rows"),
+        ("delete", "OLD TABLE AS old_rows"),
+    ] {
+        let name = format!("{t}_onemap_log_{event}");
+        let exists: Option<i32> = sqlx::query_scalar(
+            "SELECT 1 FROM pg_trigger g JOIN pg_class c ON c.oid = g.tgrelid \
+             WHERE c.oid = to_regclass(quote_ident($1)) AND g.tgname = $2",
+        )
+        .bind(t)
+        .bind(&name)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(StoreError::db(format!("reading the log triggers of {t}")))?;
+        if exists.is_some() {
+            continue;
+        }
+        sqlx::query(&format!(
+            "CREATE TRIGGER \"{name}\" AFTER {event} ON \"{t}\" REFERENCING {referencing} \
+             FOR EACH STATEMENT EXECUTE FUNCTION onemap_log_external()"
+        ))
+        .execute(&mut *conn)
+        .await
+        .map_err(StoreError::db(format!("creating the log triggers of {t}")))?;
+    }
+    Ok(())
 }
 
 /// Rewrite values an earlier catalog used (`renamed_values`); not logged,
