@@ -209,13 +209,7 @@ fn drawn(
 async fn a_layer_too_big_to_hold_is_served_by_postgis_as_if_it_were_held() {
     // Node A holds nothing (every layer is "too big"), node B everything,
     // on the same database: their tiles and items must agree.
-    let held = spawn_app(true).await;
-    let database = held.database.clone();
-    let in_db = crate::helpers::spawn_app_with(tempfile::tempdir().expect("tempdir"), false, |s| {
-        s.database = database;
-        s.index_max_features = 0;
-    })
-    .await;
+    let (held, in_db) = held_and_in_store(Vec::new()).await;
     let points: Vec<String> = held
         .catalog
         .layers()
@@ -248,22 +242,7 @@ async fn a_layer_too_big_to_hold_is_served_by_postgis_as_if_it_were_held() {
             json!({"name": name, "industry": "化工"}),
         ));
     }
-    held.store
-        .insert(enterprises, &extra, "test")
-        .await
-        .expect("stored");
-    for _ in 0..100 {
-        if held
-            .get_json("/ogc/collections/enterprises/items?limit=1")
-            .await["numberMatched"]
-            == in_db
-                .get_json("/ogc/collections/enterprises/items?limit=1")
-                .await["numberMatched"]
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    insert_on_both(&held, &in_db, enterprises, &extra).await;
     let mut compared = 0;
     let mut clustered = 0;
     for z in [9u8, 11, 13, 15, 17] {
@@ -360,13 +339,7 @@ async fn dispatch_sees_a_layer_too_big_to_hold_as_if_it_were_held() {
     // Node A holds every layer, node B only those dispatch and planning
     // read whole (the limit is 0), on the same database: what a dispatcher
     // asks of a layer B leaves in the database must come out the same.
-    let held = spawn_app(true).await;
-    let database = held.database.clone();
-    let in_db = crate::helpers::spawn_app_with(tempfile::tempdir().expect("tempdir"), false, |s| {
-        s.database = database;
-        s.index_max_features = 0;
-    })
-    .await;
+    let (held, in_db) = held_and_in_store(Vec::new()).await;
     // Generated: 600 enterprises spread over 40 km around the hazard with
     // the widest evacuation radius, so some fall inside it and the rings
     // of the database walk are crossed several times.
@@ -406,19 +379,7 @@ async fn dispatch_sees_a_layer_too_big_to_hold_as_if_it_were_held() {
             )
         })
         .collect();
-    held.store
-        .insert(enterprises, &extra, "test")
-        .await
-        .expect("stored");
-    let count = "/ogc/collections/enterprises/items?limit=1";
-    for _ in 0..100 {
-        if held.get_json(count).await["numberMatched"]
-            == in_db.get_json(count).await["numberMatched"]
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    insert_on_both(&held, &in_db, enterprises, &extra).await;
 
     let exposure = format!("/api/hazards/{hazard}/exposure");
     let (a, b) = (
@@ -505,19 +466,7 @@ properties = [{ name = "storage_m3", type = "number", minimum = 0 }]
 "#,
     )
     .expect("a layer declaration");
-    let extra = vec![reservoirs];
-    let layers = extra.clone();
-    let held = crate::helpers::spawn_app_with(tempfile::tempdir().expect("tempdir"), true, |s| {
-        s.layers = layers;
-    })
-    .await;
-    let (database, layers) = (held.database.clone(), extra.clone());
-    let in_db = crate::helpers::spawn_app_with(tempfile::tempdir().expect("tempdir"), false, |s| {
-        s.database = database;
-        s.layers = layers;
-        s.index_max_features = 0;
-    })
-    .await;
+    let (held, in_db) = held_and_in_store(vec![reservoirs]).await;
     // Generated: 40 reservoirs, irregular hexagons 300–900 m across.
     let def = held.catalog.get("reservoirs").expect("declared");
     let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(31);
@@ -541,19 +490,7 @@ properties = [{ name = "storage_m3", type = "number", minimum = 0 }]
             )
         })
         .collect();
-    held.store
-        .insert(def, &shapes, "test")
-        .await
-        .expect("stored");
-    let count = "/ogc/collections/reservoirs/items?limit=1";
-    for _ in 0..100 {
-        if held.get_json(count).await["numberMatched"]
-            == in_db.get_json(count).await["numberMatched"]
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    insert_on_both(&held, &in_db, def, &shapes).await;
 
     let mut areas = 0;
     let mut labels = 0;
@@ -633,13 +570,7 @@ async fn another_programs_writes_to_the_tables_are_logged_and_reach_every_node()
     // logged by the tables' triggers, so a node holding the layer and one
     // leaving it in the database both show it, and the event stream
     // announces it; onemap's own writes are not logged twice.
-    let held = spawn_app(true).await;
-    let database = held.database.clone();
-    let in_db = crate::helpers::spawn_app_with(tempfile::tempdir().expect("tempdir"), false, |s| {
-        s.database = database;
-        s.index_max_features = 0;
-    })
-    .await;
+    let (held, in_db) = held_and_in_store(Vec::new()).await;
     let before = held.store.last_seq().await.expect("a seq");
     // Another program: a plain connection, without onemap's startup option.
     let options: sqlx::postgres::PgConnectOptions =
@@ -750,4 +681,47 @@ async fn another_programs_writes_to_the_tables_are_logged_and_reach_every_node()
     let own = held.store.changes_since(head, 100).await.expect("the log");
     assert_eq!(own.len(), 1, "{own:?}");
     assert!(!own[0].actor.starts_with("another program"), "{own:?}");
+}
+
+/// Node A holding every layer (with the demo, and the `extra` layers
+/// declared), node B on the same database leaving every layer it may in
+/// the database (its limit is 0).
+async fn held_and_in_store(
+    extra: Vec<onemap::layers::LayerDef>,
+) -> (crate::helpers::TestApp, crate::helpers::TestApp) {
+    let layers = extra.clone();
+    let held = crate::helpers::spawn_app_with(tempfile::tempdir().expect("tempdir"), true, |s| {
+        s.layers = layers;
+    })
+    .await;
+    let database = held.database.clone();
+    let in_db = crate::helpers::spawn_app_with(tempfile::tempdir().expect("tempdir"), false, |s| {
+        s.database = database;
+        s.layers = extra;
+        s.index_max_features = 0;
+    })
+    .await;
+    (held, in_db)
+}
+
+/// Store `features` in `layer` and wait until both nodes count the same.
+async fn insert_on_both(
+    held: &crate::helpers::TestApp,
+    in_db: &crate::helpers::TestApp,
+    layer: &onemap::layers::LayerDef,
+    features: &[onemap::layers::Feature],
+) {
+    held.store
+        .insert(layer, features, "test")
+        .await
+        .expect("stored");
+    let count = format!("/ogc/collections/{}/items?limit=1", layer.name);
+    for _ in 0..100 {
+        if held.get_json(&count).await["numberMatched"]
+            == in_db.get_json(&count).await["numberMatched"]
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
