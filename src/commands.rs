@@ -98,6 +98,9 @@ pub async fn copy(settings: &Settings, args: &CopyArgs) -> Result<store::Restore
     .await;
     bar.finish();
     let copied = copied?;
+    let bar = Progress::new("laying out the tables", None);
+    to.lay_out(&catalog).await?;
+    bar.finish();
     for layer in catalog.layers() {
         let (a, b) = (
             from.count(layer, &store::Query::default()).await?,

@@ -146,6 +146,25 @@ async fn a_copy_to_the_store_and_back_to_a_geopackage_is_lossless() {
         assert!(o.status.success(), "{err}");
         assert!(err.contains("copied"), "{err}");
     }
+    if middle.starts_with("postgres") {
+        // The copy laid each PostGIS table out in its spatial index's order.
+        let options: sqlx::postgres::PgConnectOptions = middle.parse().expect("the URL");
+        let mut conn = sqlx::ConnectOptions::connect(&options)
+            .await
+            .expect("a connection");
+        let mut clustered: Vec<String> = sqlx::query_scalar(
+            "SELECT c.relname::text FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid \
+             WHERE i.indisclustered AND c.relnamespace = current_schema()::regnamespace",
+        )
+        .fetch_all(&mut conn)
+        .await
+        .expect("the catalog");
+        clustered.sort();
+        let layers: Vec<String> = catalog.layers().iter().map(|l| l.name.clone()).collect();
+        let mut sorted = layers.clone();
+        sorted.sort();
+        assert_eq!(clustered, sorted, "every layer table clustered");
+    }
 
     let was = contents(&original, &catalog).await;
     assert!(

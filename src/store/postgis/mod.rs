@@ -1212,6 +1212,25 @@ impl Store for PgStore {
         true
     }
 
+    async fn lay_out(&self, catalog: &crate::layers::Catalog) -> Result<(), StoreError> {
+        let mut conn = self.conn().await?;
+        for layer in catalog.layers() {
+            let t = &layer.name;
+            sqlx::query(&format!(
+                "CLUSTER \"{t}\" USING \"{t}_{}_gist\"",
+                schema::GEOM
+            ))
+            .execute(&mut *conn)
+            .await
+            .map_err(StoreError::db(format!("laying out {t}")))?;
+            sqlx::query(&format!("ANALYZE \"{t}\""))
+                .execute(&mut *conn)
+                .await
+                .map_err(StoreError::db(format!("analysing {t}")))?;
+        }
+        Ok(())
+    }
+
     async fn tile_grid(
         &self,
         layer: &LayerDef,
