@@ -97,6 +97,8 @@ fn default_layers(state: &AppState) -> Vec<String> {
         .layers()
         .iter()
         .filter(|l| l.group != LayerGroup::Reference && l.name != "population_grid")
+        // A layer the database serves is past what one replay draws.
+        .filter(|l| !state.index.in_store(&l.name))
         .map(|l| l.name.clone())
         .collect()
 }
@@ -149,6 +151,13 @@ pub async fn replay(
             .map(|l| crate::request::layer_or_404(&state, l.trim()).map(|d| d.name.clone()))
             .collect::<Result<_, _>>()?,
     };
+    if let Some(big) = layers.iter().find(|l| state.index.in_store(l)) {
+        return Err(DispatchError::invalid(
+            "layers",
+            format!("`{big}` is too big to hold in memory (the database serves it): a replay draws held layers only, at most {MAX_FEATURES} features"),
+        )
+        .into());
+    }
     let total: usize = layers.iter().map(|l| state.index.len(l)).sum();
     if total > MAX_FEATURES {
         return Err(DispatchError::invalid(

@@ -433,6 +433,18 @@ async fn dispatch_sees_a_layer_too_big_to_hold_as_if_it_were_held() {
     }
     assert_eq!(a, b, "the summaries agree");
 
+    // A replay draws held layers only: by default it leaves the database's
+    // out, and says so when one is named.
+    let now = chrono::Utc::now()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+        .replace('+', "%2B");
+    let r = in_db.get_json(&format!("/api/replay?at={now}")).await;
+    assert!(r["layers"].get("incidents").is_some(), "{r}");
+    assert!(r["layers"].get("enterprises").is_none(), "{r}");
+    in_db
+        .assert_problem(&format!("/api/replay?at={now}&layers=enterprises"), 400)
+        .await;
+
     // Planning reads held layers only, and says so.
     let r = in_db
         .client
