@@ -29,6 +29,7 @@ use crate::{
 
 pub use columns::{scalar, Scalar};
 pub use mercator::{lonlat_to_mercator, mercator_to_lonlat, tile_bounds, EARTH_HALF_CIRCUMFERENCE};
+pub use nearest::STORE_RING_LIMIT;
 pub use nearest::{distance_to_box_m, haversine_m, EARTH_RADIUS_M};
 pub use rows::{Row, Rows};
 

@@ -212,18 +212,20 @@ impl SpatialIndex {
         let last = max_distance_m.min(HALF_EARTH_M);
         let (mut inner, mut outer) = (0.0, FIRST_RING_M.min(last));
         loop {
-            let query = Query {
+            let query = Query::bbox(box_around(p, outer));
+            // Counted first, so a ring too full is refused without reading
+            // it (the count of a box is one index query).
+            if store.count(layer, &query).await? > STORE_RING_LIMIT {
+                return Err(too_many(layer, outer));
+            }
+            // Bounded again: rows may have come between the two reads.
+            let bounded = Query {
                 limit: Some(STORE_RING_LIMIT + 1),
-                ..Query::bbox(box_around(p, outer))
+                ..query
             };
-            let found = store.features(layer, &query).await?;
+            let found = store.features(layer, &bounded).await?;
             if found.len() as u64 > STORE_RING_LIMIT {
-                return Err(StoreError::TooMuch {
-                    what: format!(
-                        "more than {STORE_RING_LIMIT} features of `{}` lie within {:.0} m of the point: narrow the search (a smaller radius or limit)",
-                        layer.name, outer
-                    ),
-                });
+                return Err(too_many(layer, outer));
             }
             let (rows, _) = Rows::load(layer, found);
             let closing = outer >= last;
@@ -243,6 +245,15 @@ impl SpatialIndex {
             }
             (inner, outer) = (outer, (outer * 2.0).min(last));
         }
+    }
+}
+
+fn too_many(layer: &LayerDef, outer: f64) -> StoreError {
+    StoreError::TooMuch {
+        what: format!(
+            "more than {STORE_RING_LIMIT} features of `{}` lie within {outer:.0} m of the point: narrow the search (a smaller radius or limit)",
+            layer.name
+        ),
     }
 }
 

@@ -737,3 +737,43 @@ async fn insert_on_both(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test]
+async fn a_search_of_a_database_layer_too_dense_to_walk_is_refused_not_run() {
+    // Generated: 200,001 enterprises within 300 m, written by another
+    // program. A node leaving the layer in the database refuses to read
+    // more than a ring's limit for one nearest search: a clear 400.
+    let app = crate::helpers::spawn_app_with(tempfile::tempdir().expect("tempdir"), true, |s| {
+        s.index_max_features = 0;
+    })
+    .await;
+    let options: sqlx::postgres::PgConnectOptions = app.database.parse().expect("the URL");
+    let mut other = sqlx::ConnectOptions::connect(&options)
+        .await
+        .expect("a connection");
+    sqlx::query(
+        "INSERT INTO enterprises (geom, name) SELECT \
+         ST_SetSRID(ST_MakePoint(118.40 + (i % 500) * 0.000005, 35.10 + (i / 500) * 0.000005), 4326), \
+         '生成企业' || i FROM generate_series(0, $1) i",
+    )
+    .bind(i64::try_from(onemap::index::STORE_RING_LIMIT).unwrap_or(0))
+    .execute(&mut other)
+    .await
+    .expect("inserted");
+    let path = "/api/nearest?layer=enterprises&lon=118.401&lat=35.101&limit=5";
+    let r = app.get(path).await;
+    assert_eq!(r.status(), 400, "{path}");
+    assert_eq!(r.headers()["content-type"], "application/problem+json");
+    let body = r.text().await.unwrap_or_default();
+    assert!(
+        body.contains("enterprises") && body.contains("narrow"),
+        "{body}"
+    );
+    // Elsewhere the same layer is searched as ever.
+    let far = app
+        .get_json("/api/nearest?layer=enterprises&lon=118.30&lat=35.00&limit=3&radius_m=1500")
+        .await;
+    assert!(far["results"].is_array(), "{far}");
+    let health = app.get("/healthz").await;
+    assert_eq!(health.status(), 200, "the server is unharmed");
+}
