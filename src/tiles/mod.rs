@@ -347,8 +347,9 @@ const STORE_CUT_HERE: u64 = build::DENSE_POINT_BUDGET as u64;
 /// cannot shift to GCJ-02 or BD-09, so those tiles are always cut here).
 const STORE_CUT_SHIFTED: u64 = 50_000;
 
-/// One layer's part of tile z/x/y, cut by the store that serves it: its
-/// points clustered exactly as a held layer's would be; a tile of few
+/// One layer's part of tile z/x/y, cut by the store that serves it: a
+/// point layer's tile counted first, and drawn by `ST_AsMVT` when it does
+/// not cluster; its points clustered exactly as a held layer's would be; a tile of few
 /// features, or one on another datum, cut by the same code as a held
 /// layer's from the features the store reads; else every feature through
 /// the database's own MVT encoder (`ST_AsMVT`).
@@ -359,6 +360,32 @@ async fn store_layer(
     filter: Option<&Expr>,
     crs: Crs,
 ) -> Result<Vec<u8>, TileError> {
+    let shifted = crs != Crs::Wgs84;
+    let with_filter = |mut query: crate::store::Query| {
+        if let Some(f) = filter {
+            query.filter = Some(match query.filter.take() {
+                Some(b) => Expr::And(vec![b, f.clone()]),
+                None => f.clone(),
+            });
+        }
+        query
+    };
+    let columns: Vec<&str> = build::tile_fields(layer)
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    if !shifted && layer.geometry == [crate::layers::GeometryKind::Point] {
+        // A point layer's count decides whether it clusters (one index
+        // scan); only a tile that does needs the grid's sums.
+        let query = with_filter(crate::store::Query::bbox(build::store_box(z, x, y, crs)));
+        let n = store.count(layer, &query).await?;
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        if !build::clusters_at(z, n) {
+            return Ok(store.tile_mvt(layer, (z, x, y), &columns, filter).await?);
+        }
+    }
     let grid = build::store_grid(z, x, y, crs);
     let cells = store.tile_grid(layer, &grid, filter).await?;
     let total: u64 = cells.iter().map(|c| c.n).sum();
@@ -390,7 +417,6 @@ async fn store_layer(
         let (rows, _) = crate::index::Rows::load(layer, singles);
         return Ok(build::clustered_from_grid(layer, &cells, &rows).unwrap_or_default());
     }
-    let shifted = crs != Crs::Wgs84;
     if shifted && total > STORE_CUT_SHIFTED {
         return Err(TileError::TooDense {
             layer: layer.name.clone(),
@@ -399,13 +425,7 @@ async fn store_layer(
         });
     }
     if shifted || (!points_only && total <= STORE_CUT_HERE) {
-        let mut query = crate::store::Query::bbox(build::store_box(z, x, y, crs));
-        if let Some(f) = filter {
-            query.filter = Some(match query.filter.take() {
-                Some(b) => Expr::And(vec![b, f.clone()]),
-                None => f.clone(),
-            });
-        }
+        let query = with_filter(crate::store::Query::bbox(build::store_box(z, x, y, crs)));
         let features = store.features(layer, &query).await?;
         let owned = Arc::clone(layer);
         return tokio::task::spawn_blocking(move || {
@@ -414,10 +434,6 @@ async fn store_layer(
         .await
         .map_err(|e| TileError::Build(e.to_string()));
     }
-    let columns: Vec<&str> = build::tile_fields(layer)
-        .into_iter()
-        .map(|(n, _)| n)
-        .collect();
     Ok(store.tile_mvt(layer, (z, x, y), &columns, filter).await?)
 }
 
