@@ -736,6 +736,110 @@ pub async fn validate_numbered(
     })
 }
 
+/// Rows read per checkout of a pooled connection, in both stores. The
+/// connection goes back to the pool between chunks, so a client reading
+/// slowly holds at most a chunk and a channel of features, never a
+/// connection: eight slow readers of long pages once held every
+/// connection, and health, reads and writes all waited behind them.
+pub const CHUNK: i64 = 500;
+
+/// How a store reads a query's features chunk by chunk. Ordered by id
+/// alone (every read of the index, most pages), each chunk starts after
+/// the last id seen, an indexed seek; with other sort keys, chunks follow
+/// each other by offset. A filter the SQL only approximates (`exact`) is
+/// tested here, and so are the query's offset and limit.
+pub struct Chunks<'a> {
+    query: &'a Query,
+    exact: Option<&'a Expr>,
+    by_id: bool,
+    /// The OFFSET of the next chunk's SQL.
+    pub sql_offset: i64,
+    sql_remaining: Option<i64>,
+    /// The id the next chunk starts after.
+    pub after: Option<i64>,
+    skipped: u64,
+    sent: u64,
+}
+
+impl<'a> Chunks<'a> {
+    pub fn new(query: &'a Query, exact: Option<&'a Expr>) -> Self {
+        let clamp = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        let (sql_offset, sql_remaining) = match exact {
+            None => (clamp(query.offset), query.limit.map(clamp)),
+            Some(_) => (0, None),
+        };
+        Self {
+            query,
+            exact,
+            by_id: query.sort.is_empty(),
+            sql_offset,
+            sql_remaining,
+            after: None,
+            skipped: 0,
+            sent: 0,
+        }
+    }
+
+    /// The LIMIT of the next chunk's SQL; `None` once the query is done.
+    pub fn take(&self) -> Option<i64> {
+        let take = self.sql_remaining.map_or(CHUNK, |r| r.min(CHUNK));
+        (take > 0).then_some(take)
+    }
+
+    /// Hand one row on (its id, and the feature read from it or why it
+    /// could not be read: that is reported and the read goes on, so one
+    /// row another tool wrote badly does not stop a start-up load). False
+    /// when the read is over: the limit is reached or the reader left.
+    pub async fn send(
+        &mut self,
+        id: Option<i64>,
+        read: Result<Feature, StoreError>,
+        tx: &tokio::sync::mpsc::Sender<Result<Feature, StoreError>>,
+    ) -> bool {
+        self.after = id.or(self.after);
+        let f = match read {
+            Ok(f) => f,
+            Err(e) => return tx.send(Err(e)).await.is_ok(),
+        };
+        if let Some(e) = self.exact {
+            if !e.matches(&f) {
+                return true;
+            }
+            if self.skipped < self.query.offset {
+                self.skipped += 1;
+                return true;
+            }
+            if self.query.limit.is_some_and(|l| self.sent >= l) {
+                return false;
+            }
+        }
+        if tx.send(Ok(f)).await.is_err() {
+            // The reader went away (a client disconnected): stop.
+            return false;
+        }
+        self.sent += 1;
+        true
+    }
+
+    /// After a chunk of `n` rows read with LIMIT `take`: whether another
+    /// chunk follows.
+    pub fn next_chunk(&mut self, n: i64, take: i64) -> bool {
+        if n < take {
+            return false;
+        }
+        if self.by_id {
+            self.sql_offset = 0;
+        } else {
+            self.sql_offset = self.sql_offset.saturating_add(n);
+            self.after = None;
+        }
+        if let Some(r) = self.sql_remaining.as_mut() {
+            *r -= n;
+        }
+        true
+    }
+}
+
 /// True when no layer of `catalog` holds a feature.
 pub async fn is_empty(store: &dyn Store, catalog: &Catalog) -> Result<bool, StoreError> {
     for layer in catalog.layers() {

@@ -743,13 +743,6 @@ fn clauses(layer: &LayerDef, query: &Query) -> (String, String, Vec<sql::Bind>) 
     (condition, format!(" ORDER BY {}", order.join(", ")), binds)
 }
 
-/// Rows read per checkout of a pooled connection. The connection goes back
-/// to the pool between chunks, so a client reading slowly holds at most a
-/// chunk and a channel of features, never a connection: eight slow readers
-/// of long pages once held every connection, and health, reads and writes
-/// all waited behind them.
-const CHUNK: i64 = 500;
-
 impl GpkgStore {
     async fn stream_into(
         pool: &SqlitePool,
@@ -759,27 +752,13 @@ impl GpkgStore {
     ) -> Result<(), StoreError> {
         let (condition, order, binds) = clauses(layer, query);
         // A spatial filter is only approximated in SQL: its exact test, and
-        // so the offset and limit, are applied here.
+        // so the offset and limit, are applied by `Chunks`.
         let exact = query.filter.as_ref().filter(|e| e.is_spatial());
-        // Ordered by id alone (every read of the index, most pages): each
-        // chunk starts after the last id seen, an indexed seek. With other
-        // sort keys, chunks follow each other by offset.
-        let by_id = query.sort.is_empty();
-        let clamp = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
-        let (mut sql_offset, mut sql_remaining) = match exact {
-            None => (clamp(query.offset), query.limit.map(clamp)),
-            Some(_) => (0, None),
-        };
-        let mut after: Option<i64> = None;
-        let (mut skipped, mut sent) = (0u64, 0u64);
+        let mut chunks = super::Chunks::new(query, exact);
         let mut first = true;
-        loop {
-            let take = sql_remaining.map_or(CHUNK, |r| r.min(CHUNK));
-            if take <= 0 {
-                return Ok(());
-            }
+        while let Some(take) = chunks.take() {
             let mut b = binds.clone();
-            let condition = match (after, condition.strip_prefix(" WHERE ")) {
+            let condition = match (chunks.after, condition.strip_prefix(" WHERE ")) {
                 (Some(id), Some(c)) => {
                     b.push(sql::Bind::Integer(id));
                     format!(" WHERE ({c}) AND fid > ?")
@@ -791,7 +770,7 @@ impl GpkgStore {
                 (None, _) => condition.clone(),
             };
             b.push(sql::Bind::Integer(take));
-            b.push(sql::Bind::Integer(sql_offset));
+            b.push(sql::Bind::Integer(chunks.sql_offset));
             let sql = format!(
                 "{}{condition}{order} LIMIT ? OFFSET ?",
                 Self::select_sql(layer)
@@ -809,51 +788,18 @@ impl GpkgStore {
             };
             let n = i64::try_from(rows.len()).unwrap_or(i64::MAX);
             for row in &rows {
-                after = row.try_get::<i64, _>(0).ok().or(after);
-                // One row that cannot be read (a NULL or hostile geometry
-                // that another tool wrote) is reported and the read goes
-                // on: the start-up load skips it instead of refusing the
-                // whole file.
-                let f = match read_feature(layer, row) {
-                    Ok(f) => f,
-                    Err(e) => {
-                        if tx.send(Err(e)).await.is_err() {
-                            return Ok(());
-                        }
-                        continue;
-                    }
-                };
-                if let Some(e) = exact {
-                    if !e.matches(&f) {
-                        continue;
-                    }
-                    if skipped < query.offset {
-                        skipped += 1;
-                        continue;
-                    }
-                    if query.limit.is_some_and(|l| sent >= l) {
-                        return Ok(());
-                    }
-                }
-                if tx.send(Ok(f)).await.is_err() {
-                    // The reader went away (a client disconnected): stop.
+                // A row that cannot be read (a NULL or hostile geometry
+                // another tool wrote) is reported and the read goes on.
+                let id = row.try_get::<i64, _>(0).ok();
+                if !chunks.send(id, read_feature(layer, row), tx).await {
                     return Ok(());
                 }
-                sent += 1;
             }
-            if n < take {
-                return Ok(());
-            }
-            if by_id {
-                sql_offset = 0;
-            } else {
-                sql_offset = sql_offset.saturating_add(n);
-                after = None;
-            }
-            if let Some(r) = sql_remaining.as_mut() {
-                *r -= n;
+            if !chunks.next_chunk(n, take) {
+                break;
             }
         }
+        Ok(())
     }
 }
 

@@ -37,9 +37,6 @@ use sql::Bind;
 
 /// Connections per node: reads, writes and the change feed share them.
 const POOL: u32 = 16;
-/// Rows per chunk of a stream (see `gpkg::CHUNK`: a slow reader holds a
-/// chunk, never a connection).
-const CHUNK: i64 = 500;
 /// Features in flight between the reading task and a streaming answer.
 const STREAM_BUFFER: usize = 64;
 /// Rows per INSERT of a batch (one array parameter per column).
@@ -349,30 +346,19 @@ impl PgStore {
             .collect();
         order.push("fid ASC".into());
         let order = order.join(", ");
-        // A spatial filter is only approximated in SQL: its exact test, and
-        // so the offset and limit, are applied here.
+        // A spatial filter the SQL only approximates is tested exactly,
+        // and so the offset and limit, by `Chunks`.
         let exact = query.filter.as_ref().filter(|e| !sql::is_exact(e, points));
-        let by_id = query.sort.is_empty();
-        let clamp = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
-        let (mut sql_offset, mut sql_remaining) = match exact {
-            None => (clamp(query.offset), query.limit.map(clamp)),
-            Some(_) => (0, None),
-        };
-        let mut after: Option<i64> = None;
-        let (mut skipped, mut sent) = (0u64, 0u64);
+        let mut chunks = super::Chunks::new(query, exact);
         let mut first = true;
-        loop {
-            let take = sql_remaining.map_or(CHUNK, |r| r.min(CHUNK));
-            if take <= 0 {
-                return Ok(());
-            }
+        while let Some(take) = chunks.take() {
             let mut b = binds.clone();
             let mut conditions: Vec<String> = condition.iter().cloned().collect();
-            if let Some(id) = after {
+            if let Some(id) = chunks.after {
                 conditions.push(format!("fid > {}", sql::param(&mut b, Bind::Integer(id))));
             }
             let limit = sql::param(&mut b, Bind::Integer(take));
-            let offset = sql::param(&mut b, Bind::Integer(sql_offset));
+            let offset = sql::param(&mut b, Bind::Integer(chunks.sql_offset));
             let sql = format!(
                 "{}{} ORDER BY {order} LIMIT {limit} OFFSET {offset}",
                 Self::select_sql(layer),
@@ -395,46 +381,16 @@ impl PgStore {
             };
             let n = i64::try_from(rows.len()).unwrap_or(i64::MAX);
             for row in &rows {
-                after = row.try_get::<i64, _>(0).ok().or(after);
-                let f = match read_feature(layer, row) {
-                    Ok(f) => f,
-                    Err(e) => {
-                        if tx.send(Err(e)).await.is_err() {
-                            return Ok(());
-                        }
-                        continue;
-                    }
-                };
-                if let Some(e) = exact {
-                    if !e.matches(&f) {
-                        continue;
-                    }
-                    if skipped < query.offset {
-                        skipped += 1;
-                        continue;
-                    }
-                    if query.limit.is_some_and(|l| sent >= l) {
-                        return Ok(());
-                    }
-                }
-                if tx.send(Ok(f)).await.is_err() {
+                let id = row.try_get::<i64, _>(0).ok();
+                if !chunks.send(id, read_feature(layer, row), tx).await {
                     return Ok(());
                 }
-                sent += 1;
             }
-            if n < take {
-                return Ok(());
-            }
-            if by_id {
-                sql_offset = 0;
-            } else {
-                sql_offset = sql_offset.saturating_add(n);
-                after = None;
-            }
-            if let Some(r) = sql_remaining.as_mut() {
-                *r -= n;
+            if !chunks.next_chunk(n, take) {
+                break;
             }
         }
+        Ok(())
     }
 }
 
