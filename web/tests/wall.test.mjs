@@ -382,14 +382,14 @@ test('a lost WebGL context comes back with the same view and layers, features dr
 test('past its heap bound the wall reloads itself to the same view, language and layers', async () => {
   const page = await browser.newPage({ viewport: { width: 1280, height: 720 } });
   await page.goto(`${base}/wall/?lang=en&hide=cameras#11.5/34.95/118.30`);
-  await page.waitForFunction(() => window.onemap?.loaded() && window.onemapWall, null, { timeout: 60_000 });
+  await page.waitForFunction(() => window.onemap?.loaded() && window.onemapWall?.ready, null, { timeout: 60_000 });
   const before = page.url();
   await page.evaluate(() => { window.__sameDocument = true; });
   // A bound of 1 MB: passed at once.
   const reloading = page.waitForEvent('load');
   assert.equal(await page.evaluate(() => window.onemapWall.checkHeap(1)), true, 'it reloads');
   await reloading;
-  await page.waitForFunction(() => window.onemap?.loaded() && window.onemapWall, null, { timeout: 60_000 });
+  await page.waitForFunction(() => window.onemap?.loaded() && window.onemapWall?.ready, null, { timeout: 60_000 });
   assert.equal(await page.evaluate(() => window.__sameDocument), undefined, 'a new document');
   assert.equal(page.url(), before, 'the same address: view, language, hidden layers');
   assert.equal(await page.textContent('#top h1'), 'Emergency command “one map”');

@@ -217,6 +217,9 @@ const hadView = /^#[\d.]+\/[-\d.]+\/[-\d.]+/.test(location.hash);
 // the shell; the banner already says the wall is not live.
 const shell = createMap({ controls: false, onStatus: () => {} });
 const { map, ready, refresh } = shell;
+// Whether the view is set up: the catalog read and the address's hidden
+// layers applied (MapLibre's own `loaded()` can come first).
+let shellReady = false;
 
 // Changes are drawn at most once per animation frame; a wall left in a
 // hidden tab (no frames) holds a bounded list and then reloads everything.
@@ -556,6 +559,7 @@ onLangChange(() => { showFigures(lastSummary); showTicker(); showLegend(); showB
 ready.then(async () => {
   darken();
   applyHidden();
+  shellReady = true;
   fitToScreen();
   showLegend();
   // The catalog (value names) is loaded now: name what was drawn before.
@@ -592,6 +596,7 @@ window.onemapWall = {
   get live() { return Boolean(wall.feedState?.live); },
   get summarySeq() { return wall.summarySeq ?? null; },
   get replaySeq() { return wall.replaySeq ?? null; },
+  get ready() { return shellReady; },
   checkHeap,
   view: viewState,
 };
