@@ -13,16 +13,8 @@ pub async fn show(State(state): State<AppState>) -> Result<Json<Value>, AppError
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
     for l in state.catalog.layers() {
         // A layer too big to hold is counted where it is.
-        let n = if state.index.in_store(&l.name) {
-            let n = state
-                .store
-                .count(l, &crate::store::Query::default())
-                .await?;
-            usize::try_from(n).unwrap_or(usize::MAX)
-        } else {
-            state.index.len(&l.name)
-        };
-        counts.insert(l.name.clone(), n);
+        let n = state.index.count_of(state.store.as_ref(), l).await?;
+        counts.insert(l.name.clone(), usize::try_from(n).unwrap_or(usize::MAX));
     }
     let mut s = summarize(&counts, &|layer, visit| {
         state.index.each(layer, |all| {

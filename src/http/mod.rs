@@ -222,17 +222,11 @@ async fn health(State(state): State<AppState>) -> Result<Json<serde_json::Value>
 
 /// Prometheus exposition.
 async fn render_metrics(State(state): State<AppState>) -> Result<Response, AppError> {
-    // The index holds every feature of a held layer: counting there costs
-    // no query. A layer the database serves is left out (a count of tens
-    // of millions of rows at every scrape, per node, is not worth it; a
-    // 0 would be wrong).
+    // Held layers are counted in memory; a layer the store serves, in the
+    // store only after a change touched it.
     for layer in state.catalog.layers() {
-        if state.index.in_store(&layer.name) {
-            continue;
-        }
-        state
-            .metrics
-            .set_features(&layer.name, state.index.len(&layer.name) as u64);
+        let n = state.index.count_of(state.store.as_ref(), layer).await?;
+        state.metrics.set_features(&layer.name, n);
     }
     state.metrics.set_event_streams(state.events.open_streams());
     // moka counts lazily: settle its bookkeeping so the figures are current.

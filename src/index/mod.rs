@@ -118,6 +118,17 @@ struct Slot {
     /// A layer too big to hold, served by the store itself (its tiles,
     /// items and filters): no rows here, only its tiles' versions.
     in_store: bool,
+    /// Such a layer's feature count, while no change has touched it since
+    /// it was counted (a count of tens of millions of rows is not paid per
+    /// summary or scrape).
+    stored_count: Mutex<StoredCount>,
+}
+
+/// A count and the number of changes seen when it was taken.
+#[derive(Default)]
+struct StoredCount {
+    changes: u64,
+    known: Option<u64>,
 }
 
 impl Slot {
@@ -126,6 +137,7 @@ impl Slot {
             rows: RwLock::new(rows),
             dirty: RwLock::default(),
             in_store: false,
+            stored_count: Mutex::default(),
         }
     }
 
@@ -232,6 +244,10 @@ impl SpatialIndex {
                 rows.lay_out();
                 let mut slot = Slot::new(rows);
                 slot.in_store = true;
+                slot.stored_count = Mutex::new(StoredCount {
+                    changes: 0,
+                    known: Some(expected),
+                });
                 layers.insert(layer.name.clone(), slot);
                 continue;
             }
@@ -324,6 +340,31 @@ impl SpatialIndex {
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .changed(&projected);
+        let mut count = slot.stored_count.lock().unwrap_or_else(|p| p.into_inner());
+        count.changes += 1;
+        count.known = None;
+    }
+
+    /// How many features a layer has: the held rows, or for a layer the
+    /// store serves the store's count, taken again only after a change.
+    pub async fn count_of(&self, store: &dyn Store, layer: &LayerDef) -> Result<u64, StoreError> {
+        let Some(slot) = self.layers.get(&layer.name).filter(|l| l.in_store) else {
+            return Ok(self.len(&layer.name) as u64);
+        };
+        let changes = {
+            let count = slot.stored_count.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(n) = count.known {
+                return Ok(n);
+            }
+            count.changes
+        };
+        let n = store.count(layer, &Query::default()).await?;
+        let mut count = slot.stored_count.lock().unwrap_or_else(|p| p.into_inner());
+        // A change meanwhile may or may not be in `n`: not kept then.
+        if count.changes == changes {
+            count.known = Some(n);
+        }
+        Ok(n)
     }
 
     /// Features whose box meets the Web Mercator box, owned.

@@ -227,15 +227,26 @@ impl SpatialIndex {
             if found.len() as u64 > STORE_RING_LIMIT {
                 return Err(too_many(layer, outer));
             }
-            let (rows, _) = Rows::load(layer, found);
             let closing = outer >= last;
-            let mut ring: Vec<(f64, Row<'_>)> = rows
-                .iter()
-                .map(|r| (haversine_m(p, r.anchor()), r))
-                .filter(|(d, _)| *d >= inner && (*d < outer || (closing && *d <= outer)))
-                .collect();
-            ring.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.id().cmp(&b.1.id())));
-            for (d, r) in ring {
+            // Up to a ring's limit of rows placed and sorted: off the async
+            // workers.
+            let def = layer.clone();
+            let (rows, ring) = tokio::task::spawn_blocking(move || {
+                let (rows, _) = Rows::load(&def, found);
+                let mut ring: Vec<(f64, i64)> = rows
+                    .iter()
+                    .map(|r| (haversine_m(p, r.anchor()), r.id()))
+                    .filter(|(d, _)| *d >= inner && (*d < outer || (closing && *d <= outer)))
+                    .collect();
+                ring.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+                (rows, ring)
+            })
+            .await
+            .map_err(|e| StoreError::Interrupted {
+                context: format!("searching {} ({e})", layer.name),
+            })?;
+            for (d, id) in ring {
+                let Some(r) = rows.get(id) else { continue };
                 if let ControlFlow::Break(b) = visit(r, d) {
                     return Ok(Some(b));
                 }

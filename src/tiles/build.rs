@@ -16,6 +16,13 @@ use crate::{
 use geo::{BooleanOps, Orient};
 use mvt::{GeomEncoder, GeomType};
 
+/// How much further than a tile's buffer a GCJ-02 or BD-09 tile looks for
+/// the WGS84 features the datum shift may bring in, in Web Mercator metres
+/// and in degrees (held rows are searched in the one, the store in the
+/// other); both bounds are checked over China in the tests.
+const SHIFT_SLACK_M: f64 = 3_000.0;
+const SHIFT_SLACK_DEG: f64 = 0.03;
+
 /// Tile coordinates run over 0..EXTENT.
 pub const EXTENT: u32 = 4096;
 /// Geometry kept beyond each tile edge, in tile units (so strokes and
@@ -126,12 +133,12 @@ fn build_layers(
                 add_layer(&mut tile, layer, mvt_name, &entries, cut);
             });
         } else {
-            // The datums differ from WGS84 by up to about 1.3 km in China
-            // (BD-09: GCJ-02's shift and Baidu's own), 2.2 km of Web
-            // Mercator in the north: look 3 km further, then place each
-            // feature on the datum's grid (as rows of their own, so the
-            // same code cuts them). 1 km missed Baidu's edge features.
-            let slack = 3_000.0;
+            // BD-09 (GCJ-02's shift and Baidu's own) moves a point by up
+            // to 1.8 km of Web Mercator in China (the test below): look 3 km
+            // further, then place each feature on the datum's grid (as
+            // rows of their own, so the same code cuts them). 1 km missed
+            // Baidu's edge features.
+            let slack = SHIFT_SLACK_M;
             let shifted: Vec<Feature> = index.visit(
                 &layer.name,
                 [bmin[0] - slack, bmin[1] - slack],
@@ -584,22 +591,17 @@ pub fn store_grid(z: u8, x: u32, y: u32, crs: Crs) -> crate::store::TileGrid {
     let (min, max) = tile_bounds(z, x, y);
     let unit = (max[0] - min[0]) / f64::from(EXTENT);
     let pad = BUFFER * unit;
-    let (lonlat, [dx, dy]) = if crs == Crs::Wgs84 {
-        let (w, s) = crate::index::mercator_to_lonlat(min[0] - pad, min[1] - pad);
-        let (e, n) = crate::index::mercator_to_lonlat(max[0] + pad, max[1] + pad);
-        ([w, s, e, n], [0.0, 0.0])
+    let [dx, dy] = if crs == Crs::Wgs84 {
+        [0.0, 0.0]
     } else {
         let centre = [(min[0] + max[0]) / 2.0, (min[1] + max[1]) / 2.0];
         let (lon, lat) = crate::index::mercator_to_lonlat(centre[0], centre[1]);
         let (wlon, wlat) = crs.to_wgs84(lon, lat);
         let (wx, wy) = crate::index::lonlat_to_mercator(wlon, wlat);
-        (
-            wgs84_box_of(min, max, pad, crs),
-            [centre[0] - wx, centre[1] - wy],
-        )
+        [centre[0] - wx, centre[1] - wy]
     };
     crate::store::TileGrid {
-        lonlat,
+        lonlat: wgs84_box_of(min, max, pad, crs),
         min_x: min[0] - dx,
         max_y: max[1] - dy,
         unit,
@@ -611,10 +613,14 @@ pub fn store_grid(z: u8, x: u32, y: u32, crs: Crs) -> crate::store::TileGrid {
 /// The WGS84 box of the stored features that can reach the buffered tile
 /// `min`..`max` (Web Mercator) of datum `crs`: the datums differ by under
 /// 0.02° in China (none outside it); 0.03° is looked further.
-pub fn wgs84_box_of(min: [f64; 2], max: [f64; 2], pad: f64, crs: Crs) -> [f64; 4] {
+fn wgs84_box_of(min: [f64; 2], max: [f64; 2], pad: f64, crs: Crs) -> [f64; 4] {
     let (w, s) = crate::index::mercator_to_lonlat(min[0] - pad, min[1] - pad);
     let (e, n) = crate::index::mercator_to_lonlat(max[0] + pad, max[1] + pad);
-    let slack = if crs == Crs::Wgs84 { 0.0 } else { 0.03 };
+    let slack = if crs == Crs::Wgs84 {
+        0.0
+    } else {
+        SHIFT_SLACK_DEG
+    };
     [
         (w - slack).max(-180.0),
         (s - slack).max(-90.0),
@@ -692,4 +698,29 @@ pub fn clustered_from_grid(
     }
     tile.add_layer(out).ok()?;
     tile.to_bytes().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shift_slack_covers_every_datum_shift_in_china() {
+        let (mut most_m, mut most_deg) = (0f64, 0f64);
+        for crs in [Crs::Gcj02, Crs::Bd09] {
+            for i in 0..=124 {
+                for j in 0..=71 {
+                    let (lon, lat) = (73.0 + f64::from(i) * 0.5, 18.0 + f64::from(j) * 0.5);
+                    let (slon, slat) = crs.from_wgs84(lon, lat);
+                    most_deg = most_deg.max((slon - lon).abs()).max((slat - lat).abs());
+                    let (x0, y0) = crate::index::lonlat_to_mercator(lon, lat);
+                    let (x1, y1) = crate::index::lonlat_to_mercator(slon, slat);
+                    most_m = most_m.max((x1 - x0).abs()).max((y1 - y0).abs());
+                }
+            }
+        }
+        assert!(most_m > 500.0, "the shift is real: {most_m} m");
+        assert!(most_m < SHIFT_SLACK_M, "{most_m} m");
+        assert!(most_deg < SHIFT_SLACK_DEG, "{most_deg}°");
+    }
 }

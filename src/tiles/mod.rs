@@ -349,10 +349,10 @@ const STORE_CUT_SHIFTED: u64 = 50_000;
 
 /// One layer's part of tile z/x/y, cut by the store that serves it: a
 /// point layer's tile counted first, and drawn by `ST_AsMVT` when it does
-/// not cluster; its points clustered exactly as a held layer's would be; a tile of few
-/// features, or one on another datum, cut by the same code as a held
-/// layer's from the features the store reads; else every feature through
-/// the database's own MVT encoder (`ST_AsMVT`).
+/// not cluster; its points clustered exactly as a held layer's would be;
+/// a tile of few features, or one on another datum, cut by the same code
+/// as a held layer's from the features the store reads; else every
+/// feature through the database's own MVT encoder (`ST_AsMVT`).
 async fn store_layer(
     store: &dyn crate::store::Store,
     layer: &Arc<LayerDef>,
@@ -411,8 +411,10 @@ async fn store_layer(
                 },
             )
             .await?;
-        for f in &mut singles {
-            f.geometry = crs.geometry_from_wgs84(&f.geometry);
+        if shifted {
+            for f in &mut singles {
+                f.geometry = crs.geometry_from_wgs84(&f.geometry);
+            }
         }
         let (rows, _) = crate::index::Rows::load(layer, singles);
         return Ok(build::clustered_from_grid(layer, &cells, &rows).unwrap_or_default());

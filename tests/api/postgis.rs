@@ -432,6 +432,33 @@ async fn dispatch_sees_a_layer_too_big_to_hold_as_if_it_were_held() {
         }
     }
     assert_eq!(a, b, "the summaries agree");
+    // The database's count is kept until a change, then taken again.
+    let before = a["layers"]["enterprises"].as_u64().expect("a count");
+    held.store
+        .insert(
+            enterprises,
+            &[feature(
+                geo::Point::new(at[0], at[1]),
+                json!({"name": "又一企业", "industry": "化工"}),
+            )],
+            "test",
+        )
+        .await
+        .expect("stored");
+    let mut counted = None;
+    for _ in 0..50 {
+        counted = in_db.get_json("/api/summary").await["layers"]["enterprises"].as_u64();
+        if counted == Some(before + 1) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(counted, Some(before + 1), "the new count within a second");
+    let metrics = in_db.get("/metrics").await.text().await.unwrap_or_default();
+    assert!(
+        metrics.contains(&format!("layer=\"enterprises\"}} {}", before + 1)),
+        "{metrics}"
+    );
 
     // A replay draws held layers only: by default it leaves the database's
     // out, and says so when one is named.
@@ -665,17 +692,25 @@ async fn another_programs_writes_to_the_tables_are_logged_and_reach_every_node()
             node.base_url
         );
     }
-    // The node holding the layer has it in its tiles too.
+    // The node holding the layer has it in its tiles too (items may answer
+    // from the database before the node's index has caught up: wait).
     let z = 16;
     let (x, y) = crate::tiles::tile_of(118.31, 35.05, z);
-    let tile = crate::tiles::decode(&held, "enterprises", z, x, y).await;
-    assert!(
-        tile.get("enterprises")
+    let mut drawn = false;
+    for _ in 0..50 {
+        let tile = crate::tiles::decode(&held, "enterprises", z, x, y).await;
+        if tile
+            .get("enterprises")
             .into_iter()
             .flatten()
-            .any(|f| f.properties["name"] == "外部改名"),
-        "{tile:?}"
-    );
+            .any(|f| f.properties["name"] == "外部改名")
+        {
+            drawn = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(drawn, "the external edit is drawn within a second");
 
     // onemap's own write: one entry, by its actor, not a second one.
     let head = held.store.last_seq().await.expect("a seq");

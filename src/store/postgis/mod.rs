@@ -954,7 +954,7 @@ impl Store for PgStore {
             let sql = format!(
                 "{} WHERE {}",
                 Self::select_sql(layer),
-                sql::superset(exact, &mut binds)
+                sql::condition(exact, points, &mut binds)
             );
             let mut rows = bind_all(sqlx::query(&sql), binds).fetch(&mut *conn);
             let mut n = 0;

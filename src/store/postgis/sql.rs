@@ -63,15 +63,10 @@ pub fn column(property: &str) -> String {
     }
 }
 
-/// A WHERE condition selecting at least every feature `e` matches (exactly
-/// those when `e` has no spatial predicate). Placeholders continue after
-/// the `binds` already there.
-pub fn superset(e: &Expr, binds: &mut Vec<Bind>) -> String {
-    translate(e, binds, true, false)
-}
-
-/// [`superset`] for a layer of `points` only (its geometry column holds
-/// nothing but points), where a box is tested exactly.
+/// A WHERE condition selecting at least every feature `e` matches: exactly
+/// those when [`is_exact`] (no spatial predicate, or only boxes against a
+/// layer of `points` only, whose geometry column holds nothing else).
+/// Placeholders continue after the `binds` already there.
 pub fn condition(e: &Expr, points: bool, binds: &mut Vec<Bind>) -> String {
     translate(e, binds, true, points)
 }
@@ -214,7 +209,7 @@ mod tests {
         )
         .expect("parses");
         let mut binds = Vec::new();
-        let sql = superset(&e, &mut binds);
+        let sql = condition(&e, false, &mut binds);
         assert!(!sql.contains("OR 1=1"), "{sql}");
         assert_eq!(binds[0], Bind::Text("x' OR 1=1 --".into()));
         assert_eq!(sql.matches('$').count(), binds.len());
@@ -228,10 +223,10 @@ mod tests {
         let e = parse_cql2("NOT S_INTERSECTS(geometry, BBOX(118, 34, 119, 35))", layer)
             .expect("parses");
         let mut binds = Vec::new();
-        assert_eq!(superset(&e, &mut binds), "(NOT false)");
+        assert_eq!(condition(&e, false, &mut binds), "(NOT false)");
         let e =
             parse_cql2("S_INTERSECTS(geometry, BBOX(118, 34, 119, 35))", layer).expect("parses");
-        let sql = superset(&e, &mut binds);
+        let sql = condition(&e, false, &mut binds);
         assert!(sql.contains("&& ST_MakeEnvelope("), "{sql}");
         assert_eq!(binds.len(), 4);
     }
